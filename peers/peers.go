@@ -1,0 +1,109 @@
+// Package peers is the model of the peer file that every host of an overlay
+// shares: networks, peers, keys, addresses, faces and the interconnect
+// policy. It is pure: it reads bytes and answers questions. No sockets, no
+// goroutines, no logging.
+package peers
+
+import (
+	"net/netip"
+	"time"
+)
+
+// File is a parsed and validated peer file.
+type File struct {
+	Name     string // the file name used in error messages
+	Overlay  Overlay
+	Networks []*Network // in file order
+	Peers    []*Peer    // in file order; Peer.ID indexes this slice
+	Rules    []*Rule    // interconnect rules, in file order
+	Tests    []*Test
+
+	// indexes, built by Parse
+	peerByName map[string]*Peer
+	peerByAddr map[netip.Addr]*Peer
+	peerByFace map[netip.Addr]*Peer
+	netByName  map[string]*Network
+	policy     policy
+}
+
+// Overlay is the `overlay:` section.
+type Overlay struct {
+	Prefix netip.Prefix // every overlay address lies inside
+	Faces  netip.Prefix // loopback faces, same bits as Prefix, inside 127.0.0.0/8
+	Port   uint16       // UDP port of a peer whose endpoint names none
+}
+
+// Network is one entry of `networks:`.
+type Network struct {
+	Name   string
+	Prefix netip.Prefix
+	Line   int
+	ID     int // index in File.Networks
+}
+
+// Peer is one entry of `peers:`.
+type Peer struct {
+	Name      string
+	Network   *Network
+	PublicKey Key
+	Address   netip.Addr // overlay address
+	Face      netip.Addr // loopback face: Overlay.Faces + offset of Address in Overlay.Prefix
+	Endpoint  string     // "host:port" with the default port filled in; empty when the peer has none
+	Keepalive time.Duration
+	Expose    []PortRange // extra ports this host offers through the overlay (beyond Erlang's)
+	Line      int
+	ID        int // index in File.Peers
+}
+
+// PortRange is an inclusive range of TCP ports.
+type PortRange struct{ Lo, Hi uint16 }
+
+// Ports is the `ports:` list of a rule.
+type Ports struct {
+	All    bool        // no ports: list, every port
+	Erlang bool        // `erlang`: 4369 plus the target's registered dist ports
+	Ranges []PortRange // numbers and ranges
+}
+
+// Rule is one entry of `interconnect:`. A `between: [A, B]` rule is kept as
+// one Rule with Both set; From is A and To is B.
+type Rule struct {
+	From, To string // a network or a peer name
+	Both     bool
+	Ports    Ports
+	Line     int
+	Index    int // index in File.Rules
+}
+
+
+// Test is one entry of `tests:`.
+type Test struct {
+	From, To string // peer names
+	Port     uint16
+	Allow    bool // expect: allow / deny
+	Line     int
+}
+
+// Reason says why a Decision came out as it did.
+type Reason uint8
+
+const (
+	ReasonDefault     Reason = iota // no rule applies: deny across networks
+	ReasonSameNetwork               // both peers are in one network: allow
+	ReasonRule                      // Decision.Rule allowed it
+	ReasonSelf                      // a peer talking to itself
+)
+
+// Decision is the verdict of the policy for one new connection.
+type Decision struct {
+	Allow  bool
+	Reason Reason
+	Rule   *Rule // the deciding rule when Reason is ReasonRule
+}
+
+// EPMDPort is the port of the Erlang port mapper; `erlang` in a rule always
+// covers it.
+const EPMDPort = 4369
+
+// Key is a Curve25519 key, base64 in files and in `wg`, hex in UAPI.
+type Key [32]byte
