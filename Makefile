@@ -1,0 +1,53 @@
+# nodewire: `make demo` shows it, `make test` proves it.
+GO       ?= go
+BIN      := bin
+FUZZTIME ?= 10s
+E2E_TIMEOUT ?= 40m
+
+.PHONY: all build test unit vet fuzz e2e demo bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## deps: install what the tests need (Debian packages), only when missing.
+deps:
+	@bash e2e/deps.sh
+
+## vet: formatting and static checks.
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## unit: every package's tests except the multi-host e2e suite.
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+## fuzz: a short run of every fuzz target (seed corpora under testdata/).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## e2e: real epmd/erl on network-namespace hosts (root). Always cleans up.
+e2e: build
+	@bash e2e/run.sh -timeout $(E2E_TIMEOUT)
+
+## test: everything, on a fresh machine too.
+test: deps vet build unit fuzz e2e
+
+## demo: three namespaced hosts, real Erlang nodes, the policy at work (root).
+demo: deps build
+	@bash e2e/demo.sh
+
+## bench: Go benchmarks of the hot paths.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /e2e)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,173 @@
+// Command overlayd joins this host to a nodewire overlay: one UDP port, a
+// userspace WireGuard device and stack, and faces on loopback through which
+// unmodified epmd and Erlang nodes reach the other hosts.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/nodewire/nodewire/overlay"
+)
+
+const usage = `usage: overlayd --peers FILE --self NAME --private-key FILE [flags]
+       overlayd --config FILE [flags]
+
+Joins this host to the overlay described by the peer file. Runs in the
+foreground; SIGINT/SIGTERM stop it, SIGHUP reloads the peer file.
+
+Flags (the same names are the fields of the --config YAML file; flags win):
+`
+
+// fileConfig is the --config file: the flags' names as YAML fields.
+type fileConfig struct {
+	Peers      string `yaml:"peers"`
+	Self       string `yaml:"self"`
+	PrivateKey string `yaml:"private-key"`
+	ListenPort uint16 `yaml:"listen-port"`
+	Control    string `yaml:"control"`
+	Interface  string `yaml:"interface"`
+	MTU        int    `yaml:"mtu"`
+	LogLevel   string `yaml:"log-level"`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("overlayd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c fileConfig
+	configPath := fs.String("config", "", "YAML file with any of the fields below")
+	fs.StringVar(&c.Peers, "peers", "", "the peer file (the same on every host)")
+	fs.StringVar(&c.Self, "self", "", "this host's peer name in the peer file")
+	fs.StringVar(&c.PrivateKey, "private-key", "", "file with this host's private key (base64, mode 0600)")
+	listenPort := fs.Uint("listen-port", 0, "UDP port (default: the port of this host's endpoint, else overlay.port)")
+	fs.StringVar(&c.Control, "control", "", "control socket (default "+overlay.DefaultControlPath()+")")
+	fs.StringVar(&c.Interface, "interface", "", "name for `wg show` (default nw-SELF)")
+	fs.IntVar(&c.MTU, "mtu", 0, "inner MTU (default 1420, safe on the internet)")
+	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "overlayd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *listenPort > 65535 {
+		fmt.Fprintf(stderr, "overlayd: --listen-port %d is not a port\n", *listenPort)
+		return 2
+	}
+	c.ListenPort = uint16(*listenPort)
+	if *configPath != "" {
+		if err := mergeConfigFile(&c, *configPath, fs); err != nil {
+			fmt.Fprintf(stderr, "overlayd: %v\n", err)
+			return 2
+		}
+	}
+	var missing []string
+	for flagName, v := range map[string]string{"--peers": c.Peers, "--self": c.Self, "--private-key": c.PrivateKey} {
+		if v == "" {
+			missing = append(missing, flagName)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(stderr, "overlayd: missing %s (see overlayd -h)\n", strings.Join(missing, ", "))
+		return 2
+	}
+	level := slog.LevelInfo
+	if c.LogLevel != "" {
+		if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			fmt.Fprintf(stderr, "overlayd: --log-level %q: want debug, info, warn or error\n", c.LogLevel)
+			return 2
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := overlay.New(ctx, overlay.Config{
+		PeerFile: c.Peers, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
+		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "overlayd: %v\n", err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the peer file")
+				_ = d.Reload(ctx) // Reload logs its own verdict
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		log.Error("stopped", slog.Any("err", err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// mergeConfigFile fills c from a YAML file, leaving alone every field whose
+// flag was given on the command line.
+func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fill := func(name string, dst *string, v string) {
+		if !set[name] && v != "" {
+			*dst = v
+		}
+	}
+	fill("peers", &c.Peers, fc.Peers)
+	fill("self", &c.Self, fc.Self)
+	fill("private-key", &c.PrivateKey, fc.PrivateKey)
+	fill("control", &c.Control, fc.Control)
+	fill("interface", &c.Interface, fc.Interface)
+	fill("log-level", &c.LogLevel, fc.LogLevel)
+	if !set["listen-port"] && fc.ListenPort != 0 {
+		c.ListenPort = fc.ListenPort
+	}
+	if !set["mtu"] && fc.MTU != 0 {
+		c.MTU = fc.MTU
+	}
+	return nil
+}

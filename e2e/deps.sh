@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what nodewire's tests and demo need, only when something is missing:
+# Debian's Erlang (epmd, erl, erlc), iproute2 (ip netns, veth, bridge, tc) and
+# wireguard-tools (wg show). Idempotent and non-interactive.
+set -euo pipefail
+need=()
+command -v erl   >/dev/null 2>&1 || need+=(erlang-nox)
+command -v erlc  >/dev/null 2>&1 || need+=(erlang-nox)
+command -v epmd  >/dev/null 2>&1 || need+=(erlang-nox)
+command -v ip    >/dev/null 2>&1 || need+=(iproute2)
+command -v tc    >/dev/null 2>&1 || need+=(iproute2)
+command -v wg    >/dev/null 2>&1 || need+=(wireguard-tools)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

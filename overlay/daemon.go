@@ -1,0 +1,365 @@
+// Package overlay owns the lifetime of one host's membership in the overlay:
+// it builds the WireGuard device over the userspace stack, turns peer files
+// into UAPI operations and snapshots (at start and on every reload), serves
+// the control socket and the `wg` UAPI socket, and shuts everything down in
+// order.
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
+
+	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/peers"
+)
+
+// Config is what overlayd needs to join the overlay.
+type Config struct {
+	PeerFile       string
+	Self           string // this host's name in the peer file
+	PrivateKeyFile string
+	ListenPort     uint16 // 0: the port of this host's endpoint, else overlay.port
+	ControlPath    string // "": DefaultControlPath()
+	Interface      string // UAPI name for `wg show`; "": "nw-" + Self
+	MTU            int    // inner MTU; 0: 1420, safe on the internet
+	EPMDPort       uint16 // 0: 4369
+	Logger         *slog.Logger
+}
+
+// Daemon is one running overlayd.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	private peers.Key
+	started time.Time
+
+	stack *netstack.Stack
+	dev   *device.Device
+	uapi  net.Listener
+	ctl   net.Listener
+	wg    sync.WaitGroup
+
+	mu        sync.Mutex // serialises reloads; guards the fields below
+	file      *peers.File
+	self      *peers.Peer
+	have      map[peers.Key]wgPeer
+	loadedAt  time.Time
+	reloads   uint64
+	reloadErr string
+	listen    uint16
+}
+
+// InterfaceName is the default UAPI name: unique per host so that several
+// daemons can share one machine, and short enough for `wg` (15 bytes).
+func InterfaceName(self string) string {
+	name := "nw-" + self
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	return name
+}
+
+// New checks everything that would make the daemon useless or unsafe, then
+// brings the overlay up. It refuses, with a one-line reason, a key file
+// others can read, an invalid peer file, a self name not in it, a taken UDP
+// port, and faces it cannot bind. On error nothing is left open.
+func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Interface == "" {
+		cfg.Interface = InterfaceName(cfg.Self)
+	}
+	if cfg.ControlPath == "" {
+		cfg.ControlPath = DefaultControlPath()
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	if d.private, err = LoadPrivateKey(cfg.PrivateKeyFile); err != nil {
+		return nil, err
+	}
+	f, self, err := d.load()
+	if err != nil {
+		return nil, err
+	}
+	d.listen = cfg.ListenPort
+	if d.listen == 0 {
+		d.listen = listenPortOf(f, self)
+	}
+	if err := checkUDPPort(d.listen); err != nil {
+		return nil, err
+	}
+
+	d.stack, err = netstack.New(netstack.Config{Logger: d.log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &netstack.Snapshot{File: f, Self: self})
+	if err != nil {
+		return nil, fmt.Errorf("userspace stack: %w", err)
+	}
+	if err := d.stack.Start(ctx); err != nil {
+		return nil, err
+	}
+
+	d.dev = device.NewDevice(d.stack.TUN(), conn.NewDefaultBind(), wgLogger(d.log))
+	endpoints := d.resolve(ctx, f, self)
+	want := desiredPeers(f, self, endpoints)
+	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
+		return nil, fmt.Errorf("configure WireGuard: %w", err)
+	}
+	if err := d.dev.Up(); err != nil {
+		return nil, fmt.Errorf("WireGuard up (UDP port %d): %w", d.listen, err)
+	}
+	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+
+	if d.ctl, err = listenControl(cfg.ControlPath); err != nil {
+		return nil, err
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.serveControl(d.ctl) }()
+
+	// `wg show` support is a convenience: a daemon that may not create
+	// /var/run/wireguard (no root) still runs.
+	if uf, err := ipc.UAPIOpen(cfg.Interface); err != nil {
+		d.log.Warn("no UAPI socket: `wg show` will not see this daemon", slog.String("interface", cfg.Interface), slog.Any("err", err))
+	} else if d.uapi, err = ipc.UAPIListen(cfg.Interface, uf); err != nil {
+		uf.Close()
+		d.log.Warn("no UAPI socket: `wg show` will not see this daemon", slog.String("interface", cfg.Interface), slog.Any("err", err))
+	} else {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.serveUAPI() }()
+	}
+
+	d.log.Info("overlay up",
+		slog.String("self", self.Name), slog.String("network", self.Network.Name),
+		slog.String("address", self.Address.String()), slog.String("face", self.Face.String()),
+		slog.Int("udp_port", int(d.listen)), slog.Int("peers", len(f.Peers)-1),
+		slog.String("control", cfg.ControlPath), slog.String("interface", cfg.Interface))
+	return d, nil
+}
+
+// Run blocks until ctx ends, then shuts the daemon down.
+func (d *Daemon) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-d.dev.Wait():
+		d.Close()
+		return errors.New("WireGuard device closed")
+	}
+	return d.Close()
+}
+
+// Close stops everything in order: no new control or UAPI requests, then the
+// WireGuard device (no more packets), then the stack and its connections.
+func (d *Daemon) Close() error {
+	if d.ctl != nil {
+		d.ctl.Close()
+	}
+	if d.uapi != nil {
+		d.uapi.Close()
+	}
+	if d.dev != nil {
+		d.dev.Close() // closes the TUN, which is the stack's
+	}
+	var err error
+	if d.stack != nil {
+		err = d.stack.Close()
+	}
+	d.wg.Wait()
+	return err
+}
+
+// load reads the peer file and finds this host in it, checking that the
+// private key we hold is the one the file names for us.
+func (d *Daemon) load() (*peers.File, *peers.Peer, error) {
+	f, err := peers.Load(d.cfg.PeerFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	self := f.Peer(d.cfg.Self)
+	if self == nil {
+		return nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", d.cfg.PeerFile, d.cfg.Self)
+	}
+	pub, err := PublicKey(d.private)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pub != self.PublicKey {
+		return nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key: does not match the private key in %s (its public key is %s)",
+			d.cfg.PeerFile, self.Line, self.Name, d.cfg.PrivateKeyFile, pub)
+	}
+	return f, self, nil
+}
+
+// Reload applies the peer file anew, as a difference: unchanged peers keep
+// their WireGuard sessions and connections. A bad file changes nothing.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.reloadLocked(ctx)
+	if err != nil {
+		d.reloadErr = err.Error()
+		d.log.Error("reload rejected; still running on the last good peer file", slog.String("file", d.cfg.PeerFile), slog.Any("err", err))
+		return err
+	}
+	d.reloads++
+	d.reloadErr = ""
+	return nil
+}
+
+func (d *Daemon) reloadLocked(ctx context.Context) error {
+	f, self, err := d.load()
+	if err != nil {
+		return err
+	}
+	if self.Address != d.self.Address {
+		return fmt.Errorf("%s:%d: peers.%s.address changed from %s to %s: restart overlayd to move this host", d.cfg.PeerFile, self.Line, self.Name, d.self.Address, self.Address)
+	}
+	want := desiredPeers(f, self, d.resolve(ctx, f, self))
+	diff := uapiDiff(d.have, want)
+	if diff != "" {
+		if err := d.dev.IpcSet(diff); err != nil {
+			// UAPI is not transactional: note what may be half-applied
+			// and let the next reload converge.
+			d.have = nil
+			return fmt.Errorf("apply WireGuard changes: %w", err)
+		}
+	}
+	d.stack.Apply(&netstack.Snapshot{File: f, Self: self})
+	added, removed, changed := summarize(d.file, f)
+	d.log.Info("peer file reloaded", slog.String("file", d.cfg.PeerFile),
+		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
+		slog.Int("rules", len(f.Rules)))
+	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+	return nil
+}
+
+// summarize counts peers added, removed and changed between two files, for the log.
+func summarize(old, cur *peers.File) (added, removed, changed int) {
+	for _, p := range cur.Peers {
+		o := old.Peer(p.Name)
+		switch {
+		case o == nil:
+			added++
+		case o.PublicKey != p.PublicKey || o.Address != p.Address || o.Endpoint != p.Endpoint || o.Keepalive != p.Keepalive || o.Network.Name != p.Network.Name:
+			changed++
+		}
+	}
+	for _, p := range old.Peers {
+		if cur.Peer(p.Name) == nil {
+			removed++
+		}
+	}
+	return added, removed, changed
+}
+
+func (d *Daemon) resolve(ctx context.Context, f *peers.File, self *peers.Peer) map[string]netip.AddrPort {
+	eps, errs := resolveEndpoints(ctx, net.DefaultResolver, f, self)
+	for name, err := range errs {
+		d.log.Warn("peer endpoint not resolved; it can still reach us", slog.String("peer", name), slog.Any("err", err))
+	}
+	return eps
+}
+
+func (d *Daemon) serveUAPI() {
+	for {
+		c, err := d.uapi.Accept()
+		if err != nil {
+			return
+		}
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.dev.IpcHandle(c) }()
+	}
+}
+
+// listenPortOf is the UDP port this host listens on when none is given: the
+// port of its own endpoint (others dial that), else the overlay's default.
+func listenPortOf(f *peers.File, self *peers.Peer) uint16 {
+	if self.Endpoint != "" {
+		if ap, err := netip.ParseAddrPort(self.Endpoint); err == nil {
+			return ap.Port()
+		}
+		if i := strings.LastIndexByte(self.Endpoint, ':'); i >= 0 {
+			var port uint16
+			if _, err := fmt.Sscan(self.Endpoint[i+1:], &port); err == nil && port != 0 {
+				return port
+			}
+		}
+	}
+	return f.Overlay.Port
+}
+
+// checkUDPPort fails early, with the port in the message, when another
+// process holds the WireGuard port.
+func checkUDPPort(port uint16) error {
+	for _, network := range []string{"udp4", "udp6"} {
+		c, err := net.ListenUDP(network, &net.UDPAddr{Port: int(port)})
+		if err != nil {
+			if network == "udp6" && !strings.Contains(err.Error(), "address already in use") {
+				continue // no IPv6 on this host
+			}
+			return fmt.Errorf("UDP port %d is taken (%v): stop the other process or pass --listen-port", port, err)
+		}
+		c.Close()
+	}
+	return nil
+}
+
+// wgLogger routes wireguard-go's logs into slog: its verbose chatter at
+// debug, its errors at warn (they are about single packets or peers).
+func wgLogger(log *slog.Logger) *device.Logger {
+	l := log.With(slog.String("component", "wireguard"))
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) {
+			if l.Enabled(context.Background(), slog.LevelDebug) {
+				l.Debug(fmt.Sprintf(format, args...))
+			}
+		},
+		Errorf: func(format string, args ...any) { l.Warn(fmt.Sprintf(format, args...)) },
+	}
+}
+
+// Status reports this host and every peer.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	f, self := d.file, d.self
+	st := Status{
+		Self: self.Name, Network: self.Network.Name, Address: self.Address.String(), Face: self.Face.String(),
+		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
+		LoadedAt: d.loadedAt, Reloads: d.reloads, ReloadErr: d.reloadErr, Uptime: time.Since(d.started),
+	}
+	d.mu.Unlock()
+
+	var wgState map[peers.Key]wgPeerState
+	if text, err := d.dev.IpcGet(); err == nil {
+		wgState = parseUAPIGet(text)
+	}
+	conns := d.stack.Stats()
+	for _, p := range f.Peers {
+		if p.Name == self.Name {
+			continue
+		}
+		ps := PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
+		if w, ok := wgState[p.PublicKey]; ok {
+			ps.Endpoint, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.LastHandshake, w.Rx, w.Tx
+		}
+		if c, ok := conns[p.Name]; ok {
+			ps.OpenConns, ps.Denials = c.Open, c.Denials
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	return st
+}

@@ -1,0 +1,88 @@
+package overlay
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nodewire/nodewire/peers"
+)
+
+// wgPeer is what the WireGuard device knows of one peer: the part of a
+// peers.Peer that UAPI can express, with the endpoint already resolved.
+type wgPeer struct {
+	Key       peers.Key
+	Endpoint  netip.AddrPort // zero: none (the peer dials us)
+	Keepalive time.Duration
+	Allowed   netip.Prefix // the peer's /32: cryptokey routing makes its inner source address authentic
+}
+
+// desiredPeers is the device configuration a peer file asks for on host self.
+// endpoints holds the resolved endpoint of each peer name; a peer missing
+// from it has none.
+func desiredPeers(f *peers.File, self *peers.Peer, endpoints map[string]netip.AddrPort) map[peers.Key]wgPeer {
+	want := make(map[peers.Key]wgPeer, len(f.Peers))
+	for _, p := range f.Peers {
+		if p.Name == self.Name {
+			continue
+		}
+		want[p.PublicKey] = wgPeer{
+			Key:       p.PublicKey,
+			Endpoint:  endpoints[p.Name],
+			Keepalive: p.Keepalive,
+			Allowed:   netip.PrefixFrom(p.Address, p.Address.BitLen()),
+		}
+	}
+	return want
+}
+
+// deviceUAPI is the device-level part of the configuration, set once.
+func deviceUAPI(private peers.Key, listenPort uint16) string {
+	return fmt.Sprintf("private_key=%s\nlisten_port=%d\n", private.Hex(), listenPort)
+}
+
+// uapiDiff turns the change from have to want into UAPI set operations, like
+// `wg syncconf`: peers that did not change are not mentioned, so their
+// sessions survive; a peer whose endpoint was not changed in the file keeps
+// the endpoint WireGuard learned by roaming. Output is sorted by key so it is
+// deterministic.
+func uapiDiff(have, want map[peers.Key]wgPeer) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(have) {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.Hex())
+		}
+	}
+	for _, k := range sortedKeys(want) {
+		w := want[k]
+		h, existed := have[k]
+		if existed && h == w {
+			continue
+		}
+		fmt.Fprintf(&b, "public_key=%s\n", k.Hex())
+		if existed {
+			b.WriteString("update_only=true\n")
+		}
+		if w.Endpoint.IsValid() && (!existed || h.Endpoint != w.Endpoint) {
+			fmt.Fprintf(&b, "endpoint=%s\n", w.Endpoint)
+		}
+		if !existed || h.Keepalive != w.Keepalive {
+			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(w.Keepalive/time.Second))
+		}
+		if !existed || h.Allowed != w.Allowed {
+			fmt.Fprintf(&b, "replace_allowed_ips=true\nallowed_ip=%s\n", w.Allowed)
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[peers.Key]wgPeer) []peers.Key {
+	keys := make([]peers.Key, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return string(keys[i][:]) < string(keys[j][:]) })
+	return keys
+}
