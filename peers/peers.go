@@ -71,10 +71,12 @@ type Rule struct {
 	From, To string // a network or a peer name
 	Both     bool
 	Ports    Ports
+	File     string // the file name, so that a Decision can say where its rule is
 	Line     int
 	Index    int // index in File.Rules
-}
 
+	src, dst int32 // policy selectors of From and To, see policy.edges
+}
 
 // Test is one entry of `tests:`.
 type Test struct {
@@ -82,6 +84,9 @@ type Test struct {
 	Port     uint16
 	Allow    bool // expect: allow / deny
 	Line     int
+
+	from, to *Peer
+	ok       bool // well-formed, so it can be run
 }
 
 // Reason says why a Decision came out as it did.
@@ -95,10 +100,16 @@ const (
 )
 
 // Decision is the verdict of the policy for one new connection.
+// It is a small value, built without allocating; it carries the question
+// (From, To, Port, Erlang) so that String can explain the answer.
 type Decision struct {
 	Allow  bool
 	Reason Reason
-	Rule   *Rule // the deciding rule when Reason is ReasonRule
+	Erlang bool   // the port counted as an Erlang port (always for EPMDPort)
+	Port   uint16 // the destination port asked about
+	Rule   *Rule  // the deciding rule when Reason is ReasonRule
+	From   *Peer  // who opens the connection
+	To     *Peer  // whom it is opened to
 }
 
 // EPMDPort is the port of the Erlang port mapper; `erlang` in a rule always

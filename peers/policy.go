@@ -1,0 +1,182 @@
+package peers
+
+import (
+	"strconv"
+	"strings"
+)
+
+// policy is the interconnect rules, indexed at Parse time so that Decide
+// costs a few map lookups whatever the number of peers and rules.
+type policy struct {
+	// edges holds, per (source, destination) selector pair, the rules that
+	// let source open connections to destination, in file order. Selectors
+	// are network IDs, and len(Networks)+peer ID for rules naming a peer.
+	edges map[uint64][]*Rule
+	// named says, per peer ID, whether some rule names the peer itself;
+	// most peers are not, and Decide then skips the peer lookups.
+	named []bool
+	nNets int32
+}
+
+func edgeKey(src, dst int32) uint64 { return uint64(uint32(src))<<32 | uint64(uint32(dst)) }
+
+func buildPolicy(f *File) policy {
+	pol := policy{
+		edges: make(map[uint64][]*Rule),
+		named: make([]bool, len(f.Peers)),
+		nNets: int32(len(f.Networks)),
+	}
+	add := func(src, dst int32, r *Rule) {
+		k := edgeKey(src, dst)
+		list := pol.edges[k]
+		if n := len(list); n > 0 && list[n-1] == r {
+			return // between: [a, a]
+		}
+		pol.edges[k] = append(list, r)
+	}
+	for _, r := range f.Rules {
+		for _, sel := range []int32{r.src, r.dst} {
+			if sel >= pol.nNets {
+				pol.named[sel-pol.nNets] = true
+			}
+		}
+		add(r.src, r.dst, r)
+		if r.Both {
+			add(r.dst, r.src, r)
+		}
+	}
+	return pol
+}
+
+// Decide is the policy: may from open a TCP connection to port of to?
+// erlang says the caller knows port to be a distribution port registered in
+// to's epmd (EPMDPort always counts as erlang). Peers in one network reach
+// each other freely; across networks the first rule in file order that
+// allows the port decides; otherwise the connection is denied. Pure and
+// allocation-free: it runs on every new connection. from and to must be
+// peers of f; any other peer is denied.
+func (f *File) Decide(from, to *Peer, port uint16, erlang bool) Decision {
+	d := Decision{From: from, To: to, Port: port, Erlang: erlang || port == EPMDPort}
+	if !f.owns(from) || !f.owns(to) {
+		return d
+	}
+	if from == to {
+		d.Allow, d.Reason = true, ReasonSelf
+		return d
+	}
+	if from.Network == to.Network {
+		d.Allow, d.Reason = true, ReasonSameNetwork
+		return d
+	}
+	pol := &f.policy
+	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
+	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
+	best := first(pol.edges[edgeKey(fn, tn)], nil, port, d.Erlang)
+	fromNamed, toNamed := pol.named[from.ID], pol.named[to.ID]
+	if fromNamed {
+		best = first(pol.edges[edgeKey(fp, tn)], best, port, d.Erlang)
+	}
+	if toNamed {
+		best = first(pol.edges[edgeKey(fn, tp)], best, port, d.Erlang)
+	}
+	if fromNamed && toNamed {
+		best = first(pol.edges[edgeKey(fp, tp)], best, port, d.Erlang)
+	}
+	if best != nil {
+		d.Allow, d.Reason, d.Rule = true, ReasonRule, best
+	}
+	return d
+}
+
+// first returns the earliest rule of list (sorted by Index) that allows
+// port, or best if that comes earlier.
+func first(list []*Rule, best *Rule, port uint16, erlang bool) *Rule {
+	for _, r := range list {
+		if best != nil && r.Index >= best.Index {
+			break
+		}
+		if r.Ports.Contains(port, erlang) {
+			return r
+		}
+	}
+	return best
+}
+
+// owns reports whether p is one of f's peers, placed in a network.
+func (f *File) owns(p *Peer) bool {
+	return p != nil && p.ID >= 0 && p.ID < len(f.Peers) && f.Peers[p.ID] == p &&
+		p.Network != nil && len(f.policy.named) == len(f.Peers)
+}
+
+// String renders a decision for logs and `explain`, naming the deciding
+// rule's file:line so operators can find it:
+// "allow same network payments",
+// "allow rule peers.yaml:12 (monitoring -> payments ports [erlang])",
+// "deny default (no rule allows payments -> monitoring port 4369)".
+func (d Decision) String() string {
+	var b strings.Builder
+	b.WriteString(verdict(d.Allow))
+	switch d.Reason {
+	case ReasonSelf:
+		b.WriteString(" self")
+		if d.From != nil {
+			b.WriteString(" " + d.From.Name)
+		}
+	case ReasonSameNetwork:
+		b.WriteString(" same network")
+		if d.From != nil && d.From.Network != nil {
+			b.WriteString(" " + d.From.Network.Name)
+		}
+	case ReasonRule:
+		b.WriteString(" rule")
+		if d.Rule != nil {
+			b.WriteString(" " + d.Rule.Pos() + " (" + d.Rule.String() + ")")
+		}
+	default:
+		b.WriteString(" default")
+		if d.From != nil && d.To != nil && d.From.Network != nil && d.To.Network != nil {
+			b.WriteString(" (no rule allows " + d.From.Network.Name + " -> " + d.To.Network.Name + " " + d.port() + ")")
+		}
+	}
+	return b.String()
+}
+
+// why is the short reason of a test failure: "rule peers.yaml:5".
+func (d Decision) why() string {
+	switch d.Reason {
+	case ReasonSelf:
+		return "self"
+	case ReasonSameNetwork:
+		if d.From != nil && d.From.Network != nil {
+			return "same network " + d.From.Network.Name
+		}
+		return "same network"
+	case ReasonRule:
+		if d.Rule != nil {
+			return "rule " + d.Rule.Pos()
+		}
+		return "rule"
+	}
+	return "default"
+}
+
+func (d Decision) port() string {
+	s := "port " + strconv.Itoa(int(d.Port))
+	if d.Erlang && d.Port != EPMDPort {
+		s += " (erlang)"
+	}
+	return s
+}
+
+// Pos is where the rule is written: "peers.yaml:12".
+func (r *Rule) Pos() string { return r.File + ":" + strconv.Itoa(r.Line) }
+
+// String renders the rule: "monitoring -> payments ports [erlang]", with
+// "<->" for between.
+func (r *Rule) String() string {
+	arrow := " -> "
+	if r.Both {
+		arrow = " <-> "
+	}
+	return r.From + arrow + r.To + " ports " + r.Ports.String()
+}
