@@ -379,7 +379,9 @@ func TestEditShapes(t *testing.T) {
 		},
 		{
 			"flow rules, unindented list", "interconnect:\n- {from: a, to: b}\ntests: []\n",
-			func(b []byte) ([]byte, error) { return AddRule(b, RuleEntry{From: "c", To: "d", Ports: []string{"erlang"}}) },
+			func(b []byte) ([]byte, error) {
+				return AddRule(b, RuleEntry{From: "c", To: "d", Ports: []string{"erlang"}})
+			},
 			"interconnect:\n- {from: a, to: b}\n- {from: c, to: d, ports: [erlang]}\ntests: []\n",
 		},
 		{
@@ -433,7 +435,9 @@ func TestEditShapes(t *testing.T) {
 		},
 		{
 			"ports that need quotes", "interconnect:\n",
-			func(b []byte) ([]byte, error) { return AddRule(b, RuleEntry{From: "a", To: "b", Ports: []string{"erlang", "a,b"}}) },
+			func(b []byte) ([]byte, error) {
+				return AddRule(b, RuleEntry{From: "a", To: "b", Ports: []string{"erlang", "a,b"}})
+			},
 			"interconnect:\n  - from: a\n    to: b\n    ports: [erlang, \"a,b\"]\n",
 		},
 	}
