@@ -385,12 +385,16 @@ func (p *parser) ports(n *yaml.Node, path string, erlangOK bool) (Ports, bool) {
 			continue
 		}
 		r, err := ParsePortRange(s)
+		switch {
+		case err == nil:
+		case strings.Trim(s, "0123456789- ") != "" && erlangOK:
+			p.errorf(line, ipath, "unknown port %q (use a number, a range like 9100-9199, or erlang)", s)
+		case strings.Trim(s, "0123456789- ") != "":
+			p.errorf(line, ipath, "unknown port %q (use a number or a range like 9100-9199)", s)
+		default:
+			p.errorf(line, ipath, "%v", err)
+		}
 		if err != nil {
-			if erlangOK {
-				p.errorf(line, ipath, "%v (use a number, a range like 9100-9199, or erlang)", err)
-			} else {
-				p.errorf(line, ipath, "%v (use a number or a range like 9100-9199)", err)
-			}
 			good = false
 			continue
 		}
@@ -514,37 +518,37 @@ func (p *fileParser) parseTests(n *yaml.Node) {
 		t := &Test{Line: line}
 		good := true
 		for j, f := range []string{"from", "to", "port", "expect"} {
+			fpath := path + "." + f
 			if keys[j] == nil {
-				p.errorf(line, path+"."+f, "missing")
+				p.errorf(line, fpath, "missing")
 				good = false
+				continue
 			}
-		}
-		if keys[0] != nil {
-			t.From, t.from = p.testPeer(vals[0], path+".from")
-			good = good && t.from != nil
-		}
-		if keys[1] != nil {
-			t.To, t.to = p.testPeer(vals[1], path+".to")
-			good = good && t.to != nil
-		}
-		if keys[2] != nil {
-			if s, ok := p.str(vals[2], path+".port"); !ok {
-				good = false
-			} else if port, err := parsePort(s); err != nil {
-				p.errorf(deref(vals[2]).Line, path+".port", "%v", err)
-				good = false
-			} else {
-				t.Port = port
-			}
-		}
-		if keys[3] != nil {
-			if s, ok := p.str(vals[3], path+".expect"); !ok {
-				good = false
-			} else if s == "allow" || s == "deny" {
-				t.Allow = s == "allow"
-			} else {
-				p.errorf(deref(vals[3]).Line, path+".expect", "%q must be allow or deny", s)
-				good = false
+			switch j {
+			case 0:
+				t.From, t.from = p.testPeer(vals[j], fpath)
+				good = good && t.from != nil
+			case 1:
+				t.To, t.to = p.testPeer(vals[j], fpath)
+				good = good && t.to != nil
+			case 2:
+				if s, ok := p.str(vals[j], fpath); !ok {
+					good = false
+				} else if port, err := parsePort(s); err != nil {
+					p.errorf(deref(vals[j]).Line, fpath, "%v", err)
+					good = false
+				} else {
+					t.Port = port
+				}
+			case 3:
+				if s, ok := p.str(vals[j], fpath); !ok {
+					good = false
+				} else if s == "allow" || s == "deny" {
+					t.Allow = s == "allow"
+				} else {
+					p.errorf(deref(vals[j]).Line, fpath, "%q must be allow or deny", s)
+					good = false
+				}
 			}
 		}
 		t.ok = good

@@ -67,7 +67,7 @@ func (p *parser) decode(data []byte) (root *yaml.Node) {
 	}
 	root = deref(doc.Content[0])
 	if isNull(root) {
-		p.errorf(root.Line, "", "the file is empty")
+		p.errorf(0, "", "the file is empty")
 		return nil
 	}
 	return root
