@@ -1,0 +1,207 @@
+package netstack
+
+import (
+	"io"
+	"net/netip"
+	"sync"
+
+	"github.com/nodewire/nodewire/peers"
+)
+
+// Direction says which end of a connection this host is.
+type Direction uint8
+
+const (
+	// In: a peer connected to this host's overlay address.
+	In Direction = iota + 1
+	// Out: a local process connected to another peer's face.
+	Out
+)
+
+func (d Direction) String() string {
+	switch d {
+	case In:
+		return "in"
+	case Out:
+		return "out"
+	}
+	return "?"
+}
+
+// trackedConn is one live forwarded connection: enough to judge it again
+// under a new snapshot and to close it.
+type trackedConn struct {
+	id       uint64
+	peer     string     // the remote peer, by name
+	peerAddr netip.Addr // its identity when the connection was opened
+	peerKey  peers.Key
+	selfAddr netip.Addr
+	port     uint16 // as given to Decide (the EPMD port as peers.EPMDPort)
+	dir      Direction
+	erlang   bool
+	epmd     bool // an EPMD exchange (policy port is peers.EPMDPort)
+
+	stats *peerCounters
+	snap  *Snapshot // the one it was allowed under
+
+	mu      sync.Mutex
+	closers []io.Closer
+	closed  bool
+}
+
+// close closes both sides; the copy goroutines then end on their own.
+func (c *trackedConn) close() {
+	c.mu.Lock()
+	cl := c.closers
+	c.closers, c.closed = nil, true
+	c.mu.Unlock()
+	for _, x := range cl {
+		x.Close()
+	}
+}
+
+// attach adds a socket to close with the connection; if the connection was
+// closed meanwhile it closes x at once and returns false.
+func (c *trackedConn) attach(x io.Closer) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		x.Close()
+		return false
+	}
+	c.closers = append(c.closers, x)
+	c.mu.Unlock()
+	return true
+}
+
+// registry holds every live connection by peer name, so Apply can judge and
+// close them and Close can end them all.
+type registry struct {
+	mu     sync.Mutex
+	next   uint64
+	byPeer map[string]map[uint64]*trackedConn
+	closed bool
+}
+
+func newRegistry() *registry {
+	return &registry{byPeer: make(map[string]map[uint64]*trackedConn)}
+}
+
+// add registers c and counts it open; false after closeAll (c is closed).
+func (r *registry) add(c *trackedConn) bool {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		c.close()
+		return false
+	}
+	r.next++
+	c.id = r.next
+	m := r.byPeer[c.peer]
+	if m == nil {
+		m = make(map[uint64]*trackedConn)
+		r.byPeer[c.peer] = m
+	}
+	m[c.id] = c
+	r.mu.Unlock()
+	c.stats.open.Add(1)
+	c.stats.total.Add(1)
+	return true
+}
+
+// track registers tc. A snapshot applied between the decision and now has
+// not seen tc, so tc is judged again under it. False after Close.
+func (s *Stack) track(tc *trackedConn) bool {
+	if !s.conns.add(tc) {
+		return false
+	}
+	if snap := s.snap.Load(); snap != tc.snap {
+		if why := judgeOne(snap, snap.Self, snap.File.Peer(tc.peer), tc); why != "" {
+			s.log.Info("netstack: closed connection: "+why, "peer", tc.peer, "dir", tc.dir.String(), "port", tc.port)
+			tc.close()
+		}
+	}
+	return true
+}
+
+// remove unregisters c once its copying is over.
+func (r *registry) remove(c *trackedConn) {
+	r.mu.Lock()
+	m := r.byPeer[c.peer]
+	if _, ok := m[c.id]; ok {
+		delete(m, c.id)
+		if len(m) == 0 {
+			delete(r.byPeer, c.peer)
+		}
+		c.stats.open.Add(-1)
+	}
+	r.mu.Unlock()
+}
+
+// closeAll closes every connection and refuses new ones.
+func (r *registry) closeAll() {
+	r.mu.Lock()
+	r.closed = true
+	var all []*trackedConn
+	for _, m := range r.byPeer {
+		for _, c := range m {
+			all = append(all, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+}
+
+// verdict is a connection the new snapshot no longer allows, and why.
+type verdict struct {
+	tc  *trackedConn
+	why string
+}
+
+// judge runs the policy of snap over every live connection and returns
+// those to close. Connections of unchanged, still-allowed peers are left
+// alone.
+func (r *registry) judge(snap *Snapshot, epmdPort uint16) []verdict {
+	self := snap.Self
+	var out []verdict
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, m := range r.byPeer {
+		p := snap.File.Peer(name)
+		for _, c := range m {
+			if why := judgeOne(snap, self, p, c); why != "" {
+				out = append(out, verdict{c, why})
+			}
+		}
+	}
+	return out
+}
+
+// judgeOne returns why c must close under snap, or "" to keep it.
+func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
+	switch {
+	case p == nil:
+		return "peer removed"
+	case p.Address != c.peerAddr || p.PublicKey != c.peerKey:
+		return "peer changed address or key"
+	case self.Address != c.selfAddr:
+		return "this host's address changed"
+	case p.Name == self.Name:
+		return "peer is now this host"
+	}
+	var d peers.Decision
+	if c.dir == In {
+		d = snap.File.Decide(p, self, c.port, c.erlang)
+	} else {
+		d = snap.File.Decide(self, p, c.port, c.erlang)
+	}
+	if !d.Allow {
+		return "policy now denies: " + d.String()
+	}
+	if c.dir == In && !c.epmd && !c.erlang && !exposes(self, c.port) {
+		return "port no longer exposed"
+	}
+	return ""
+}

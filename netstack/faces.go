@@ -1,0 +1,399 @@
+package netstack
+
+// Face listeners: for every other peer P, host sockets on P's face (a
+// loopback address that stands for P here) for its epmd, its exposed ports
+// and the distribution ports its epmd announced. A local process connecting
+// there is checked against the policy and carried to P through the stack.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nodewire/nodewire/peers"
+)
+
+// maxLearnedPorts caps the distribution-port listeners learned for one
+// peer: a peer's epmd cannot make this host open unbounded sockets.
+const maxLearnedPorts = 256
+
+// faceKey names one listener: a peer and a port on its face.
+type faceKey struct {
+	peer string
+	port uint16
+}
+
+// face is one listening socket on a peer's face.
+type face struct {
+	key      faceKey
+	addr     netip.AddrPort
+	peerAddr netip.Addr // the peer's overlay address when opened
+	ln       *net.TCPListener
+
+	epmd   bool        // the peer's epmd port
+	expose atomic.Bool // listed in the peer's expose
+	erlang atomic.Bool // announced in one of the peer's PORT2_RESPs
+}
+
+// FaceError is a face listener that could not be bound. Its message is one
+// line that says what holds the address and how to fix it.
+type FaceError struct {
+	Peer string
+	Addr netip.AddrPort
+	Hint string // the fix, when the cause is known
+	Err  error
+}
+
+func (e *FaceError) Error() string {
+	if e.Hint != "" {
+		return e.Hint
+	}
+	return fmt.Sprintf("listen on %v (face of %s): %v", e.Addr, e.Peer, e.Err)
+}
+
+func (e *FaceError) Unwrap() error { return e.Err }
+
+// faceSet owns every face listener of a Stack.
+type faceSet struct {
+	s *Stack
+
+	mu     sync.Mutex
+	faces  map[faceKey]*face
+	closed bool
+}
+
+func newFaceSet(s *Stack) *faceSet {
+	return &faceSet{s: s, faces: make(map[faceKey]*face)}
+}
+
+// wantedFace is a listener a snapshot asks for.
+type wantedFace struct {
+	key    faceKey
+	addr   netip.AddrPort
+	peer   *peers.Peer
+	epmd   bool
+	expose bool
+}
+
+// wantedFaces lists the listeners snap asks for, in a stable order: for
+// every peer but self, its epmd port and its exposed ports.
+func wantedFaces(snap *Snapshot, epmdPort uint16) []wantedFace {
+	var out []wantedFace
+	for _, p := range snap.File.Peers {
+		if p.Name == snap.Self.Name {
+			continue
+		}
+		out = append(out, wantedFace{faceKey{p.Name, epmdPort}, netip.AddrPortFrom(p.Face, epmdPort), p, true, false})
+		seen := map[uint16]bool{epmdPort: true}
+		for _, r := range p.Expose {
+			for port := int(r.Lo); port <= int(r.Hi); port++ {
+				if port == 0 || seen[uint16(port)] {
+					continue
+				}
+				seen[uint16(port)] = true
+				out = append(out, wantedFace{faceKey{p.Name, uint16(port)}, netip.AddrPortFrom(p.Face, uint16(port)), p, false, true})
+			}
+		}
+	}
+	return out
+}
+
+// Preflight checks that every face listener snap asks for can be bound
+// now, and releases them again. Its error is a *FaceError whose message
+// says how to fix the first failure, e.g. that epmd holds the wildcard
+// address. epmdPort 0 means 4369.
+func Preflight(snap *Snapshot, epmdPort uint16) error {
+	if err := checkSnapshot(snap); err != nil {
+		return err
+	}
+	if epmdPort == 0 {
+		epmdPort = peers.EPMDPort
+	}
+	var open []*net.TCPListener
+	defer func() {
+		for _, ln := range open {
+			ln.Close()
+		}
+	}()
+	for _, w := range wantedFaces(snap, epmdPort) {
+		ln, err := listenFace(w.addr, w.peer.Name, snap.Self, w.epmd)
+		if err != nil {
+			return err
+		}
+		open = append(open, ln)
+	}
+	return nil
+}
+
+// listenFace binds addr, or explains why it cannot.
+func listenFace(addr netip.AddrPort, peer string, self *peers.Peer, erlangPort bool) (*net.TCPListener, error) {
+	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
+	if err == nil {
+		return ln, nil
+	}
+	fe := &FaceError{Peer: peer, Addr: addr, Err: err}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE) && erlangPort:
+		fe.Hint = fmt.Sprintf("%v is taken (epmd or a node holds the wildcard address?): start epmd with ERL_EPMD_ADDRESS=%v and nodes with -kernel inet_dist_use_interface '{%s}'",
+			addr, self.Face, erlangTuple(self.Face))
+	case errors.Is(err, syscall.EADDRINUSE):
+		fe.Hint = fmt.Sprintf("%v is taken (a local service holds the wildcard address?): bind local services to this host's face %v, not to 0.0.0.0",
+			addr, self.Face)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		fe.Hint = fmt.Sprintf("%v cannot be bound: this system does not route all of 127.0.0.0/8 to loopback (add the face address to lo)", addr)
+	}
+	return nil, fe
+}
+
+// erlangTuple writes 127.77.1.1 as 127,77,1,1 for inet_dist_use_interface.
+func erlangTuple(a netip.Addr) string {
+	b := a.As4()
+	return fmt.Sprintf("%d,%d,%d,%d", b[0], b[1], b[2], b[3])
+}
+
+// openAll binds every face of snap, or none: on a failure it closes what it
+// opened and returns the failure.
+func (fs *faceSet) openAll(snap *Snapshot) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var opened []*face
+	for _, w := range wantedFaces(snap, fs.s.epmdPort) {
+		f, err := fs.openLocked(w, snap.Self)
+		if err != nil {
+			for _, o := range opened {
+				fs.closeLocked(o)
+			}
+			return err
+		}
+		opened = append(opened, f)
+	}
+	for _, f := range opened {
+		fs.serve(f)
+	}
+	return nil
+}
+
+// sync makes the open faces match snap: opens what is new, closes what is
+// gone, keeps the rest (and the distribution ports learned for peers whose
+// face and address did not change). It returns the faces it could not
+// open, joined; the others are open.
+func (fs *faceSet) sync(snap *Snapshot) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.closed {
+		return nil
+	}
+	wanted := wantedFaces(snap, fs.s.epmdPort)
+	want := make(map[faceKey]*wantedFace, len(wanted))
+	for i := range wanted {
+		want[wanted[i].key] = &wanted[i]
+	}
+	for k, f := range fs.faces {
+		p := snap.File.Peer(k.peer)
+		w := want[k]
+		switch {
+		case p == nil || p.Name == snap.Self.Name || p.Face != f.addr.Addr():
+			fs.closeLocked(f)
+		case w != nil:
+			f.expose.Store(w.expose)
+		case f.erlang.Load() && p.Address == f.peerAddr:
+			f.expose.Store(false) // still a learned dist port
+		default:
+			fs.closeLocked(f)
+		}
+	}
+	var errs []error
+	failed := map[string]string{}
+	for _, w := range wanted {
+		if _, ok := fs.faces[w.key]; ok {
+			continue
+		}
+		f, err := fs.openLocked(w, snap.Self)
+		if err != nil {
+			errs = append(errs, err)
+			if _, seen := failed[w.peer.Name]; !seen {
+				failed[w.peer.Name] = err.Error()
+			}
+			continue
+		}
+		fs.serve(f)
+	}
+	for _, p := range snap.File.Peers {
+		if p.Name != snap.Self.Name {
+			fs.s.stats.peer(p.Name).setFaceError(failed[p.Name])
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ensureDist makes sure a listener on p's face at port exists and counts as
+// a distribution port of p. Called before a PORT2_RESP reaches the client.
+func (fs *faceSet) ensureDist(p *peers.Peer, port uint16) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.closed {
+		return errors.New("netstack: closed")
+	}
+	k := faceKey{p.Name, port}
+	if f := fs.faces[k]; f != nil && f.addr.Addr() == p.Face {
+		if !f.epmd {
+			f.erlang.Store(true)
+		}
+		return nil
+	}
+	learned := 0
+	for k2, f := range fs.faces {
+		if k2.peer == p.Name && f.erlang.Load() && !f.expose.Load() {
+			learned++
+		}
+	}
+	if learned >= maxLearnedPorts {
+		return fmt.Errorf("peer %s announced more than %d distribution ports", p.Name, maxLearnedPorts)
+	}
+	snap := fs.s.snap.Load()
+	f, err := fs.openLocked(wantedFace{key: k, addr: netip.AddrPortFrom(p.Face, port), peer: p}, snap.Self)
+	if err != nil {
+		fs.s.stats.peer(p.Name).setFaceError(err.Error())
+		return err
+	}
+	f.erlang.Store(true)
+	fs.serve(f)
+	return nil
+}
+
+// openLocked binds one face and records it; serve starts accepting.
+func (fs *faceSet) openLocked(w wantedFace, self *peers.Peer) (*face, error) {
+	erlangPort := w.epmd || !w.expose
+	ln, err := listenFace(w.addr, w.peer.Name, self, erlangPort)
+	if err != nil {
+		return nil, err
+	}
+	f := &face{key: w.key, addr: w.addr, peerAddr: w.peer.Address, ln: ln, epmd: w.epmd}
+	f.expose.Store(w.expose)
+	fs.faces[w.key] = f
+	return f, nil
+}
+
+// closeLocked stops a face listener. Connections accepted on it live on
+// until the policy or the peer's removal ends them.
+func (fs *faceSet) closeLocked(f *face) {
+	f.ln.Close()
+	if fs.faces[f.key] == f {
+		delete(fs.faces, f.key)
+	}
+}
+
+// closeAll closes every listener and refuses new ones.
+func (fs *faceSet) closeAll() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.closed = true
+	for _, f := range fs.faces {
+		fs.closeLocked(f)
+	}
+}
+
+// listening reports the ports open on peer's face, sorted (for tests and
+// status).
+func (fs *faceSet) listening(peer string) []uint16 {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []uint16
+	for k := range fs.faces {
+		if k.peer == peer {
+			out = append(out, k.port)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// serve starts f's accept loop.
+func (fs *faceSet) serve(f *face) {
+	if !fs.s.group.spawn(func() { fs.accept(f) }) {
+		f.ln.Close()
+	}
+}
+
+// accept hands each connection on f to its own goroutine until f closes.
+func (fs *faceSet) accept(f *face) {
+	s := fs.s
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := f.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, do not spin.
+			s.log.Warn("netstack: accept on face", "addr", f.addr, "err", err)
+			if !sleepCtx(s.ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		if !s.group.spawn(func() { fs.handle(f, c) }) {
+			c.Close()
+			return
+		}
+	}
+}
+
+// handle judges one local connection to a peer's face and carries it.
+func (fs *faceSet) handle(f *face, c *net.TCPConn) {
+	s := fs.s
+	snap := s.snap.Load()
+	self := snap.Self
+	p := snap.File.Peer(f.key.peer)
+	if p == nil || p.Face != f.addr.Addr() {
+		c.SetLinger(0)
+		c.Close()
+		return
+	}
+	st := s.stats.peer(p.Name)
+	port := s.policyPort(f.key.port)
+	erlang := f.epmd || f.erlang.Load()
+	d := snap.File.Decide(self, p, port, erlang)
+	if !d.Allow {
+		c.SetLinger(0) // a reset: refused at once, as a closed port would be
+		c.Close()
+		st.deniedOut.Add(1)
+		s.logDenied(Out, self.Name, p.Name, port, d.String())
+		return
+	}
+	tc := s.newTracked(snap, p, Out, port, erlang)
+	if f.epmd {
+		tc.epmd = true
+		s.proxyEPMD(c, p, tc)
+		return
+	}
+	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, f.key.port))
+	if err != nil {
+		s.log.Info("netstack: peer not reachable", "peer", p.Name, "port", f.key.port, "err", err)
+		c.SetLinger(0)
+		c.Close()
+		return
+	}
+	s.carry(tc, c, remote)
+}
+
+// sleepCtx waits d or until ctx is done; false if ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,217 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/nodewire/nodewire/peers"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// forwarder takes every TCP SYN to this host's overlay address (any port:
+// nothing listens in the stack) and decides, per connection, whether to
+// carry it to this host's face. The source peer is the one whose overlay
+// address the SYN comes from; WireGuard's cryptokey routing has already
+// authenticated it.
+type forwarder struct {
+	s   *Stack
+	tcp *tcp.Forwarder
+}
+
+func newForwarder(s *Stack) *forwarder {
+	f := &forwarder{s: s}
+	f.tcp = tcp.NewForwarder(s.ip, 0, maxInFlight, f.handle)
+	return f
+}
+
+// handle runs on a goroutine gVisor starts for each SYN. Every path calls
+// r.Complete exactly once: with a reset when refused.
+func (f *forwarder) handle(r *tcp.ForwarderRequest) {
+	s := f.s
+	if !s.group.enter() {
+		r.Complete(true)
+		return
+	}
+	defer s.group.leave()
+
+	id := r.ID()
+	snap := s.snap.Load()
+	self := snap.Self
+	srcAddr := netip.AddrFrom4(id.RemoteAddress.As4())
+	port := id.LocalPort
+	src := snap.File.PeerByAddr(srcAddr)
+	if src == nil || src.Name == self.Name {
+		r.Complete(true)
+		s.logDenied(In, srcAddr.String(), self.Name, port, "unknown source address")
+		return
+	}
+	st := s.stats.peer(src.Name)
+	deny := func(why string) {
+		r.Complete(true)
+		st.deniedIn.Add(1)
+		s.logDenied(In, src.Name, self.Name, port, why)
+	}
+
+	if port == s.epmdPort {
+		d := snap.File.Decide(src, self, peers.EPMDPort, true)
+		if !d.Allow {
+			deny(d.String())
+			return
+		}
+		conn, err := acceptOverlay(r)
+		if err != nil {
+			s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
+			return
+		}
+		tc := s.newTracked(snap, src, In, peers.EPMDPort, true)
+		tc.epmd = true
+		s.relayEPMD(conn, src, grantsErlang(d), tc)
+		return
+	}
+
+	erlang, err := s.local.has(s.ctx, port)
+	if err != nil {
+		s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
+	}
+	expose := exposes(self, port)
+	d := snap.File.Decide(src, self, port, erlang)
+	switch {
+	case !d.Allow:
+		deny(d.String())
+		return
+	case !erlang && !expose:
+		deny("port not offered (no node registered on it, not exposed)")
+		return
+	}
+
+	// Dial the local side first, so a port nobody listens on is refused
+	// with a reset, as it would be without the overlay.
+	target := netip.AddrPortFrom(self.Face, port)
+	local, err := dialLocal(s.ctx, target)
+	if err != nil {
+		r.Complete(true)
+		s.log.Debug("netstack: inbound target not reachable", "peer", src.Name, "target", target, "err", err)
+		return
+	}
+	conn, err := acceptOverlay(r)
+	if err != nil {
+		local.Close()
+		s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
+		return
+	}
+	tc := s.newTracked(snap, src, In, port, erlang)
+	s.carry(tc, local, conn)
+}
+
+// newTracked describes a new connection to peer p under snap.
+func (s *Stack) newTracked(snap *Snapshot, p *peers.Peer, dir Direction, port uint16, erlang bool) *trackedConn {
+	return &trackedConn{
+		peer:     p.Name,
+		peerAddr: p.Address,
+		peerKey:  p.PublicKey,
+		selfAddr: snap.Self.Address,
+		snap:     snap,
+		port:     port,
+		dir:      dir,
+		erlang:   erlang,
+		stats:    s.stats.peer(p.Name),
+	}
+}
+
+// carry registers tc with both sockets and copies until both directions are
+// done. local is the host socket, overlay the stack's.
+func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay *gonet.TCPConn) {
+	tc.attach(local)
+	tc.attach(overlay)
+	if !s.track(tc) {
+		return
+	}
+	defer s.conns.remove(tc)
+	err := Splice(local, overlay, &tc.stats.bytesOut, &tc.stats.bytesIn)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Debug("netstack: connection ended", "peer", tc.peer, "dir", tc.dir.String(), "port", tc.port, "err", err)
+	}
+}
+
+// acceptOverlay completes the handshake of a forwarded SYN and returns the
+// connection, tuned like every overlay connection.
+func acceptOverlay(r *tcp.ForwarderRequest) (*gonet.TCPConn, error) {
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		r.Complete(true)
+		return nil, fmt.Errorf("create endpoint: %s", terr)
+	}
+	r.Complete(false)
+	tuneOverlay(ep)
+	return gonet.NewTCPConn(&wq, ep), nil
+}
+
+// dialOverlay connects through the stack to addr (another peer's overlay
+// address), giving up after overlayDialTimeout or when ctx is done.
+func (s *Stack) dialOverlay(ctx context.Context, addr netip.AddrPort) (*gonet.TCPConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, overlayDialTimeout)
+	defer cancel()
+	var wq waiter.Queue
+	ep, terr := s.ip.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		return nil, fmt.Errorf("dial %v through the overlay: %s", addr, terr)
+	}
+	tuneOverlay(ep)
+	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	full := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.Addr().As4()), Port: addr.Port()}
+	terr = ep.Connect(full)
+	if _, started := terr.(*tcpip.ErrConnectStarted); started {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, fmt.Errorf("dial %v through the overlay: %w", addr, ctx.Err())
+		case <-ready:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("dial %v through the overlay: %s", addr, terr)
+	}
+	return gonet.NewTCPConn(&wq, ep), nil
+}
+
+// tuneOverlay sets keepalive and a user timeout, so a peer that vanishes
+// (its host down, WireGuard gone) frees the connection within minutes.
+func tuneOverlay(ep tcpip.Endpoint) {
+	ep.SocketOptions().SetKeepAlive(true)
+	idle := tcpip.KeepaliveIdleOption(keepaliveIdle)
+	ep.SetSockOpt(&idle)
+	interval := tcpip.KeepaliveIntervalOption(keepaliveInterval)
+	ep.SetSockOpt(&interval)
+	ep.SetSockOptInt(tcpip.KeepaliveCountOption, keepaliveCount)
+	ut := tcpip.TCPUserTimeoutOption(userTimeout)
+	ep.SetSockOpt(&ut)
+}
+
+// dialLocal connects to a host socket on loopback.
+func dialLocal(ctx context.Context, addr netip.AddrPort) (*net.TCPConn, error) {
+	d := net.Dialer{Timeout: localDialTimeout, KeepAlive: -1}
+	c, err := d.DialContext(ctx, "tcp4", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// deadlineIn is now+d, for Set*Deadline.
+func deadlineIn(d time.Duration) time.Time { return time.Now().Add(d) }
+
+// noDeadline clears a deadline.
+var noDeadline time.Time

@@ -1,0 +1,155 @@
+package netstack
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// DefaultMTU is the inner MTU: safe for WireGuard over IPv4 or IPv6 UDP on
+// the internet.
+const DefaultMTU = 1420
+
+// tunBatch is how many packets one Read may return. wireguard-go sizes its
+// read buffers by the larger of the bind's and the TUN's batch, so the
+// stack's outbound queue can be drained in bursts instead of one hand-off
+// per packet.
+const tunBatch = 64
+
+// tunQueue is the depth of the stack's outbound packet queue. When it is
+// full gVisor drops and TCP backs off, as a real NIC would.
+const tunQueue = 1024
+
+// TUN is a wireguard-go tun.Device whose other end is a gVisor stack instead
+// of a kernel interface: packets WireGuard decrypts are injected into the
+// stack, and packets the stack sends are read by WireGuard to encrypt.
+type TUN struct {
+	ep     *channel.Endpoint
+	mtu    int
+	events chan tun.Event
+
+	ctx    context.Context // done when the device is closed; unblocks Read
+	cancel context.CancelFunc
+	closed atomic.Bool
+	once   sync.Once
+}
+
+var _ tun.Device = (*TUN)(nil)
+
+// newTUN makes the device and the link endpoint the stack attaches to.
+func newTUN(mtu int) *TUN {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &TUN{
+		ep:     channel.New(tunQueue, uint32(mtu), ""),
+		mtu:    mtu,
+		events: make(chan tun.Event, 1),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	t.events <- tun.EventUp
+	return t
+}
+
+// File implements tun.Device: there is no file descriptor.
+func (t *TUN) File() *os.File { return nil }
+
+// Name implements tun.Device.
+func (t *TUN) Name() (string, error) { return "nodewire", nil }
+
+// MTU implements tun.Device.
+func (t *TUN) MTU() (int, error) { return t.mtu, nil }
+
+// Events implements tun.Device: one EventUp, closed on Close.
+func (t *TUN) Events() <-chan tun.Event { return t.events }
+
+// BatchSize implements tun.Device.
+func (t *TUN) BatchSize() int { return tunBatch }
+
+// Read implements tun.Device. It blocks for the first packet the stack sends,
+// then takes whatever else is already queued, up to len(bufs), without
+// waiting. Packets are copied straight from gVisor's buffers; nothing is
+// allocated.
+func (t *TUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	pkt := t.ep.ReadContext(t.ctx)
+	if pkt == nil { // cancelled, or the endpoint's queue was closed
+		return 0, os.ErrClosed
+	}
+	n := 0
+	for pkt != nil {
+		size, ok := copyPacket(bufs[n][offset:], pkt)
+		pkt.DecRef()
+		if ok { // an oversized packet is dropped, as a too-small NIC ring would
+			sizes[n] = size
+			n++
+		}
+		if n == len(bufs) {
+			break
+		}
+		pkt = t.ep.Read()
+	}
+	return n, nil
+}
+
+// copyPacket copies the whole packet (headers and payload) into dst.
+func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
+	if pkt.Size() > len(dst) {
+		return 0, false
+	}
+	views, off := pkt.AsViewList()
+	n := 0
+	for v := views.Front(); v != nil; v = v.Next() {
+		s := v.AsSlice()
+		if off >= len(s) {
+			off -= len(s)
+			continue
+		}
+		n += copy(dst[n:], s[off:])
+		off = 0
+	}
+	return n, true
+}
+
+// Write implements tun.Device: each packet is handed to the stack, which
+// copies it into its own pooled buffers.
+func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
+	if t.closed.Load() {
+		return 0, os.ErrClosed
+	}
+	for i, b := range bufs {
+		pkt := b[offset:]
+		if len(pkt) == 0 {
+			continue
+		}
+		var proto = header.IPv4ProtocolNumber
+		switch pkt[0] >> 4 {
+		case 4:
+		case 6:
+			proto = header.IPv6ProtocolNumber // no IPv6 address: the stack drops it
+		default:
+			return i, syscall.EAFNOSUPPORT
+		}
+		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+		t.ep.InjectInbound(proto, pb)
+		pb.DecRef()
+	}
+	return len(bufs), nil
+}
+
+// Close implements tun.Device. It stops Read and Write; the stack behind it
+// is closed by its owner (Stack.Close). Safe to call more than once.
+func (t *TUN) Close() error {
+	t.once.Do(func() {
+		t.closed.Store(true)
+		t.cancel()
+		close(t.events)
+	})
+	return nil
+}
