@@ -15,6 +15,7 @@ type PeerStats struct {
 	Total     uint64 // forwarded connections carried, both directions
 	DeniedIn  uint64 // refused here: policy, a port not offered, or a refused EPMD request
 	DeniedOut uint64 // refused at this host's face for the peer, before leaving the host
+	Denials   uint64 // DeniedIn + DeniedOut
 	BytesIn   uint64 // from the peer to local sockets
 	BytesOut  uint64 // from local sockets to the peer
 	// FaceError is the last error opening a listener on the peer's face
@@ -58,6 +59,7 @@ func (c *peerCounters) snapshot() PeerStats {
 		BytesIn:   c.bytesIn.Load(),
 		BytesOut:  c.bytesOut.Load(),
 	}
+	st.Denials = st.DeniedIn + st.DeniedOut
 	if e := c.faceErr.Load(); e != nil {
 		st.FaceError = *e
 	}
