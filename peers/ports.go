@@ -62,7 +62,7 @@ func (r PortRange) String() string {
 func ParsePortRange(s string) (PortRange, error) {
 	s = strings.TrimSpace(s)
 	lo, hi, isRange := strings.Cut(s, "-")
-	if isRange && (strings.TrimSpace(lo) == "" || strings.TrimSpace(hi) == "") {
+	if isRange && (strings.TrimSpace(lo) == "" || strings.TrimSpace(hi) == "" || strings.Contains(hi, "-")) {
 		return PortRange{}, fmt.Errorf("%q is not a port range like 9100-9199", s)
 	}
 	a, err := parsePort(lo)
