@@ -1,0 +1,179 @@
+package main
+
+// The commands that read the peer file: check, explain and show.
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/nodewire/nodewire/peers"
+)
+
+// load parses the peer file, reporting every error on failure.
+func (c *cmdFlags) load(path string) (*peers.File, int, bool) {
+	f, err := peers.Load(path)
+	if err != nil {
+		c.fail(err)
+		var errs peers.Errors
+		if errors.As(err, &errs) {
+			c.failf("%s: %d %s", path, len(errs), plural(len(errs), "error", "errors"))
+		}
+		return nil, exitFailed, false
+	}
+	return f, exitOK, true
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func cmdCheck(e *env, args []string) int {
+	fs := newFlags(e, "check", "--file F",
+		`Validates the peer file and runs its tests, as overlayd does on every load.
+Prints every error, one per line, and exits 1 if there is any.`)
+	file := fs.file()
+	if _, code, done := fs.parse(args, 0, 0); done {
+		return code
+	}
+	if code, done := fs.required("file"); done {
+		return code
+	}
+	f, code, ok := fs.load(*file)
+	if !ok {
+		return code
+	}
+	fmt.Fprintf(e.stdout, "%s: ok (%d %s, %d %s, %d %s, %d %s)\n", *file,
+		len(f.Peers), plural(len(f.Peers), "peer", "peers"),
+		len(f.Networks), plural(len(f.Networks), "network", "networks"),
+		len(f.Rules), plural(len(f.Rules), "rule", "rules"),
+		len(f.Tests), plural(len(f.Tests), "test", "tests"))
+	return exitOK
+}
+
+func cmdExplain(e *env, args []string) int {
+	fs := newFlags(e, "explain", "--file F FROM TO [PORT]",
+		`Says whether the policy lets peer FROM open a TCP connection to PORT
+(default 4369, epmd) of peer TO: "allow" or "deny" first on the line, then
+what decided it, the rule (file:line) or the default.`)
+	file := fs.file()
+	erlang := fs.Bool("erlang", false, "PORT is a distribution port registered in TO's epmd (rules with erlang cover it)")
+	pos, code, done := fs.parse(args, 2, 3)
+	if done {
+		return code
+	}
+	if code, done := fs.required("file"); done {
+		return code
+	}
+	port := uint16(peers.EPMDPort)
+	if len(pos) == 3 {
+		n, err := strconv.ParseUint(pos[2], 10, 16)
+		if err != nil || n == 0 {
+			return fs.usageError("PORT %q is not a port (1-65535)", pos[2])
+		}
+		port = uint16(n)
+	}
+	f, code, ok := fs.load(*file)
+	if !ok {
+		return code
+	}
+	var ends [2]*peers.Peer
+	for i, name := range pos[:2] {
+		if ends[i] = f.Peer(name); ends[i] == nil {
+			return fs.failf("no peer %s in %s%s", name, *file, networkHint(f, name))
+		}
+	}
+	fmt.Fprintln(e.stdout, f.Decide(ends[0], ends[1], port, *erlang))
+	return exitOK
+}
+
+// networkHint helps when a network is named where a peer is wanted.
+func networkHint(f *peers.File, name string) string {
+	if f.Network(name) != nil {
+		return " (" + name + " is a network; explain takes peers)"
+	}
+	return ""
+}
+
+func cmdShow(e *env, args []string) int {
+	fs := newFlags(e, "show", "--file F NAME",
+		`Shows a peer (network, address, face, endpoint, keepalive) and the exact
+environment and erl flags that make Erlang on its host listen on its face
+only, as userspace mode needs.`)
+	file := fs.file()
+	pos, code, done := fs.parse(args, 1, 1)
+	if done {
+		return code
+	}
+	if code, done := fs.required("file"); done {
+		return code
+	}
+	f, code, ok := fs.load(*file)
+	if !ok {
+		return code
+	}
+	p := f.Peer(pos[0])
+	if p == nil {
+		return fs.failf("no peer %s in %s%s", pos[0], *file, networkHint(f, pos[0]))
+	}
+	fmt.Fprint(e.stdout, showText(p))
+	return exitOK
+}
+
+// showText is the output of show. Test harnesses read its export and erl
+// lines: keep their shape.
+func showText(p *peers.Peer) string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%-9s %s\n", k, v) }
+	line("peer", p.Name)
+	line("network", p.Network.Name)
+	line("address", p.Address.String())
+	line("face", p.Face.String())
+	if p.Endpoint != "" {
+		line("endpoint", p.Endpoint)
+	} else {
+		line("endpoint", "none (behind NAT: it dials out)")
+	}
+	if p.Keepalive != 0 {
+		line("keepalive", p.Keepalive.String())
+	}
+	if len(p.Expose) > 0 {
+		rs := make([]string, len(p.Expose))
+		for i, r := range p.Expose {
+			rs[i] = r.String()
+		}
+		line("expose", strings.Join(rs, ", "))
+	}
+	face := p.Face.String()
+	fmt.Fprintf(&b, `
+# Erlang on this host (userspace mode): epmd and nodes listen on the face only.
+export ERL_EPMD_ADDRESS=%s
+erl -name app@%s -kernel inet_dist_use_interface '%s'
+# If systemd's epmd.socket is enabled, it holds the wildcard on 4369 and no
+# face can bind it: add a drop-in (configs/epmd.socket.d/nodewire.conf) with
+# ListenStream= then ListenStream=127.0.0.1:4369 and ListenStream=%s:4369,
+# or disable it (systemctl disable --now epmd.socket).
+`, face, face, erlTuple(p.Face), face)
+	return b.String()
+}
+
+// erlTuple renders an address as an Erlang inet tuple: {127,77,1,1}.
+func erlTuple(a netip.Addr) string {
+	parts := make([]string, 0, 8)
+	if a.Is4() {
+		for _, x := range a.As4() {
+			parts = append(parts, strconv.Itoa(int(x)))
+		}
+	} else {
+		b := a.As16()
+		for i := 0; i < 16; i += 2 {
+			parts = append(parts, strconv.Itoa(int(b[i])<<8|int(b[i+1])))
+		}
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}

@@ -1,0 +1,197 @@
+// Command overlayctl manages a nodewire overlay: it makes keys, edits the
+// shared peer file (keeping its comments), checks and explains its policy,
+// shows how to start Erlang on a host, and talks to the local overlayd.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// env is what a command may touch besides the file system, so that tests
+// can run commands in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// command is one subcommand of overlayctl.
+type command struct {
+	name    string
+	summary string // one line for `overlayctl -h`
+	run     func(e *env, args []string) int
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// commands lists the subcommands in the order `overlayctl -h` shows them.
+// A function, not a variable, so there is no package-level state.
+func commands() []command {
+	return []command{
+		{"genkey", "print a new private key (like wg genkey)", cmdGenkey},
+		{"pubkey", "print the public key of the private key on stdin (like wg pubkey)", cmdPubkey},
+		{"init", "write a new, commented peer file", cmdInit},
+		{"add-network", "add a network to the peer file", cmdAddNetwork},
+		{"add-peer", "add a peer to the peer file", cmdAddPeer},
+		{"remove-peer", "remove a peer from the peer file", cmdRemovePeer},
+		{"allow", "add an interconnect rule to the peer file", cmdAllow},
+		{"check", "validate the peer file and run its tests", cmdCheck},
+		{"explain", "say whether the policy allows a connection, and why", cmdExplain},
+		{"show", "show a peer and how to start Erlang on its host", cmdShow},
+		{"reload", "ask the local overlayd to reload its peer file", cmdReload},
+		{"status", "show the local overlayd's peers and connections", cmdStatus},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// run runs the command line args (without the program name) and returns
+// the exit code.
+func run(args []string, e *env) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if name == "help" && len(args) > 1 {
+			return run([]string{args[1], "-h"}, e)
+		}
+		usage(e.stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(e, args[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "overlayctl: unknown command %q (see overlayctl -h)\n", name)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "usage: overlayctl COMMAND [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "\nRun overlayctl COMMAND -h for a command's flags.\nExit codes: 0 ok, 1 failed, 2 usage.\n")
+}
+
+// cmdFlags is the flag set of one command, with its usage text.
+type cmdFlags struct {
+	*flag.FlagSet
+	e        *env
+	synopsis string // "--file F --name N", after "overlayctl NAME"
+	help     string // what the command does, a paragraph or two
+}
+
+func newFlags(e *env, name, synopsis, help string) *cmdFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// Parse errors are reported by parse, in the one-line form.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &cmdFlags{FlagSet: fs, e: e, synopsis: synopsis, help: help}
+}
+
+// file adds the --file flag that every peer-file command takes.
+func (c *cmdFlags) file() *string {
+	return c.String("file", "", "the peer file (required)")
+}
+
+func (c *cmdFlags) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: overlayctl %s %s\n\n%s\n", c.Name(), c.synopsis, strings.TrimSpace(c.help))
+	hasFlags := false
+	c.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprint(w, "\nflags:\n")
+		c.SetOutput(w)
+		c.PrintDefaults()
+		c.SetOutput(io.Discard)
+	}
+}
+
+// parse parses args, allowing flags after positional arguments
+// ("explain A B --file F"), and checks the number of positional ones.
+// done says the caller must return code at once: help was asked for or the
+// command line is wrong.
+func (c *cmdFlags) parse(args []string, minArgs, maxArgs int) (pos []string, code int, done bool) {
+	for {
+		if err := c.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				c.usage(c.e.stdout)
+				return nil, exitOK, true
+			}
+			return nil, c.usageError("%v", err), true
+		}
+		rest := c.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	switch {
+	case len(pos) < minArgs:
+		return nil, c.usageError("missing arguments"), true
+	case len(pos) > maxArgs:
+		return nil, c.usageError("unexpected argument %q", pos[maxArgs]), true
+	}
+	return pos, exitOK, false
+}
+
+// usageError reports a wrong command line in one line and returns the
+// usage exit code.
+func (c *cmdFlags) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.e.stderr, "overlayctl %s: %s (see overlayctl %s -h)\n", c.Name(), fmt.Sprintf(format, args...), c.Name())
+	return exitUsage
+}
+
+// required reports the first of the named string flags left empty.
+func (c *cmdFlags) required(names ...string) (code int, done bool) {
+	for _, n := range names {
+		if f := c.Lookup(n); f != nil && f.Value.String() == "" {
+			return c.usageError("--%s is required", n), true
+		}
+	}
+	return exitOK, false
+}
+
+// fail reports err, one line per error (a peers.Errors has many), and
+// returns the failure exit code.
+func (c *cmdFlags) fail(err error) int {
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(c.e.stderr, "overlayctl %s: %s\n", c.Name(), line)
+	}
+	return exitFailed
+}
+
+// failf reports one error and returns the failure exit code.
+func (c *cmdFlags) failf(format string, args ...any) int {
+	return c.fail(fmt.Errorf(format, args...))
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, it := range strings.Split(s, ",") {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
