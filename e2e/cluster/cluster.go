@@ -41,6 +41,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,8 +233,8 @@ func (c *Cluster) ip(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// cleanup stops every process (newest first, so nodes go before their
-// epmd), deletes every namespace of the run and removes the temp dir unless
+// cleanup stops every process (all at once: each may take StopTimeout),
+// deletes every namespace of the run and removes the temp dir unless
 // the test failed. It is idempotent.
 func (c *Cluster) cleanup() {
 	c.mu.Lock()
@@ -268,14 +269,29 @@ func (c *Cluster) cleanup() {
 		}
 	}
 
-	if c.t.Failed() || os.Getenv("NODEWIRE_E2E_KEEP") == "1" {
-		c.t.Logf("cluster: run %s: logs kept in %s", c.id, c.dir)
+	if c.t.Failed() || panicking() || os.Getenv("NODEWIRE_E2E_KEEP") == "1" {
+		// Straight to stderr as well: Logf output of a cleanup that runs
+		// while the test panics may never be shown.
+		name := ""
+		if n, ok := c.t.(interface{ Name() string }); ok {
+			name = n.Name() + ": "
+		}
+		fmt.Fprintf(os.Stderr, "%scluster: run %s: logs kept in %s\n", name, c.id, c.dir)
 		for _, p := range procs {
 			c.t.Logf("cluster: --- %s (%s), last lines:\n%s", p.Name, p.LogPath, p.Tail(30))
 		}
 		return
 	}
 	_ = os.RemoveAll(c.dir)
+}
+
+// panicking reports whether the calling goroutine is unwinding a panic.
+// The testing package runs cleanups of a panicking test before it marks the
+// test failed, so Failed alone would make cleanup delete the logs of exactly
+// the runs that need them. Deferred calls run on top of the panicking frame,
+// so the panic shows in the stack.
+func panicking() bool {
+	return bytes.Contains(debug.Stack(), []byte("\npanic("))
 }
 
 // removeNS kills every process in namespace ns, waits for them to go and

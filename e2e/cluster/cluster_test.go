@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,6 +37,7 @@ func startPlainNode(t *testing.T, h *cluster.Host, name string) *cluster.Node {
 // overlay benchmarks: two namespaces on the bridge, stock epmd and erl,
 // distribution straight over the underlay.
 func TestPlainDistribution(t *testing.T) {
+	cluster.Require(t)
 	var id string
 	var pids []int
 	t.Run("cluster", func(t *testing.T) {
@@ -242,7 +244,12 @@ func TestHostExecAndIsolation(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), a.Prefix.String()) {
 		t.Fatalf("address of %s: %s, %v", a.Veth, out, err)
 	}
-	if _, err := a.Exec(ctx, "ping", "-c", "1", "-W", "5", b.Addr.String()); err != nil {
+	// b's epmd listens on all addresses; a reaches it over the bridge.
+	if _, err := b.StartEPMD(nil); err != nil {
+		t.Fatal(err)
+	}
+	dial := fmt.Sprintf("exec 3<>/dev/tcp/%s/4369", b.Addr)
+	if _, err := a.Exec(ctx, "bash", "-c", dial); err != nil {
 		t.Fatalf("a cannot reach b over the bridge: %v", err)
 	}
 	if _, err := a.Exec(ctx, "false"); err == nil {
@@ -288,7 +295,7 @@ func TestProcessStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := cluster.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
-		return strings.Contains(stubborn.Log(), "armed"), nil
+		return strings.Contains(stubborn.Log(), "\narmed\n"), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +332,16 @@ func TestSweepRefusesForeignPrefix(t *testing.T) {
 
 const childEnv = "NWT_CHILD"
 
+// TestMain keeps the TestChild helper out of normal runs (instead of letting
+// it report SKIP), unless the caller chose -test.skip themselves.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Getenv(childEnv) == "" && flag.Lookup("test.skip").Value.String() == "" {
+		_ = flag.Set("test.skip", "^TestChild$")
+	}
+	os.Exit(m.Run())
+}
+
 func TestChild(t *testing.T) {
 	mode := os.Getenv(childEnv)
 	if mode == "" {
@@ -348,16 +365,18 @@ func TestChild(t *testing.T) {
 		panic("deliberate panic")
 	case "timeout":
 		<-make(chan struct{}) // killed by -test.timeout, no cleanups run
+	case "sigkill":
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
 }
 
 func TestCleanupOnBadEndings(t *testing.T) {
 	cluster.Require(t)
-	for _, mode := range []string{"fatal", "panic", "timeout"} {
+	for _, mode := range []string{"fatal", "panic", "timeout", "sigkill"} {
 		t.Run(mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v", "-test.timeout=20s")
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v", "-test.timeout=10s")
 			cmd.Env = append(os.Environ(), childEnv+"="+mode)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
@@ -379,9 +398,17 @@ func TestCleanupOnBadEndings(t *testing.T) {
 			if id == "" {
 				t.Fatalf("child did not report its run; output:\n%s", out)
 			}
-			if mode == "timeout" {
-				// No cleanups ran: the nodes died with the harness
+			if mode == "timeout" || mode == "sigkill" {
+				// No cleanups ran: the processes died with the harness
 				// (Pdeathsig), the namespaces wait for a sweep.
+				for _, pid := range pids {
+					err := cluster.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+						return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), nil
+					})
+					if err != nil {
+						t.Errorf("process %d outlived its harness: %v", pid, err)
+					}
+				}
 				left, _ := cluster.Namespaces(id)
 				if len(left) == 0 {
 					t.Fatalf("expected leftovers after a timeout; output:\n%s", out)
