@@ -471,3 +471,59 @@ func TestSweepStale(t *testing.T) {
 		t.Errorf("live run's namespace was swept")
 	}
 }
+
+// TestLoopbackFaces runs what overlay tests will run: epmd and nodes bound
+// to loopback addresses ("faces") through the standard flags. One epmd per
+// host (it always listens on 127.0.0.1 too, so a second one cannot), two
+// nodes on their own faces.
+func TestLoopbackFaces(t *testing.T) {
+	c := cluster.New(t, "faces")
+	h := c.AddHost("a")
+	faces := []string{"127.77.1.1", "127.77.1.2"}
+	env := []string{"ERL_EPMD_ADDRESS=" + strings.Join(faces, ",")}
+	if _, err := h.StartEPMD(env); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*cluster.Node
+	for i, face := range faces {
+		tuple := "{" + strings.ReplaceAll(face, ".", ",") + "}"
+		n, err := h.StartNode(cluster.NodeOptions{
+			Name: fmt.Sprintf("app%d@%s", i+1, face),
+			Env:  env,
+			Args: []string{"-kernel", "inet_dist_use_interface", tuple},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if ok, err := nodes[0].Ping(ctx, nodes[1].Name); err != nil || !ok {
+		t.Fatalf("ping between faces = %v, %v", ok, err)
+	}
+	// epmd listens on the faces (and loopback) only, the dist listener on
+	// its face only.
+	port, err := nodes[1].Eval(ctx, `{ok, Ns} = erl_epmd:names({127,77,1,2}), {_, P} = lists:keyfind("app2", 1, Ns), P.`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.Exec(ctx, "ss", "-Htln")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 {
+			local[f[3]] = true
+			if strings.HasPrefix(f[3], "0.0.0.0:") || strings.HasPrefix(f[3], "*:") || strings.HasPrefix(f[3], "[::]:") {
+				t.Errorf("wildcard listener %s", f[3])
+			}
+		}
+	}
+	for _, want := range []string{"127.77.1.2:" + port, "127.77.1.1:4369", "127.77.1.2:4369"} {
+		if !local[want] {
+			t.Errorf("no listener on %s:\n%s", want, out)
+		}
+	}
+}
