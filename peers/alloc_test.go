@@ -48,21 +48,21 @@ func TestNextAddressFull(t *testing.T) {
 	}
 }
 
-// TestNextAddressFillsNetwork allocates a whole /24 and checks that each
+// TestNextAddressFillsNetwork allocates a whole /26 and checks that each
 // address parses back into a valid file.
 func TestNextAddressFillsNetwork(t *testing.T) {
 	var b strings.Builder
-	b.WriteString(base + "peers:\n")
+	b.WriteString(base + "  small: {prefix: 10.77.3.64/26}\npeers:\n")
 	f := mustParse(t, b.String())
 	for i := 0; ; i++ {
-		a, err := f.NextAddress("payments")
+		a, err := f.NextAddress("small")
 		if err != nil {
-			if i != 254 { // .1 to .254
+			if i != 62 { // .65 to .126
 				t.Fatalf("network full after %d peers: %v", i, err)
 			}
 			break
 		}
-		fmt.Fprintf(&b, "  p%d: {network: payments, public_key: %s, address: %s}\n", i, testKey(i), a)
+		fmt.Fprintf(&b, "  p%d: {network: small, public_key: %s, address: %s}\n", i, testKey(i), a)
 		f = mustParse(t, b.String())
 	}
 }

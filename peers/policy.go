@@ -1,38 +1,50 @@
 package peers
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // policy is the interconnect rules, indexed at Parse time so that Decide
-// costs a few map lookups whatever the number of peers and rules.
+// costs a few map lookups and binary searches, whatever the number of
+// peers and rules.
 type policy struct {
 	// edges holds, per (source, destination) selector pair, the rules that
-	// let source open connections to destination, in file order. Selectors
-	// are network IDs, and len(Networks)+peer ID for rules naming a peer.
-	edges map[uint64][]*Rule
+	// let source open connections to destination. Selectors are network
+	// IDs, and len(Networks)+peer ID for rules naming a peer.
+	edges map[uint64]*ruleIndex
 	// named says, per peer ID, whether some rule names the peer itself;
 	// most peers are not, and Decide then skips the peer lookups.
 	named []bool
 	nNets int32
 }
 
+// ruleIndex answers "which is the first of these rules that allows port?"
+// in O(log n): the port space is cut into intervals, each labelled with the
+// first rule whose ports cover it.
+type ruleIndex struct {
+	erlang *Rule    // first rule with `erlang` (or every port): it allows any Erlang port
+	starts []uint16 // starts[i] is the first port of interval i; starts[0] is 0
+	first  []*Rule  // first[i] is the first rule covering interval i, or nil
+}
+
 func edgeKey(src, dst int32) uint64 { return uint64(uint32(src))<<32 | uint64(uint32(dst)) }
 
 func buildPolicy(f *File) policy {
 	pol := policy{
-		edges: make(map[uint64][]*Rule),
+		edges: make(map[uint64]*ruleIndex),
 		named: make([]bool, len(f.Peers)),
 		nNets: int32(len(f.Networks)),
 	}
+	lists := make(map[uint64][]*Rule)
 	add := func(src, dst int32, r *Rule) {
 		k := edgeKey(src, dst)
-		list := pol.edges[k]
+		list := lists[k]
 		if n := len(list); n > 0 && list[n-1] == r {
 			return // between: [a, a]
 		}
-		pol.edges[k] = append(list, r)
+		lists[k] = append(list, r)
 	}
 	for _, r := range f.Rules {
 		for _, sel := range []int32{r.src, r.dst} {
@@ -45,7 +57,90 @@ func buildPolicy(f *File) policy {
 			add(r.dst, r.src, r)
 		}
 	}
+	for k, list := range lists {
+		pol.edges[k] = newRuleIndex(list)
+	}
 	return pol
+}
+
+// newRuleIndex indexes rules, which are in file order.
+func newRuleIndex(rules []*Rule) *ruleIndex {
+	ix := &ruleIndex{}
+	// Cut the port space at every range boundary.
+	cuts := []int{0}
+	for _, r := range rules {
+		if ix.erlang == nil && (r.Ports.Erlang || r.Ports.All) {
+			ix.erlang = r
+		}
+		for _, pr := range r.Ports.Ranges {
+			cuts = append(cuts, int(pr.Lo), int(pr.Hi)+1)
+		}
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	if cuts[len(cuts)-1] > 65535 {
+		cuts = cuts[:len(cuts)-1]
+	}
+	first := make([]*Rule, len(cuts))
+	// Label intervals in rule order; next skips labelled intervals so
+	// that each is visited about once however many rules cover it.
+	next := make([]int, len(cuts)+1)
+	for i := range next {
+		next[i] = i
+	}
+	find := func(i int) int {
+		for next[i] != i {
+			next[i] = next[next[i]]
+			i = next[i]
+		}
+		return i
+	}
+	label := func(lo, hi int, r *Rule) {
+		a, _ := slices.BinarySearch(cuts, lo)
+		b, found := slices.BinarySearch(cuts, hi+1)
+		if !found {
+			b = len(cuts)
+		}
+		for i := find(a); i < b; i = find(i + 1) {
+			first[i] = r
+			next[i] = i + 1
+		}
+	}
+	for _, r := range rules {
+		if r.Ports.All {
+			label(0, 65535, r)
+		}
+		for _, pr := range r.Ports.Ranges {
+			label(int(pr.Lo), int(pr.Hi), r)
+		}
+	}
+	// Merge neighbours with the same label.
+	for i, c := range cuts {
+		if i == 0 || first[i] != first[i-1] {
+			ix.starts = append(ix.starts, uint16(c))
+			ix.first = append(ix.first, first[i])
+		}
+	}
+	return ix
+}
+
+// lookup returns the first rule that allows port, or nil.
+func (ix *ruleIndex) lookup(port uint16, erlang bool) *Rule {
+	// The last interval starting at or before port.
+	lo, hi := 0, len(ix.starts)
+	for hi-lo > 1 {
+		m := int(uint(lo+hi) >> 1)
+		if ix.starts[m] <= port {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	r := ix.first[lo]
+	if erlang && ix.erlang != nil && (r == nil || ix.erlang.Index < r.Index) {
+		r = ix.erlang
+	}
+	return r
 }
 
 // Decide is the policy: may from open a TCP connection to port of to?
@@ -71,16 +166,16 @@ func (f *File) Decide(from, to *Peer, port uint16, erlang bool) Decision {
 	pol := &f.policy
 	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
 	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
-	best := first(pol.edges[edgeKey(fn, tn)], nil, port, d.Erlang)
+	best := pol.first(fn, tn, nil, port, d.Erlang)
 	fromNamed, toNamed := pol.named[from.ID], pol.named[to.ID]
 	if fromNamed {
-		best = first(pol.edges[edgeKey(fp, tn)], best, port, d.Erlang)
+		best = pol.first(fp, tn, best, port, d.Erlang)
 	}
 	if toNamed {
-		best = first(pol.edges[edgeKey(fn, tp)], best, port, d.Erlang)
+		best = pol.first(fn, tp, best, port, d.Erlang)
 	}
 	if fromNamed && toNamed {
-		best = first(pol.edges[edgeKey(fp, tp)], best, port, d.Erlang)
+		best = pol.first(fp, tp, best, port, d.Erlang)
 	}
 	if best != nil {
 		d.Allow, d.Reason, d.Rule = true, ReasonRule, best
@@ -88,16 +183,15 @@ func (f *File) Decide(from, to *Peer, port uint16, erlang bool) Decision {
 	return d
 }
 
-// first returns the earliest rule of list (sorted by Index) that allows
-// port, or best if that comes earlier.
-func first(list []*Rule, best *Rule, port uint16, erlang bool) *Rule {
-	for _, r := range list {
-		if best != nil && r.Index >= best.Index {
-			break
-		}
-		if r.Ports.Contains(port, erlang) {
-			return r
-		}
+// first returns the earlier of best and the first rule from src to dst
+// that allows port.
+func (pol *policy) first(src, dst int32, best *Rule, port uint16, erlang bool) *Rule {
+	ix := pol.edges[edgeKey(src, dst)]
+	if ix == nil {
+		return best
+	}
+	if r := ix.lookup(port, erlang); r != nil && (best == nil || r.Index < best.Index) {
+		return r
 	}
 	return best
 }
