@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -49,15 +50,36 @@ type trackedConn struct {
 	closed  bool
 }
 
-// close closes both sides; the copy goroutines then end on their own.
+// close closes every socket of the connection in order (pending data is
+// still sent); the copy goroutines then end on their own.
 func (c *trackedConn) close() {
-	c.mu.Lock()
-	cl := c.closers
-	c.closers, c.closed = nil, true
-	c.mu.Unlock()
-	for _, x := range cl {
+	for _, x := range c.take() {
 		x.Close()
 	}
+}
+
+// abort resets every socket of the connection, so both ends learn at once
+// that it is over (used when the policy or a removal ends it).
+func (c *trackedConn) abort() {
+	for _, x := range c.take() {
+		switch x := x.(type) {
+		case *net.TCPConn:
+			x.SetLinger(0)
+			x.Close()
+		case *overlayConn:
+			x.abort()
+		default:
+			x.Close()
+		}
+	}
+}
+
+func (c *trackedConn) take() []io.Closer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.closers
+	c.closers, c.closed = nil, true
+	return cl
 }
 
 // attach adds a socket to close with the connection; if the connection was
@@ -118,7 +140,7 @@ func (s *Stack) track(tc *trackedConn) bool {
 	if snap := s.snap.Load(); snap != tc.snap {
 		if why := judgeOne(snap, snap.Self, snap.File.Peer(tc.peer), tc); why != "" {
 			s.log.Info("netstack: closed connection: "+why, "peer", tc.peer, "dir", tc.dir.String(), "port", tc.port)
-			tc.close()
+			tc.abort()
 		}
 	}
 	return true
@@ -150,7 +172,7 @@ func (r *registry) closeAll() {
 	}
 	r.mu.Unlock()
 	for _, c := range all {
-		c.close()
+		c.abort()
 	}
 }
 

@@ -128,7 +128,7 @@ func (s *Stack) newTracked(snap *Snapshot, p *peers.Peer, dir Direction, port ui
 
 // carry registers tc with both sockets and copies until both directions are
 // done. local is the host socket, overlay the stack's.
-func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay *gonet.TCPConn) {
+func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay *overlayConn) {
 	tc.attach(local)
 	tc.attach(overlay)
 	if !s.track(tc) {
@@ -141,27 +141,45 @@ func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay *gonet.TCPCon
 	}
 }
 
+// overlayConn is a connection through the stack. It keeps its endpoint,
+// since gonet offers only an orderly close and a connection the policy
+// ends should be reset.
+type overlayConn struct {
+	*gonet.TCPConn
+	ep tcpip.Endpoint
+}
+
+// abort resets the connection.
+func (c *overlayConn) abort() {
+	c.ep.Abort()
+	c.TCPConn.Close()
+}
+
+func newOverlayConn(wq *waiter.Queue, ep tcpip.Endpoint) *overlayConn {
+	return &overlayConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep}
+}
+
 // acceptOverlay completes the handshake of a forwarded SYN and returns the
 // connection, tuned like every overlay connection.
-func acceptOverlay(r *tcp.ForwarderRequest) (*gonet.TCPConn, error) {
-	var wq waiter.Queue
-	ep, terr := r.CreateEndpoint(&wq)
+func acceptOverlay(r *tcp.ForwarderRequest) (*overlayConn, error) {
+	wq := new(waiter.Queue)
+	ep, terr := r.CreateEndpoint(wq)
 	if terr != nil {
 		r.Complete(true)
 		return nil, fmt.Errorf("create endpoint: %s", terr)
 	}
 	r.Complete(false)
 	tuneOverlay(ep)
-	return gonet.NewTCPConn(&wq, ep), nil
+	return newOverlayConn(wq, ep), nil
 }
 
 // dialOverlay connects through the stack to addr (another peer's overlay
 // address), giving up after overlayDialTimeout or when ctx is done.
-func (s *Stack) dialOverlay(ctx context.Context, addr netip.AddrPort) (*gonet.TCPConn, error) {
+func (s *Stack) dialOverlay(ctx context.Context, addr netip.AddrPort) (*overlayConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, overlayDialTimeout)
 	defer cancel()
-	var wq waiter.Queue
-	ep, terr := s.ip.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	wq := new(waiter.Queue)
+	ep, terr := s.ip.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, wq)
 	if terr != nil {
 		return nil, fmt.Errorf("dial %v through the overlay: %s", addr, terr)
 	}
@@ -184,7 +202,7 @@ func (s *Stack) dialOverlay(ctx context.Context, addr netip.AddrPort) (*gonet.TC
 		ep.Close()
 		return nil, fmt.Errorf("dial %v through the overlay: %s", addr, terr)
 	}
-	return gonet.NewTCPConn(&wq, ep), nil
+	return newOverlayConn(wq, ep), nil
 }
 
 // tuneOverlay sets keepalive and a user timeout, so a peer that vanishes

@@ -21,11 +21,10 @@ import (
 	"net/netip"
 
 	"github.com/nodewire/nodewire/peers"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 )
 
 // relayEPMD serves one inbound EPMD connection from src (filter relay).
-func (s *Stack) relayEPMD(client *gonet.TCPConn, src *peers.Peer, allowNames bool, tc *trackedConn) {
+func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool, tc *trackedConn) {
 	tc.attach(client)
 	if !s.track(tc) {
 		return

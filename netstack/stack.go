@@ -267,8 +267,8 @@ func (s *Stack) Apply(snap *Snapshot) {
 	}
 	for _, c := range s.conns.judge(snap, s.epmdPort) {
 		s.log.Info("netstack: closed connection: "+c.why,
-			"peer", c.tc.peer, "dir", c.tc.dir, "port", c.tc.port)
-		c.tc.close()
+			"peer", c.tc.peer, "dir", c.tc.dir.String(), "port", c.tc.port)
+		c.tc.abort()
 	}
 	s.stats.prune(snap.File)
 }

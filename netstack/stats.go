@@ -124,12 +124,13 @@ type logLimiter struct {
 	last map[limitKey]*limitState
 }
 
-// limitKey is what one line is about: a peer (or source address), a port
-// and a direction.
+// limitKey is what one line is about: a peer (or source address), a port,
+// a direction and the reason (so an ALIVE2 refusal does not hide a KILL).
 type limitKey struct {
 	who  string
 	port uint16
 	dir  Direction
+	why  string
 }
 
 type limitState struct {
@@ -178,10 +179,10 @@ func (l *logLimiter) evict(now time.Time) {
 }
 
 // logDenied logs a refused connection or request at Warn, rate-limited per
-// (source, port, direction). why is the decision ("deny default", the rule)
-// or what else refused it.
+// (source, destination, port, direction, reason). why is the decision
+// ("deny default ...", the rule) or what else refused it.
 func (s *Stack) logDenied(dir Direction, from, to string, port uint16, why string) {
-	ok, held := s.denied.allow(limitKey{who: from + ">" + to, port: port, dir: dir}, time.Now())
+	ok, held := s.denied.allow(limitKey{who: from + ">" + to, port: port, dir: dir, why: why}, time.Now())
 	if !ok {
 		return
 	}

@@ -1,0 +1,283 @@
+package netstack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// erlangRule lets monitoring reach payments' Erlang ports and the exposed
+// port; nothing lets payments reach monitoring.
+func erlangRule(w *world) fileOpts {
+	return fileOpts{rulePorts: "[erlang, " + itoa(w.exposePort) + "]"}
+}
+
+func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+func TestOverlay(t *testing.T) {
+	for _, link := range []string{"pipe", "wireguard"} {
+		t.Run(link, func(t *testing.T) { testOverlay(t, link) })
+	}
+}
+
+func testOverlay(t *testing.T, link string) {
+	p := newPair(t, link, erlangRule)
+	w := p.w
+
+	paySelf := p.pay.face("pay-1") // 127.81.1.1: pay-1's own face, on pay-1
+	payOnMon := p.mon.face("pay-1") // 127.82.1.1: pay-1 as mon-1 sees it
+	monOnPay := p.pay.face("mon-1") // 127.81.2.1: mon-1 as pay-1 sees it
+	nodePort := startEcho(t, netip.AddrPortFrom(paySelf, 0))
+	p.pay.epmd.register("app", nodePort)
+	startEcho(t, netip.AddrPortFrom(paySelf, w.exposePort))
+
+	t.Run("port please through a face opens the node's face first", func(t *testing.T) {
+		if slices.Contains(p.mon.stack.faces.listening("pay-1"), nodePort) {
+			t.Fatal("face for the node's port open before any lookup")
+		}
+		var resp Port2Resp
+		var err error
+		// The first exchange may wait for a WireGuard handshake.
+		resp, err = portPlease(t, netip.AddrPortFrom(payOnMon, w.epmdPort), "app")
+		if err != nil {
+			t.Fatalf("PORT_PLEASE2: %v", err)
+		}
+		if !resp.OK() || resp.Port != nodePort || string(resp.Name) != "app" {
+			t.Fatalf("reply %+v, want ok port %d", resp, nodePort)
+		}
+		// The reply is only written once the listener exists.
+		if !slices.Contains(p.mon.stack.faces.listening("pay-1"), nodePort) {
+			t.Fatalf("no face listener on %v:%d when the reply arrived", payOnMon, nodePort)
+		}
+		if r, err := portPlease(t, netip.AddrPortFrom(payOnMon, w.epmdPort), "nobody"); err != nil || r.OK() {
+			t.Fatalf("unknown name: %+v, %v; want a not-found reply", r, err)
+		}
+	})
+
+	t.Run("dist stream both ways with half-close", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(payOnMon, nodePort).String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		roundTrip(t, c.(*net.TCPConn), 4<<20)
+		st := p.mon.stack.Stats()["pay-1"]
+		if st.BytesOut < 4<<20 || st.BytesIn < 4<<20 {
+			t.Errorf("mon-1 stats for pay-1: %+v, want ≥4 MiB each way", st)
+		}
+		if in := p.pay.stack.Stats()["mon-1"]; in.BytesIn < 4<<20 {
+			t.Errorf("pay-1 stats for mon-1: %+v, want ≥4 MiB in", in)
+		}
+	})
+
+	t.Run("exposed port", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(payOnMon, w.exposePort).String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		roundTrip(t, c.(*net.TCPConn), 64<<10)
+	})
+
+	t.Run("names allowed by an erlang rule", func(t *testing.T) {
+		reply, err := epmdExchange(t, netip.AddrPortFrom(payOnMon, w.epmdPort), []byte{TagNamesReq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, names, err := ParseNames(reply)
+		if err != nil || !slices.Contains(names, NameEntry{"app", nodePort}) {
+			t.Fatalf("NAMES: %v, %v", names, err)
+		}
+	})
+
+	t.Run("admin requests never reach epmd", func(t *testing.T) {
+		before := p.pay.epmd.seen()
+		for _, body := range [][]byte{alive2(9999, "evil"), {TagKillReq}, {TagStopReq}, {TagDumpReq}, {42}} {
+			reply, _ := epmdExchange(t, netip.AddrPortFrom(payOnMon, w.epmdPort), body)
+			if len(reply) != 0 {
+				t.Errorf("%s: got a reply %v", RequestName(body[0]), reply)
+			}
+		}
+		after := p.pay.epmd.seen()
+		if !bytes.Equal(before, after) {
+			t.Fatalf("epmd saw %v after refused requests (before %v)", after[len(before):], before)
+		}
+		for _, tag := range after {
+			if tag != TagPortPlease2Req && tag != TagNamesReq {
+				t.Fatalf("epmd saw %s", RequestName(tag))
+			}
+		}
+		if st := p.pay.stack.Stats()["mon-1"]; st.DeniedIn < 5 {
+			t.Errorf("pay-1 denials from mon-1 = %d, want ≥5", st.DeniedIn)
+		}
+	})
+
+	t.Run("denied pair refused at the source", func(t *testing.T) {
+		start := time.Now()
+		_, err := portPlease(t, netip.AddrPortFrom(monOnPay, w.epmdPort), "app")
+		if err == nil {
+			t.Fatal("pay-1 → mon-1 epmd answered; policy denies it")
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("refusal took %v", d)
+		}
+		if st := p.pay.stack.Stats()["mon-1"]; st.DeniedOut == 0 {
+			t.Errorf("pay-1 DeniedOut for mon-1 = 0")
+		}
+	})
+
+	t.Run("denied pair refused at the destination", func(t *testing.T) {
+		before := p.mon.stack.Stats()["pay-1"].DeniedIn
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Bypass pay-1's face (and its policy check): dial mon-1 directly.
+		c, err := p.pay.stack.dialOverlay(ctx, netip.MustParseAddrPort("10.77.2.1:"+itoa(w.epmdPort)))
+		if err == nil {
+			c.Close()
+			t.Fatal("mon-1 accepted pay-1 on its epmd port; policy denies it")
+		}
+		if !strings.Contains(err.Error(), "refused") {
+			t.Errorf("dial error %v, want connection refused", err)
+		}
+		if after := p.mon.stack.Stats()["pay-1"].DeniedIn; after != before+1 {
+			t.Errorf("mon-1 DeniedIn for pay-1 went %d → %d", before, after)
+		}
+	})
+
+	t.Run("only registered and exposed ports reach the host", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// A port something listens on, but no node registered: refused.
+		stray := startEcho(t, netip.AddrPortFrom(paySelf, 0))
+		if c, err := p.mon.stack.dialOverlay(ctx, netip.MustParseAddrPort("10.77.1.1:"+itoa(stray))); err == nil {
+			c.Close()
+			t.Fatal("reached a port that is neither registered nor exposed")
+		}
+		// Registered in epmd but never looked up through the relay: found
+		// by asking the local epmd for NAMES (whose answer is cached for
+		// namesTTL, so the new name may take that long to show).
+		other := startEcho(t, netip.AddrPortFrom(paySelf, 0))
+		p.pay.epmd.register("other", other)
+		var c *overlayConn
+		waitFor(t, 5*time.Second, "registered port to be reachable", func() bool {
+			var err error
+			c, err = p.mon.stack.dialOverlay(ctx, netip.MustParseAddrPort("10.77.1.1:"+itoa(other)))
+			return err == nil
+		})
+		roundTrip(t, c, 1000)
+	})
+
+	t.Run("apply closes what the new policy denies, keeps the rest", func(t *testing.T) {
+		dist := dialAndPing(t, netip.AddrPortFrom(payOnMon, nodePort))
+		defer dist.Close()
+		exposed := dialAndPing(t, netip.AddrPortFrom(payOnMon, w.exposePort))
+		defer exposed.Close()
+		waitFor(t, 5*time.Second, "both connections tracked", func() bool {
+			return p.mon.stack.Stats()["pay-1"].Open >= 2 && p.pay.stack.Stats()["mon-1"].Open >= 2
+		})
+
+		// The exposed port only: Erlang's ports are no longer allowed.
+		only := fileOpts{rulePorts: "[" + itoa(w.exposePort) + "]"}
+		p.pay.stack.Apply(w.snap(t, payFaces, "pay-1", only))
+		if err := readErrSoon(dist, 5*time.Second); err == nil || !isRefused(err) {
+			t.Fatalf("dist connection still open after the destination's policy changed: %v", err)
+		}
+		p.mon.stack.Apply(w.snap(t, monFaces, "mon-1", only))
+		ping(t, exposed)
+		if _, err := portPlease(t, netip.AddrPortFrom(payOnMon, w.epmdPort), "app"); err == nil {
+			t.Fatal("epmd still reachable after erlang was removed from the rule")
+		}
+	})
+
+	t.Run("removing a peer closes its faces and connections", func(t *testing.T) {
+		exposed := dialAndPing(t, netip.AddrPortFrom(payOnMon, w.exposePort))
+		defer exposed.Close()
+		p.mon.stack.Apply(w.snap(t, monFaces, "mon-1", fileOpts{noPay: true}))
+		if got := p.mon.stack.faces.listening("pay-1"); len(got) != 0 {
+			t.Fatalf("faces still open for removed pay-1: %v", got)
+		}
+		if _, err := net.DialTimeout("tcp4", netip.AddrPortFrom(payOnMon, w.epmdPort).String(), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial removed peer's face: %v, want connection refused", err)
+		}
+		if err := readErrSoon(exposed, 5*time.Second); err == nil || !isRefused(err) {
+			t.Fatalf("connection to removed peer still open: %v", err)
+		}
+		if _, ok := p.mon.stack.Stats()["pay-1"]; ok {
+			t.Error("stats still list the removed peer")
+		}
+		waitFor(t, 5*time.Second, "tracked connections of pay-1 to go", func() bool {
+			p.mon.stack.conns.mu.Lock()
+			defer p.mon.stack.conns.mu.Unlock()
+			return len(p.mon.stack.conns.byPeer["pay-1"]) == 0
+		})
+	})
+}
+
+// roundTrip sends n random bytes through an echo, half-closes, and checks
+// that exactly those bytes come back before the echo's FIN.
+func roundTrip(t *testing.T, c interface {
+	net.Conn
+	CloseWrite() error
+}, n int) {
+	t.Helper()
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		werr <- err
+	}()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read echo: %v (got %d of %d bytes)", err, len(got), n)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("echo differs: %d bytes back, %d sent", len(got), n)
+	}
+}
+
+// dialAndPing opens a connection to an echo through a face and checks it
+// carries data.
+func dialAndPing(t *testing.T, addr netip.AddrPort) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp4", addr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping(t, c)
+	return c
+}
+
+func ping(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	var b [4]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil || string(b[:]) != "ping" {
+		t.Fatalf("pong: %q, %v", b, err)
+	}
+	c.SetDeadline(time.Time{})
+}
