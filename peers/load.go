@@ -114,7 +114,7 @@ func (p *fileParser) parseOverlay(key, n *yaml.Node) {
 	if keys[0] == nil {
 		p.errorf(key.Line, "overlay.prefix", "missing")
 	} else if ov.Prefix, prefixOK = p.prefix(vals[0], "overlay.prefix"); prefixOK {
-		line := deref(vals[0]).Line
+		line := vals[0].Line
 		switch {
 		case overlaps(ov.Prefix, loopback):
 			p.errorf(line, "overlay.prefix", "%s overlaps 127.0.0.0/8; overlay addresses must not be loopback addresses", ov.Prefix)
@@ -133,7 +133,7 @@ func (p *fileParser) parseOverlay(key, n *yaml.Node) {
 			facesOK = true
 		}
 	} else if ov.Faces, facesOK = p.prefix(vals[1], "overlay.faces"); facesOK {
-		line := deref(vals[1]).Line
+		line := vals[1].Line
 		switch {
 		case !loopback.Contains(ov.Faces.Addr()) || ov.Faces.Bits() < 8:
 			p.errorf(line, "overlay.faces", "%s is not inside 127.0.0.0/8", ov.Faces)
@@ -148,7 +148,7 @@ func (p *fileParser) parseOverlay(key, n *yaml.Node) {
 		if s, ok := p.str(vals[2], "overlay.port"); ok {
 			port, err := parsePort(s)
 			if err != nil {
-				p.errorf(deref(vals[2]).Line, "overlay.port", "%v", err)
+				p.errorf(vals[2].Line, "overlay.port", "%v", err)
 			} else {
 				ov.Port = port
 			}
@@ -163,7 +163,7 @@ func (p *parser) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
 	if !ok {
 		return netip.Prefix{}, false
 	}
-	line := deref(n).Line
+	line := n.Line
 	pf, err := netip.ParsePrefix(strings.TrimSpace(s))
 	switch {
 	case err != nil:
@@ -199,7 +199,7 @@ func (p *fileParser) parseNetworks(n *yaml.Node) {
 			continue
 		}
 		if ov := p.f.Overlay.Prefix; ov.IsValid() && (pf.Bits() < ov.Bits() || !ov.Contains(pf.Addr())) {
-			p.errorf(deref(vals[0]).Line, path+".prefix", "%s is outside overlay.prefix %s", pf, ov)
+			p.errorf(vals[0].Line, path+".prefix", "%s is outside overlay.prefix %s", pf, ov)
 			continue
 		}
 		nw.Prefix = pf
@@ -252,7 +252,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		if keys[0] != nil {
 			if s, ok := p.str(vals[0], path+".network"); ok {
 				if peer.Network = p.nets[s]; peer.Network == nil {
-					p.errorf(deref(vals[0]).Line, path+".network", "unknown network %q%s", s, p.hint(s, true, false))
+					p.errorf(vals[0].Line, path+".network", "unknown network %q%s", s, p.hint(s, true, false))
 				}
 			}
 		}
@@ -262,7 +262,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		// public_key
 		if keys[1] != nil {
 			if s, ok := p.str(vals[1], path+".public_key"); ok {
-				line := deref(vals[1]).Line
+				line := vals[1].Line
 				if k, err := ParseKey(strings.TrimSpace(s)); err != nil {
 					p.errorf(line, path+".public_key", "%v", err)
 				} else if other := byKey[k]; other != nil {
@@ -280,7 +280,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		if keys[3] != nil {
 			if s, ok := p.str(vals[3], path+".endpoint"); ok {
 				if ep, err := parseEndpoint(s, p.f.Overlay.Port); err != nil {
-					p.errorf(deref(vals[3]).Line, path+".endpoint", "%v", err)
+					p.errorf(vals[3].Line, path+".endpoint", "%v", err)
 				} else {
 					peer.Endpoint = ep
 				}
@@ -289,7 +289,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		if keys[4] != nil {
 			if s, ok := p.str(vals[4], path+".keepalive"); ok {
 				if d, err := parseKeepalive(s); err != nil {
-					p.errorf(deref(vals[4]).Line, path+".keepalive", "%v", err)
+					p.errorf(vals[4].Line, path+".keepalive", "%v", err)
 				} else {
 					peer.Keepalive = d
 				}
@@ -307,7 +307,7 @@ func (p *fileParser) parseAddress(peer *Peer, n *yaml.Node, path string, byAddr 
 	if !ok {
 		return
 	}
-	line := deref(n).Line
+	line := n.Line
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
 	switch {
 	case err != nil:
@@ -350,8 +350,7 @@ func (p *fileParser) parseAddress(peer *Peer, n *yaml.Node, path string, byAddr 
 // ports parses a `ports:` or `expose:` list. Absent means every port; so
 // does the word `all`, which is how Ports.String prints that.
 func (p *parser) ports(n *yaml.Node, path string, erlangOK bool) (Ports, bool) {
-	n = deref(n)
-	if n != nil && n.Kind == yaml.ScalarNode && n.Value == "all" && erlangOK {
+	if d := deref(n); d != nil && d.Kind == yaml.ScalarNode && d.Value == "all" && erlangOK {
 		return Ports{All: true}, true
 	}
 	items, ok := p.list(n, path)
@@ -374,7 +373,7 @@ func (p *parser) ports(n *yaml.Node, path string, erlangOK bool) (Ports, bool) {
 			good = false
 			continue
 		}
-		line := deref(it).Line
+		line := it.Line
 		if strings.TrimSpace(s) == "erlang" {
 			if !erlangOK {
 				p.errorf(line, ipath, "erlang is not needed here: Erlang's ports are always offered")
@@ -407,7 +406,7 @@ func (p *fileParser) parseRules(n *yaml.Node) {
 	items, _ := p.list(n, "interconnect")
 	for i, it := range items {
 		path := fmt.Sprintf("interconnect[%d]", i)
-		line := deref(it).Line
+		line := it.Line
 		keys, vals, ok := p.fields(it, path, "from", "to", "between", "ports")
 		if !ok {
 			p.policyBroken = true
@@ -427,7 +426,7 @@ func (p *fileParser) parseRules(n *yaml.Node) {
 				break
 			}
 			if len(names) != 2 {
-				p.errorf(deref(vals[2]).Line, path+".between", "expected two names, got %s", countNames(vals[2], len(names)))
+				p.errorf(vals[2].Line, path+".between", "expected two names, got %s", countNames(vals[2], len(names)))
 				good = false
 				break
 			}
@@ -487,7 +486,7 @@ func (p *fileParser) selector(n *yaml.Node, path string) (string, int32, bool) {
 	if peer := p.peers[s]; peer != nil {
 		return s, int32(len(p.f.Networks) + peer.ID), true
 	}
-	p.errorf(deref(n).Line, path, "unknown network or peer %q%s", s, p.hint(s, true, true))
+	p.errorf(n.Line, path, "unknown network or peer %q%s", s, p.hint(s, true, true))
 	return s, 0, false
 }
 
@@ -510,7 +509,7 @@ func (p *fileParser) parseTests(n *yaml.Node) {
 	items, _ := p.list(n, "tests")
 	for i, it := range items {
 		path := fmt.Sprintf("tests[%d]", i)
-		line := deref(it).Line
+		line := it.Line
 		keys, vals, ok := p.fields(it, path, "from", "to", "port", "expect")
 		if !ok {
 			continue
@@ -535,7 +534,7 @@ func (p *fileParser) parseTests(n *yaml.Node) {
 				if s, ok := p.str(vals[j], fpath); !ok {
 					good = false
 				} else if port, err := parsePort(s); err != nil {
-					p.errorf(deref(vals[j]).Line, fpath, "%v", err)
+					p.errorf(vals[j].Line, fpath, "%v", err)
 					good = false
 				} else {
 					t.Port = port
@@ -546,7 +545,7 @@ func (p *fileParser) parseTests(n *yaml.Node) {
 				} else if s == "allow" || s == "deny" {
 					t.Allow = s == "allow"
 				} else {
-					p.errorf(deref(vals[j]).Line, fpath, "%q must be allow or deny", s)
+					p.errorf(vals[j].Line, fpath, "%q must be allow or deny", s)
 					good = false
 				}
 			}
@@ -565,9 +564,9 @@ func (p *fileParser) testPeer(n *yaml.Node, path string) (string, *Peer) {
 		return s, peer
 	}
 	if p.nets[s] != nil {
-		p.errorf(deref(n).Line, path, "%q is a network; tests name peers", s)
+		p.errorf(n.Line, path, "%q is a network; tests name peers", s)
 	} else {
-		p.errorf(deref(n).Line, path, "unknown peer %q%s", s, p.hint(s, false, true))
+		p.errorf(n.Line, path, "unknown peer %q%s", s, p.hint(s, false, true))
 	}
 	return s, nil
 }

@@ -134,12 +134,13 @@ type entry struct {
 // entries returns the pairs of mapping n in file order, reporting and
 // skipping duplicate and non-scalar keys. A null n is an empty mapping.
 func (p *parser) entries(n *yaml.Node, path string) []entry {
+	line := lineOf(n)
 	n = deref(n)
 	if isNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n.Line, path, "expected a mapping, got %s", describe(n))
+		p.errorf(line, path, "expected a mapping, got %s", describe(n))
 		return nil
 	}
 	out := make([]entry, 0, len(n.Content)/2)
@@ -170,8 +171,9 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 func (p *parser) fields(n *yaml.Node, path string, known ...string) (keys, vals []*yaml.Node, ok bool) {
 	keys = make([]*yaml.Node, len(known))
 	vals = make([]*yaml.Node, len(known))
+	line := lineOf(n)
 	if n = deref(n); !isNull(n) && n.Kind != yaml.MappingNode {
-		p.errorf(n.Line, path, "expected a mapping with %s, got %s", listWords(known, "and"), describe(n))
+		p.errorf(line, path, "expected a mapping with %s, got %s", listWords(known, "and"), describe(n))
 		return keys, vals, false
 	}
 next:
@@ -189,12 +191,13 @@ next:
 
 // list returns the items of sequence n; a null n is an empty list.
 func (p *parser) list(n *yaml.Node, path string) ([]*yaml.Node, bool) {
+	line := lineOf(n)
 	n = deref(n)
 	if isNull(n) {
 		return nil, true
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.errorf(n.Line, path, "expected a list, got %s", describe(n))
+		p.errorf(line, path, "expected a list, got %s", describe(n))
 		return nil, false
 	}
 	return n.Content, true
@@ -203,20 +206,26 @@ func (p *parser) list(n *yaml.Node, path string) ([]*yaml.Node, bool) {
 // str returns the text of scalar n. Any scalar is accepted (a name may look
 // like a number); what it must look like is checked by the caller.
 func (p *parser) str(n *yaml.Node, path string) (string, bool) {
+	line := lineOf(n)
 	n = deref(n)
 	switch {
 	case isNull(n):
-		line := 0
-		if n != nil {
-			line = n.Line
-		}
 		p.errorf(line, path, "has no value")
 		return "", false
 	case n.Kind != yaml.ScalarNode:
-		p.errorf(n.Line, path, "expected a single value, got %s", describe(n))
+		p.errorf(line, path, "expected a single value, got %s", describe(n))
 		return "", false
 	}
 	return n.Value, true
+}
+
+// lineOf is where n is written: for an alias, where the alias is, not its
+// anchor.
+func lineOf(n *yaml.Node) int {
+	if n == nil {
+		return 0
+	}
+	return n.Line
 }
 
 // listWords renders ["a","b","c"] as "a, b or c".
