@@ -181,7 +181,7 @@ func (p *parser) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
 func (p *fileParser) parseNetworks(n *yaml.Node) {
 	var placed []*Network // networks with a valid prefix, for the overlap check
 	for _, e := range p.entries(n, "networks") {
-		path := "networks." + e.name
+		path := join("networks", e.name)
 		p.checkName(e.name, e.key.Line, path)
 		nw := &Network{Name: e.name, Line: e.key.Line, ID: len(p.f.Networks)}
 		p.f.Networks = append(p.f.Networks, nw)
@@ -221,7 +221,7 @@ func (p *fileParser) parseNetworks(n *yaml.Node) {
 			if a.Line > b.Line {
 				a, b = b, a
 			}
-			p.errorf(b.Line, "networks."+b.Name+".prefix", "%s overlaps network %s (%s, line %d)", b.Prefix, a.Name, a.Prefix, a.Line)
+			p.errorf(b.Line, join("networks", b.Name)+".prefix", "%s overlaps network %s (%s, line %d)", b.Prefix, a.Name, a.Prefix, a.Line)
 		}
 		if widest == nil || u32(lastAddr(nw.Prefix)) > u32(lastAddr(widest.Prefix)) {
 			widest = nw
@@ -233,7 +233,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 	byKey := map[Key]*Peer{}
 	byAddr := map[netip.Addr]*Peer{}
 	for _, e := range p.entries(n, "peers") {
-		path := "peers." + e.name
+		path := join("peers", e.name)
 		p.checkName(e.name, e.key.Line, path)
 		peer := &Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
 		p.f.Peers = append(p.f.Peers, peer)
@@ -492,14 +492,18 @@ func (p *fileParser) selector(n *yaml.Node, path string) (string, int32, bool) {
 
 // hint suggests the right spelling when a name differs only in case.
 func (p *fileParser) hint(s string, nets, peers bool) string {
-	for name := range p.nets {
-		if nets && strings.EqualFold(name, s) {
-			return fmt.Sprintf(" (did you mean %s?)", name)
+	if nets {
+		for _, nw := range p.f.Networks {
+			if strings.EqualFold(nw.Name, s) {
+				return fmt.Sprintf(" (did you mean %s?)", nw.Name)
+			}
 		}
 	}
-	for name := range p.peers {
-		if peers && strings.EqualFold(name, s) {
-			return fmt.Sprintf(" (did you mean %s?)", name)
+	if peers {
+		for _, peer := range p.f.Peers {
+			if strings.EqualFold(peer.Name, s) {
+				return fmt.Sprintf(" (did you mean %s?)", peer.Name)
+			}
 		}
 	}
 	return ""

@@ -60,7 +60,7 @@ func (p *fileParser) checkNames() {
 			continue
 		}
 		p.policyBroken = true
-		path := n.kind + "s." + n.name
+		path := join(n.kind+"s", n.name)
 		if first.name == n.name {
 			p.errorf(n.line, path, "name already used by %s %s (line %d)", first.kind, first.name, first.line)
 		} else {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -26,7 +28,25 @@ func (p *parser) errorf(line int, field, format string, args ...any) {
 	if len(args) > 0 {
 		msg = fmt.Sprintf(format, args...)
 	}
-	p.errs = append(p.errs, &Error{File: p.name, Line: line, Field: field, Msg: msg})
+	p.errs = append(p.errs, &Error{File: p.name, Line: line, Field: oneLine(field), Msg: oneLine(msg)})
+}
+
+// oneLine escapes control characters that input may smuggle into a message,
+// so that every Error stays one line of a log.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -118,7 +138,12 @@ func describe(n *yaml.Node) string {
 	return "an alias"
 }
 
+// join extends a dotted field path; odd keys are quoted so that the path
+// stays readable.
 func join(path, key string) string {
+	if key == "" || strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == '"' || r > '~' }) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
