@@ -170,23 +170,29 @@ func TestEval(t *testing.T) {
 	}
 
 	// Concurrent evaluations run in parallel and each gets its own answer:
-	// 20 evaluations sleeping 300 ms in the node finish well under 20 x 300 ms.
-	start := time.Now()
+	// 20 evaluations meet at a barrier in the node, which releases them only
+	// when all 20 are waiting, so serialised evaluation would never finish.
+	if _, err := n.Eval(ctx, `
+		Barrier = fun Loop(Waiting) when length(Waiting) =:= 20 ->
+		                  [P ! go || P <- Waiting];
+		              Loop(Waiting) ->
+		                  receive {wait, P} -> Loop([P | Waiting]) end
+		          end,
+		register(nwt_barrier, spawn(fun() -> Barrier([]) end)).`); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := n.Eval(ctx, fmt.Sprintf("timer:sleep(300), %d * 2.", i))
+			got, err := n.Eval(ctx, fmt.Sprintf("nwt_barrier ! {wait, self()}, receive go -> %d * 2 end.", i))
 			if err != nil || got != strconv.Itoa(i*2) {
 				t.Errorf("concurrent Eval %d = %q, %v", i, got, err)
 			}
 		}()
 	}
 	wg.Wait()
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("20 concurrent 300 ms evaluations took %v: not parallel", d)
-	}
 
 	// A deadline ends the wait, not the driver.
 	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
@@ -326,7 +332,7 @@ func TestSweepRefusesForeignPrefix(t *testing.T) {
 }
 
 // Child-process tests: the test binary runs itself with NWT_CHILD set to
-// end a run badly (t.Fatal, panic, -timeout) and the parent checks what is
+// end a run badly (t.Fatal, panic, a crash like -timeout's, SIGKILL) and the parent checks what is
 // left. The child prints "nwt-run <id> <pid>..." so the parent knows what to
 // look for.
 
@@ -363,8 +369,11 @@ func TestChild(t *testing.T) {
 		t.Fatal("deliberate failure")
 	case "panic":
 		panic("deliberate panic")
-	case "timeout":
-		<-make(chan struct{}) // killed by -test.timeout, no cleanups run
+	case "crash":
+		// What -test.timeout does: panic on a goroutine other than the
+		// test's, which ends the process without running any cleanup.
+		go panic("simulated test timeout")
+		<-make(chan struct{})
 	case "sigkill":
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
@@ -372,11 +381,11 @@ func TestChild(t *testing.T) {
 
 func TestCleanupOnBadEndings(t *testing.T) {
 	cluster.Require(t)
-	for _, mode := range []string{"fatal", "panic", "timeout", "sigkill"} {
+	for _, mode := range []string{"fatal", "panic", "crash", "sigkill"} {
 		t.Run(mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v", "-test.timeout=10s")
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestChild$", "-test.v", "-test.timeout=90s")
 			cmd.Env = append(os.Environ(), childEnv+"="+mode)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
@@ -398,7 +407,7 @@ func TestCleanupOnBadEndings(t *testing.T) {
 			if id == "" {
 				t.Fatalf("child did not report its run; output:\n%s", out)
 			}
-			if mode == "timeout" || mode == "sigkill" {
+			if mode == "crash" || mode == "sigkill" {
 				// No cleanups ran: the processes died with the harness
 				// (Pdeathsig), the namespaces wait for a sweep.
 				for _, pid := range pids {

@@ -36,7 +36,7 @@ func (h *Host) StartEPMD(env []string) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var last []byte
 	err = Poll(ctx, 20*time.Millisecond, func() (bool, error) {
@@ -71,7 +71,8 @@ type NodeOptions struct {
 	// By default nodes get -start_epmd false, so a test that forgot
 	// StartEPMD fails clearly instead of running an untracked epmd.
 	AutoEPMD bool
-	// StartTimeout bounds the wait for the node to answer; default 30 s.
+	// StartTimeout bounds the wait for the node to answer; default 60 s
+	// (generous: a loaded CI machine can take many seconds to boot erl).
 	StartTimeout time.Duration
 }
 
@@ -141,7 +142,7 @@ func (h *Host) StartNode(opts NodeOptions) (*Node, error) {
 		opts.Cookie = DefaultCookie
 	}
 	if opts.StartTimeout == 0 {
-		opts.StartTimeout = 30 * time.Second
+		opts.StartTimeout = 60 * time.Second
 	}
 	ebin, err := h.c.driverDir()
 	if err != nil {
