@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +72,8 @@ type Process struct {
 	stopMu  sync.Mutex
 }
 
+var logNameRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
 // Start starts argv as a long-running process inside the host, with env
 // (KEY=VALUE) added to the harness's environment. Its stdout and stderr are
 // appended to <run dir>/<host>-<name>.log. The process is stopped by the
@@ -91,6 +94,7 @@ func (h *Host) start(name string, argv []string, env []string, prep func(*exec.C
 	if c.closed {
 		return nil, errors.New("cluster: Start after cleanup")
 	}
+	name = logNameRE.ReplaceAllString(name, "_")
 	logPath := filepath.Join(c.dir, h.Name+"-"+name+".log")
 	for i := 2; ; i++ {
 		if _, err := os.Stat(logPath); errors.Is(err, os.ErrNotExist) {
