@@ -59,6 +59,14 @@ func (h *Host) Exec(ctx context.Context, argv ...string) ([]byte, error) {
 	return out, nil
 }
 
+// PIDs lists the processes running in the host's network namespace, so
+// tests can check that nothing stray (an auto-started epmd, say) is left.
+// The PID namespace is shared, so pgrep and the like would see every host's
+// processes.
+func (h *Host) PIDs(ctx context.Context) ([]int, error) {
+	return nsPIDs(ctx, h.NS)
+}
+
 // Process is a long-running process started on a host by [Host.Start].
 // Its stdout and stderr go to LogPath.
 type Process struct {
