@@ -364,9 +364,9 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 	erlang := f.epmd || f.erlang.Load()
 	d := snap.File.Decide(self, p, port, erlang)
 	if !d.Allow {
+		st.deniedOut.Add(1)
 		c.SetLinger(0) // a reset: refused at once, as a closed port would be
 		c.Close()
-		st.deniedOut.Add(1)
 		s.logDenied(Out, self.Name, p.Name, port, d.String())
 		return
 	}

@@ -55,8 +55,8 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	}
 	st := s.stats.peer(src.Name)
 	deny := func(why string) {
+		st.deniedIn.Add(1) // before the reset, so whoever sees it sees the count
 		r.Complete(true)
-		st.deniedIn.Add(1)
 		s.logDenied(In, src.Name, self.Name, port, why)
 	}
 

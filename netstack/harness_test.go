@@ -110,8 +110,12 @@ func (h *host) face(name string) netip.Addr {
 	return h.stack.snap.Load().File.Peer(name).Face
 }
 
-// testLogger writes the stack's log to the test log (Debug and up).
+// testLogger writes the stack's log to the test log (Debug and up), or
+// nowhere in benchmarks (whose log is always printed).
 func testLogger(t testing.TB, name string) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -138,7 +142,7 @@ const (
 
 // newPair starts pay-1 and mon-1 with the files opts describes and links
 // them with link ("pipe" or "wireguard"). Everything is closed at test end.
-func newPair(t *testing.T, link string, opts func(*world) fileOpts) *pair {
+func newPair(t testing.TB, link string, opts func(*world) fileOpts) *pair {
 	t.Helper()
 	w := &world{payKey: newTestKey(t), monKey: newTestKey(t), epmdPort: freePort(t), exposePort: freePort(t)}
 	o := opts(w)
@@ -156,7 +160,7 @@ func newPair(t *testing.T, link string, opts func(*world) fileOpts) *pair {
 	return p
 }
 
-func startHost(t *testing.T, w *world, name, faces string, o fileOpts) *host {
+func startHost(t testing.TB, w *world, name, faces string, o fileOpts) *host {
 	t.Helper()
 	snap := w.snap(t, faces, name, o)
 	epmd := startFakeEPMD(t, netip.AddrPortFrom(snap.Self.Face, w.epmdPort))
@@ -181,7 +185,7 @@ func startHost(t *testing.T, w *world, name, faces string, o fileOpts) *host {
 }
 
 // pipeTUNs copies packets between two TUN devices, as a wire would.
-func pipeTUNs(t *testing.T, a, b tun.Device) {
+func pipeTUNs(t testing.TB, a, b tun.Device) {
 	var wg sync.WaitGroup
 	pump := func(from, to tun.Device) {
 		defer wg.Done()
@@ -216,7 +220,7 @@ func pipeTUNs(t *testing.T, a, b tun.Device) {
 
 // joinWireGuard puts a wireguard-go device in front of each host's TUN and
 // makes them peers over 127.0.0.1 UDP.
-func joinWireGuard(t *testing.T, a *host, ak testKey, aAddr string, b *host, bk testKey, bAddr string) {
+func joinWireGuard(t testing.TB, a *host, ak testKey, aAddr string, b *host, bk testKey, bAddr string) {
 	t.Helper()
 	mk := func(h *host, k testKey) int {
 		h.dev = device.NewDevice(h.stack.TUN(), conn.NewDefaultBind(), device.NewLogger(device.LogLevelError, h.name+": "))
