@@ -274,3 +274,17 @@ func (r *Rule) String() string {
 	}
 	return r.From + arrow + r.To + " ports " + r.Ports.String()
 }
+
+// String names the reason as Decision.String does: "default", "same
+// network", "rule" or "self".
+func (r Reason) String() string {
+	switch r {
+	case ReasonSameNetwork:
+		return "same network"
+	case ReasonRule:
+		return "rule"
+	case ReasonSelf:
+		return "self"
+	}
+	return "default"
+}

@@ -302,3 +302,11 @@ func TestFaceOf(t *testing.T) {
 		t.Errorf("FaceOf = %s", got)
 	}
 }
+
+func TestReasonString(t *testing.T) {
+	for r, want := range map[Reason]string{ReasonDefault: "default", ReasonSameNetwork: "same network", ReasonRule: "rule", ReasonSelf: "self", 99: "default"} {
+		if r.String() != want {
+			t.Errorf("Reason(%d) = %q, want %q", r, r, want)
+		}
+	}
+}
