@@ -34,6 +34,22 @@ func startPlainNode(t *testing.T, h *cluster.Host, name string) *cluster.Node {
 	return n
 }
 
+// startPlainNodeErr is startPlainNode for other goroutines: it reports
+// with t.Error (t.Fatal must not be called off the test goroutine) and
+// returns nil on failure.
+func startPlainNodeErr(t *testing.T, h *cluster.Host, name string) *cluster.Node {
+	if _, err := h.StartEPMD(nil); err != nil {
+		t.Error(err)
+		return nil
+	}
+	n, err := h.StartNode(cluster.NodeOptions{Name: name + "@" + h.Addr.String()})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	return n
+}
+
 // TestPlainDistribution is the harness's self-test and the baseline for the
 // overlay benchmarks: two namespaces on the bridge, stock epmd and erl,
 // distribution straight over the underlay.
@@ -48,8 +64,16 @@ func TestPlainDistribution(t *testing.T) {
 		if a.Addr == b.Addr || !cluster.Underlay.Contains(a.Addr) {
 			t.Fatalf("bad underlay addresses %v %v", a.Addr, b.Addr)
 		}
-		na := startPlainNode(t, a, "a")
-		nb := startPlainNode(t, b, "b")
+		// Boot both nodes at once: erl takes a second or two to start.
+		var na, nb *cluster.Node
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); na = startPlainNodeErr(t, a, "a") }()
+		go func() { defer wg.Done(); nb = startPlainNodeErr(t, b, "b") }()
+		wg.Wait()
+		if na == nil || nb == nil {
+			t.FailNow()
+		}
 		for _, p := range []*cluster.Process{na.Process, nb.Process} {
 			pids = append(pids, p.Pid())
 		}

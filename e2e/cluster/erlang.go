@@ -167,7 +167,7 @@ func (h *Host) StartNode(opts NodeOptions) (*Node, error) {
 		// every line has been dispatched, so no result is lost at exit.
 		cmd.Stdout = &lineWriter{log: log, line: n.dispatch}
 		return nil
-	})
+	}, n.closeStdin)
 	if err != nil {
 		return nil, err
 	}
@@ -313,19 +313,19 @@ func (n *Node) NodeDowns(ctx context.Context) (int, error) {
 	return strconv.Atoi(out)
 }
 
-// Stop closes the node's stdin, on which the driver halts the node, and
-// waits for it to exit; after [StopTimeout] it falls back to SIGTERM and
-// SIGKILL. For an abrupt death use n.Process.Signal(syscall.SIGKILL).
+// Stop closes the node's stdin, on which the driver halts the node at once
+// (erlang:halt, like a crash as far as its peers can tell), and waits for it
+// to exit; after [StopTimeout] it falls back to SIGTERM and SIGKILL. The
+// run's cleanup stops nodes the same way. For a graceful shutdown evaluate
+// init:stop(); for an abrupt death use n.Process.Signal(syscall.SIGKILL).
 func (n *Node) Stop() error {
+	return n.Process.Stop()
+}
+
+func (n *Node) closeStdin() {
 	n.stdinMu.Lock()
 	_ = n.stdin.Close()
 	n.stdinMu.Unlock()
-	select {
-	case <-n.Process.Done():
-		return nil
-	case <-time.After(StopTimeout):
-	}
-	return n.Process.Stop()
 }
 
 // Atom returns s as an Erlang atom literal, quoted when needed: Atom("b@10.0.0.2")

@@ -78,6 +78,10 @@ type Process struct {
 	waitErr error
 	log     *os.File
 	stopMu  sync.Mutex
+	// onStop, if set, asks the process to exit in its own way before Stop
+	// resorts to signals (a node's driver halts when its stdin closes,
+	// much faster than erl's SIGTERM shutdown).
+	onStop func()
 }
 
 var logNameRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -87,12 +91,13 @@ var logNameRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // appended to <run dir>/<host>-<name>.log. The process is stopped by the
 // run's cleanup if nobody stops it before, and killed if the harness dies.
 func (h *Host) Start(name string, argv []string, env []string) (*Process, error) {
-	return h.start(name, argv, env, nil)
+	return h.start(name, argv, env, nil, nil)
 }
 
-// start is Start with an optional hook that may attach pipes to cmd before it
-// starts (the Erlang driver uses stdin and stdout).
-func (h *Host) start(name string, argv []string, env []string, prep func(*exec.Cmd, io.Writer) error) (*Process, error) {
+// start is Start with optional hooks: prep may attach pipes to cmd before it
+// starts (the Erlang driver uses stdin and stdout), onStop becomes
+// Process.onStop.
+func (h *Host) start(name string, argv []string, env []string, prep func(*exec.Cmd, io.Writer) error, onStop func()) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("cluster: Start: empty argv")
 	}
@@ -139,7 +144,7 @@ func (h *Host) start(name string, argv []string, env []string, prep func(*exec.C
 		log.Close()
 		return nil, fmt.Errorf("%s: start %s: %w", h.Name, name, err)
 	}
-	p := &Process{Name: h.Name + "/" + name, LogPath: logPath, cmd: cmd, done: make(chan struct{}), log: log}
+	p := &Process{Name: h.Name + "/" + name, LogPath: logPath, cmd: cmd, done: make(chan struct{}), log: log, onStop: onStop}
 	go func() {
 		p.waitErr = cmd.Wait()
 		fmt.Fprintf(log, "# %s: exited: %v\n", time.Now().Format(time.RFC3339Nano), p.waitErr)
@@ -191,7 +196,8 @@ func (p *Process) Signal(sig syscall.Signal) error {
 }
 
 // Stop sends SIGTERM to the process group, waits up to [StopTimeout], then
-// sends SIGKILL, and waits for the exit. It returns nil once the process is
+// sends SIGKILL, and waits for the exit. (Nodes are first asked to halt
+// through their driver.) It returns nil once the process is
 // gone, whatever its exit status (use Wait for that); stopping a process that
 // already exited is fine.
 func (p *Process) Stop() error {
@@ -199,6 +205,14 @@ func (p *Process) Stop() error {
 	defer p.stopMu.Unlock()
 	if p.Exited() {
 		return nil
+	}
+	if p.onStop != nil {
+		p.onStop()
+		select {
+		case <-p.done:
+			return nil
+		case <-time.After(StopTimeout):
+		}
 	}
 	_ = p.Signal(syscall.SIGTERM)
 	select {
