@@ -13,8 +13,10 @@ package peers
 // result with Parse and keep it only if it is valid.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -264,9 +266,22 @@ type editDoc struct {
 }
 
 func newEditDoc(data []byte) (*editDoc, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	// Lines are spliced as UTF-8; yaml.v3 would read a UTF-16 file too.
+	if !utf8.Valid(data) {
+		return nil, errors.New("parse peer file: not UTF-8 text")
+	}
+	// YAML also breaks lines at a lone \r (old Mac line ends); lines here
+	// end in \n.
+	if bytes.Contains(bytes.ReplaceAll(data, []byte("\r\n"), nil), []byte("\r")) {
+		return nil, errors.New("parse peer file: carriage return without a newline; use \\n or \\r\\n line ends")
+	}
+	var doc, next yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse peer file: %w", err)
+	}
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, errors.New("parse peer file: more than one YAML document")
 	}
 	d := &editDoc{eol: "\n"}
 	for _, l := range strings.SplitAfter(string(data), "\n") {
@@ -277,14 +292,26 @@ func newEditDoc(data []byte) (*editDoc, error) {
 	if len(d.lines) > 0 && strings.HasSuffix(d.lines[0], "\r\n") {
 		d.eol = "\r\n"
 	}
+	// Sections run to the end of the file; an explicit end of the document
+	// would have new ones land after it, outside the document.
+	for i := range d.lines {
+		if t := d.text(i + 1); t == "..." || strings.HasPrefix(t, "... ") || strings.HasPrefix(t, "...\t") {
+			return nil, fmt.Errorf("peer file: line %d: remove the end-of-document marker (...) to edit the file", i+1)
+		}
+	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		r := doc.Content[0]
 		switch {
 		case r.Kind == yaml.MappingNode && r.Style&yaml.FlowStyle == 0:
 			d.root = r
+			for i := 0; i < len(r.Content); i += 2 {
+				if k := r.Content[i]; k.Column != r.Column {
+					return nil, fmt.Errorf("peer file: line %d: explicit keys (? key) are not supported; write key: value", k.Line)
+				}
+			}
 		case r.Kind == yaml.MappingNode:
 			return nil, errors.New("peer file: top level written in flow style ({...}); rewrite it as a block to edit it")
-		case r.Kind == yaml.ScalarNode && r.Tag == "!!null":
+		case r.Kind == yaml.ScalarNode && r.Tag == "!!null" && r.Value == "":
 			// nothing but comments
 		default:
 			return nil, errors.New("peer file: top level is not a mapping")
@@ -557,7 +584,11 @@ func (d *editDoc) appendEntry(name string, kind yaml.Kind, defFlow bool, render 
 	}
 	s := d.section(name)
 	if s == nil {
-		d.createSection(name, append([]string{name + ":"}, render(def)...))
+		// A new section, indented like the others.
+		ind := d.rootIndent()
+		def.indent += ind
+		def.child += ind
+		d.createSection(name, append([]string{strings.Repeat(" ", ind) + name + ":"}, render(def)...))
 		return nil
 	}
 	v := s.val
@@ -644,7 +675,7 @@ func (d *editDoc) createSection(name string, body []string) {
 	i := slices.Index(order, name)
 	for j := i - 1; j >= 0 && after < 0; j-- {
 		if s := d.section(order[j]); s != nil {
-			after = d.contentEnd(s.key.Line, s.limit, 1)
+			after = d.contentEnd(s.key.Line, s.limit, s.key.Column)
 		}
 	}
 	switch {
@@ -666,6 +697,14 @@ func (d *editDoc) createSection(name string, body []string) {
 		}
 		d.insert(len(d.lines), body)
 	}
+}
+
+// rootIndent is the indentation of the top-level keys: 0 but in odd files.
+func (d *editDoc) rootIndent() int {
+	if d.root == nil || len(d.root.Content) == 0 {
+		return 0
+	}
+	return d.root.Column - 1
 }
 
 // spacedSections reports whether the last top-level key (with its head

@@ -3,6 +3,7 @@ package peers
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -317,6 +318,12 @@ func TestEditErrors(t *testing.T) {
 		{"rule without end", string(in), func(b []byte) ([]byte, error) { return AddRule(b, RuleEntry{From: "a"}) }, "rule: both ends must be named"},
 		{"not YAML", "peers: [\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "parse peer file: "},
 		{"not a mapping", "- a\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "top level is not a mapping"},
+		{"a scalar", "~\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "top level is not a mapping"},
+		{"two documents", "a: 1\n---\nb: 2\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "more than one YAML document"},
+		{"end marker", "a: 1\n...\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "line 2: remove the end-of-document marker"},
+		{"lone CR", "a: 1\rb: 2\r\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "carriage return without a newline"},
+		{"explicit key", "? peers\n: {}\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "line 1: explicit keys (? key) are not supported"},
+		{"UTF-16", "\xfe\xff\x00a\x00:", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "not UTF-8"},
 		{"flow peers", "peers: {a: {network: n}}\n", func(b []byte) ([]byte, error) {
 			return AddPeer(b, PeerEntry{Name: "b", Network: "n", PublicKey: key, Address: addr})
 		}, "line 1: peers: written in flow style; rewrite it as a block to edit it"},
@@ -514,5 +521,136 @@ func checkFile(t *testing.T, path, data string, mode os.FileMode) {
 	}
 	if fi.Mode().Perm() != mode {
 		t.Errorf("%s mode %v, want %v", path, fi.Mode().Perm(), mode)
+	}
+}
+
+// FuzzEdit: on any input the editor either refuses or makes exactly the
+// change asked for, keeping the rest of the document's meaning and every
+// line but at most one (an empty value like `peers: {}` it turns into a
+// block).
+func FuzzEdit(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "edit", "*.yaml"))
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("peers:\n  a: {x: 1}\n  b:\n    y: |\n      text\n"))
+	f.Add([]byte("interconnect:\n- from: a\n  to: b\n"))
+	f.Add([]byte("networks: ~ # none\n"))
+	f.Add([]byte(" 0:"))
+	f.Add([]byte("?\n"))
+	f.Add([]byte("~"))
+	f.Add([]byte("\xfe\xff"))
+	f.Add([]byte("0:\n...\n"))
+	f.Add([]byte("\r0:"))
+	f.Add([]byte("?\n 0"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// A hang is a failure too; the fuzzer reports the input.
+		watchdog := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("edit of %q hangs", data)) })
+		defer watchdog.Stop()
+		var in map[string]any
+		decodes := yaml.Unmarshal(data, &in) == nil
+		peer := PeerEntry{Name: "zz-new", Network: "n", PublicKey: "k", Address: netip.MustParseAddr("10.0.0.1")}
+		ops := []struct {
+			name   string
+			edit   func([]byte) ([]byte, error)
+			change func(doc map[string]any)
+		}{
+			{"add-peer", func(b []byte) ([]byte, error) { return AddPeer(b, peer) }, func(doc map[string]any) {
+				put(doc, "peers", "zz-new", map[string]any{"network": "n", "public_key": "k", "address": "10.0.0.1"})
+			}},
+			{"add-network", func(b []byte) ([]byte, error) {
+				return AddNetwork(b, "zz-net", netip.MustParsePrefix("10.0.0.0/24"))
+			}, func(doc map[string]any) {
+				put(doc, "networks", "zz-net", map[string]any{"prefix": "10.0.0.0/24"})
+			}},
+			{"allow", func(b []byte) ([]byte, error) {
+				return AddRule(b, RuleEntry{From: "a", To: "b", Ports: []string{"erlang"}})
+			}, func(doc map[string]any) {
+				rules, _ := doc["interconnect"].([]any)
+				doc["interconnect"] = append(rules, map[string]any{"from": "a", "to": "b", "ports": []any{"erlang"}})
+			}},
+		}
+		if ps, ok := in["peers"].(map[string]any); ok {
+			for name := range ps {
+				ops = append(ops, struct {
+					name   string
+					edit   func([]byte) ([]byte, error)
+					change func(doc map[string]any)
+				}{"remove-peer " + name, func(b []byte) ([]byte, error) { return RemovePeer(b, name) }, func(doc map[string]any) {
+					delete(doc["peers"].(map[string]any), name)
+				}})
+				break
+			}
+		}
+		for _, op := range ops {
+			out, err := op.edit(data)
+			if err != nil || !decodes {
+				continue
+			}
+			var got map[string]any
+			if err := yaml.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%s: output is not YAML (%v):\n%s\ninput:\n%s", op.name, err, out, data)
+			}
+			// An edit may end the last line, which changes a block scalar
+			// there ("|" keeps the final line break): either meaning will do.
+			ok := false
+			var want map[string]any
+			for _, in := range [][]byte{data, append(bytes.Clone(data), '\n')} {
+				want = nil
+				if yaml.Unmarshal(in, &want) != nil {
+					continue
+				}
+				if want == nil {
+					want = map[string]any{}
+				}
+				op.change(want)
+				// Removing the last peer leaves `peers:` empty, which is null.
+				if m, isMap := want["peers"].(map[string]any); isMap && len(m) == 0 && got["peers"] == nil {
+					want["peers"] = nil
+				}
+				ok = ok || reflect.DeepEqual(got, want)
+			}
+			if !ok {
+				t.Fatalf("%s: output means\n%v\nwant\n%v\noutput:\n%s\ninput:\n%s", op.name, got, want, out, data)
+			}
+			if lost := lostLines(string(data), string(out)); len(lost) > 1 && !strings.HasPrefix(op.name, "remove-peer") {
+				t.Fatalf("%s: lost lines %q\noutput:\n%s\ninput:\n%s", op.name, lost, out, data)
+			}
+		}
+	})
+}
+
+// lostLines returns the lines of a that are not found, in order, in b.
+func lostLines(a, b string) []string {
+	bl := strings.Split(strings.TrimSuffix(b, "\n"), "\n")
+	var lost []string
+	j := 0
+	for _, l := range strings.Split(strings.TrimSuffix(a, "\n"), "\n") {
+		k := j
+		for k < len(bl) && bl[k] != l {
+			k++
+		}
+		if k == len(bl) {
+			lost = append(lost, l)
+			continue
+		}
+		j = k + 1
+	}
+	return lost
+}
+
+// put sets doc[section][key], creating the section.
+func put(doc map[string]any, section, key string, v any) {
+	switch m := doc[section].(type) {
+	case map[string]any:
+		m[key] = v
+	case map[any]any: // yaml.v3's choice when some key is not a string
+		m[key] = v
+	default:
+		doc[section] = map[string]any{key: v}
 	}
 }
