@@ -8,7 +8,7 @@ import (
 func TestCheck(t *testing.T) {
 	path := writeFixture(t, fixture)
 	r := runCmd("", "check", "--file", path)
-	if r.code != exitOK || r.stderr != "" || r.stdout != path+": ok (3 peers, 2 networks, 1 rule, 1 test)\n" {
+	if r.code != exitOK || r.stderr != "" || r.stdout != path+": ok (3 peers, 2 networks, 1 rules, 1 tests)\n" {
 		t.Errorf("check: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 

@@ -7,6 +7,7 @@ package main
 // error the file is left byte for byte as it was.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -50,6 +51,11 @@ func editPeerFile(path string, edit func(data []byte, orig *peers.File, origErr 
 			return nil, &errInvalid{errs: origErr, already: true}
 		}
 		return nil, &errInvalid{errs: err}
+	}
+	// Another edit since we read the file would be lost by the rename.
+	// This narrows that window; it does not close it.
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, data) {
+		return nil, errors.New("it changed while being edited; run the command again")
 	}
 	if err := peers.WriteFileAtomic(path, out, filePerm); err != nil {
 		return nil, err
