@@ -404,21 +404,34 @@ would not be valid with them.`)
 // mentions says which rules and tests name peer, for the error of a
 // removal that they make invalid.
 func mentions(f *peers.File, peer string) string {
-	var lines []string
+	var rules, tests []string
 	for _, r := range f.Rules {
 		if strings.EqualFold(r.From, peer) || strings.EqualFold(r.To, peer) {
-			lines = append(lines, fmt.Sprintf("rule at line %d", r.Line))
+			rules = append(rules, fmt.Sprint(r.Line))
 		}
 	}
 	for _, t := range f.Tests {
 		if strings.EqualFold(t.From, peer) || strings.EqualFold(t.To, peer) {
-			lines = append(lines, fmt.Sprintf("test at line %d", t.Line))
+			tests = append(tests, fmt.Sprint(t.Line))
 		}
 	}
-	if len(lines) == 0 {
+	var parts []string
+	for _, m := range []struct {
+		one, many string
+		lines     []string
+	}{{"the rule", "the rules", rules}, {"the test", "the tests", tests}} {
+		switch len(m.lines) {
+		case 0:
+		case 1:
+			parts = append(parts, m.one+" at line "+m.lines[0])
+		default:
+			parts = append(parts, m.many+" at lines "+strings.Join(m.lines, ", "))
+		}
+	}
+	if len(parts) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s still named by the %s: remove those first", peer, strings.Join(lines, ", "))
+	return fmt.Sprintf("%s is still named by %s (in the file as it is): remove those first", peer, strings.Join(parts, " and "))
 }
 
 func cmdAllow(e *env, args []string) int {

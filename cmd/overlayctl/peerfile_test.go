@@ -192,10 +192,10 @@ func TestRemovePeer(t *testing.T) {
 		{name: "missing", args: []string{"remove-peer", "--file", "F", "--name", "pay-9"}, code: 1,
 			err: "overlayctl remove-peer: F not changed: peer pay-9 not found\n", lines: 1},
 		{name: "named by a test", args: []string{"remove-peer", "--file", "F", "--name", "mon-1"}, code: 1,
-			err: "tests[0].from: unknown peer \"mon-1\"\noverlayctl remove-peer: F not changed: the result would be invalid (line numbers are those of the edited file); mon-1 still named by the test at line 19: remove those first\n", lines: 2},
+			err: "tests[0].from: unknown peer \"mon-1\"\noverlayctl remove-peer: F not changed: the result would be invalid (line numbers are those of the edited file); mon-1 is still named by the test at line 19 (in the file as it is): remove those first\n", lines: 2},
 		{name: "named by a rule", file: strings.Replace(fixture, "  - from: monitoring\n", "  - between: [pay-2, mon-1]\n  - from: monitoring\n", 1),
 			args: []string{"remove-peer", "--file", "F", "--name", "pay-2"}, code: 1,
-			err: "pay-2 still named by the rule at line 14: remove those first", lines: 2},
+			err: "pay-2 is still named by the rule at line 14 (in the file as it is): remove those first", lines: 2},
 		{name: "reload fails after writing", args: []string{"remove-peer", "--file", "F", "--name", "pay-2", "--reload", "--control", "F.nosocket"}, code: 1,
 			out:   "removed pay-2 (address 10.77.1.2)\n",
 			err:   "overlayctl remove-peer: F was written, but the reload failed: ",
@@ -371,6 +371,23 @@ func TestInitFlags(t *testing.T) {
 			if _, err := peers.Load(path); err != nil {
 				t.Errorf("init %q wrote an invalid file: %v", tc.args, err)
 			}
+		}
+	}
+}
+
+func TestMentions(t *testing.T) {
+	text := strings.Replace(fixture, "  - from: monitoring\n", "  - between: [pay-1, mon-1]\n  - from: mon-1\n    to: pay-1\n  - from: monitoring\n", 1)
+	text = strings.Replace(text, "expect: allow}", "expect: allow}\n  - {from: pay-1, to: mon-1, port: 4369, expect: allow}", 1)
+	f, err := peers.Parse("p.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for peer, want := range map[string]string{
+		"mon-1": "mon-1 is still named by the rules at lines 14, 15 and the tests at lines 22, 23 (in the file as it is): remove those first",
+		"pay-2": "",
+	} {
+		if got := mentions(f, peer); got != want {
+			t.Errorf("mentions(%s) = %q, want %q", peer, got, want)
 		}
 	}
 }
