@@ -18,7 +18,7 @@ import (
 // These tests work on text and yaml.Node only: they do not depend on Parse,
 // so the editor can be checked on files that are not (yet) valid peer files.
 
-var update = flag.Bool("update", false, "rewrite the golden files of the editor tests")
+var editUpdate = flag.Bool("update-edit", false, "rewrite the golden files of the editor tests (testdata/edit/*.golden)")
 
 // editCase is one edit of one input file.
 type editCase struct {
@@ -54,7 +54,7 @@ func editCases() []editCase {
 			},
 			added: []string{"  billing:    {prefix: 10.77.3.0/24}"},
 			change: func(doc map[string]any) {
-				sub(doc, "networks")["billing"] = map[string]any{"prefix": "10.77.3.0/24"}
+				editSub(doc, "networks")["billing"] = map[string]any{"prefix": "10.77.3.0/24"}
 			},
 		},
 		{
@@ -62,7 +62,7 @@ func editCases() []editCase {
 			edit:  func(b []byte) ([]byte, error) { return AddPeer(b, pay3) },
 			added: []string{"", "  pay-3:", "    network: payments", "    public_key: " + pay3.PublicKey, "    address: 10.77.1.3", "    endpoint: 10.0.0.3:51820", "    keepalive: 25s", "    expose: [8080, 9100-9199]"},
 			change: func(doc map[string]any) {
-				sub(doc, "peers")["pay-3"] = pay3Map
+				editSub(doc, "peers")["pay-3"] = pay3Map
 			},
 		},
 		{
@@ -80,7 +80,7 @@ func editCases() []editCase {
 				"    keepalive: 25s",
 				"",
 			},
-			change: func(doc map[string]any) { delete(sub(doc, "peers"), "pay-1") },
+			change: func(doc map[string]any) { delete(editSub(doc, "peers"), "pay-1") },
 		},
 		{
 			// Its commented-out field goes with it; "# Monitoring." belongs to
@@ -95,7 +95,7 @@ func editCases() []editCase {
 				"    # endpoint: none, it dials out",
 				"",
 			},
-			change: func(doc map[string]any) { delete(sub(doc, "peers"), "pay-2") },
+			change: func(doc map[string]any) { delete(editSub(doc, "peers"), "pay-2") },
 		},
 		{
 			// "# Monitoring." is separated from mon-1 by a blank line: it
@@ -110,7 +110,7 @@ func editCases() []editCase {
 				"    address: 10.77.2.1",
 				"    # keepalive: 25s",
 			},
-			change: func(doc map[string]any) { delete(sub(doc, "peers"), "mon-1") },
+			change: func(doc map[string]any) { delete(editSub(doc, "peers"), "mon-1") },
 		},
 		{
 			name: "allow-from-to", input: "commented.yaml",
@@ -202,8 +202,8 @@ func editCases() []editCase {
 	}
 }
 
-// sub returns doc[key] as a mapping.
-func sub(doc map[string]any, key string) map[string]any {
+// editSub returns doc[key] as a mapping.
+func editSub(doc map[string]any, key string) map[string]any {
 	return doc[key].(map[string]any)
 }
 
@@ -223,7 +223,7 @@ func TestEditGolden(t *testing.T) {
 				t.Fatal("edit modified its input slice")
 			}
 			golden := filepath.Join("testdata", "edit", tc.name+".golden")
-			if *update {
+			if *editUpdate {
 				if err := os.WriteFile(golden, out, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -238,8 +238,8 @@ func TestEditGolden(t *testing.T) {
 
 			// The edit is one hunk of exactly the expected lines; all the
 			// rest is byte for byte the input.
-			removed, added := hunk(string(in), string(out))
-			if !reflect.DeepEqual(removed, nilIfEmpty(tc.removed)) || !reflect.DeepEqual(added, nilIfEmpty(tc.added)) {
+			removed, added := editHunk(string(in), string(out))
+			if !reflect.DeepEqual(removed, editNilIfEmpty(tc.removed)) || !reflect.DeepEqual(added, editNilIfEmpty(tc.added)) {
 				t.Errorf("hunk:\n removed %q\n added   %q\nwant:\n removed %q\n added   %q", removed, added, tc.removed, tc.added)
 			}
 
@@ -259,9 +259,9 @@ func TestEditGolden(t *testing.T) {
 	}
 }
 
-// hunk returns the lines of a that b replaces, and the lines that replace
+// editHunk returns the lines of a that b replaces, and the lines that replace
 // them, after taking off the longest common prefix and suffix of lines.
-func hunk(a, b string) (removed, added []string) {
+func editHunk(a, b string) (removed, added []string) {
 	al, bl := strings.SplitAfter(a, "\n"), strings.SplitAfter(b, "\n")
 	p := 0
 	for p < len(al) && p < len(bl) && al[p] == bl[p] {
@@ -281,7 +281,7 @@ func hunk(a, b string) (removed, added []string) {
 	return trim(al[p : len(al)-s]), trim(bl[p : len(bl)-s])
 }
 
-func nilIfEmpty(s []string) []string {
+func editNilIfEmpty(s []string) []string {
 	if len(s) == 0 {
 		return nil
 	}
@@ -469,7 +469,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := WriteFileAtomic(path, []byte("a\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	checkFile(t, path, "a\n", 0o640)
+	editCheckFile(t, path, "a\n", 0o640)
 
 	// An existing file keeps its mode, whatever perm says.
 	if err := os.Chmod(path, 0o600); err != nil {
@@ -478,7 +478,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := WriteFileAtomic(path, []byte("b\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	checkFile(t, path, "b\n", 0o600)
+	editCheckFile(t, path, "b\n", 0o600)
 
 	// A link stays a link; its target is replaced.
 	link := filepath.Join(dir, "link.yaml")
@@ -491,7 +491,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("link replaced: %v %v", fi, err)
 	}
-	checkFile(t, path, "c\n", 0o600)
+	editCheckFile(t, path, "c\n", 0o600)
 
 	// No temporary files are left behind.
 	ents, _ := os.ReadDir(dir)
@@ -506,7 +506,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
-func checkFile(t *testing.T, path, data string, mode os.FileMode) {
+func editCheckFile(t *testing.T, path, data string, mode os.FileMode) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -560,12 +560,12 @@ func FuzzEdit(f *testing.F) {
 			change func(doc map[string]any)
 		}{
 			{"add-peer", func(b []byte) ([]byte, error) { return AddPeer(b, peer) }, func(doc map[string]any) {
-				put(doc, "peers", "zz-new", map[string]any{"network": "n", "public_key": "k", "address": "10.0.0.1"})
+				editPut(doc, "peers", "zz-new", map[string]any{"network": "n", "public_key": "k", "address": "10.0.0.1"})
 			}},
 			{"add-network", func(b []byte) ([]byte, error) {
 				return AddNetwork(b, "zz-net", netip.MustParsePrefix("10.0.0.0/24"))
 			}, func(doc map[string]any) {
-				put(doc, "networks", "zz-net", map[string]any{"prefix": "10.0.0.0/24"})
+				editPut(doc, "networks", "zz-net", map[string]any{"prefix": "10.0.0.0/24"})
 			}},
 			{"allow", func(b []byte) ([]byte, error) {
 				return AddRule(b, RuleEntry{From: "a", To: "b", Ports: []string{"erlang"}})
@@ -617,15 +617,15 @@ func FuzzEdit(f *testing.F) {
 			if !ok {
 				t.Fatalf("%s: output means\n%v\nwant\n%v\noutput:\n%s\ninput:\n%s", op.name, got, want, out, data)
 			}
-			if lost := lostLines(string(data), string(out)); len(lost) > 1 && !strings.HasPrefix(op.name, "remove-peer") {
+			if lost := editLostLines(string(data), string(out)); len(lost) > 1 && !strings.HasPrefix(op.name, "remove-peer") {
 				t.Fatalf("%s: lost lines %q\noutput:\n%s\ninput:\n%s", op.name, lost, out, data)
 			}
 		}
 	})
 }
 
-// lostLines returns the lines of a that are not found, in order, in b.
-func lostLines(a, b string) []string {
+// editLostLines returns the lines of a that are not found, in order, in b.
+func editLostLines(a, b string) []string {
 	bl := strings.Split(strings.TrimSuffix(b, "\n"), "\n")
 	var lost []string
 	j := 0
@@ -643,8 +643,8 @@ func lostLines(a, b string) []string {
 	return lost
 }
 
-// put sets doc[section][key], creating the section.
-func put(doc map[string]any, section, key string, v any) {
+// editPut sets doc[section][key], creating the section.
+func editPut(doc map[string]any, section, key string, v any) {
 	switch m := doc[section].(type) {
 	case map[string]any:
 		m[key] = v
