@@ -111,7 +111,7 @@ func TestSpliceHalfClose(t *testing.T) {
 }
 
 func TestSpliceLargeTransferIntact(t *testing.T) {
-	const size = 32 << 20
+	const size = 16 << 20
 	a, b, done, ab, ba := splicedPair(t)
 	send := func(c *net.TCPConn, seed uint64, sum chan<- [32]byte) {
 		h := sha256.New()
@@ -134,7 +134,7 @@ func TestSpliceLargeTransferIntact(t *testing.T) {
 	}
 	recv := func(c *net.TCPConn, sum chan<- [32]byte) {
 		h := sha256.New()
-		c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		c.SetReadDeadline(time.Now().Add(2 * time.Minute)) // generous: -race on a loaded machine
 		n, err := io.Copy(h, c)
 		if err != nil || n != size {
 			t.Errorf("received %d bytes, err %v; want %d", n, err, size)

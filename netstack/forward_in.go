@@ -66,6 +66,10 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			deny(d.String())
 			return
 		}
+		if s.ctx.Err() != nil {
+			r.Complete(true)
+			return
+		}
 		conn, err := acceptOverlay(r)
 		if err != nil {
 			s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
@@ -77,11 +81,19 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		return
 	}
 
+	expose := exposes(self, port)
+	if !expose {
+		// If even a registered dist port would be denied, do not ask epmd:
+		// a scan from a peer with no rule costs no epmd queries.
+		if d := snap.File.Decide(src, self, port, true); !d.Allow {
+			deny(snap.File.Decide(src, self, port, false).String())
+			return
+		}
+	}
 	erlang, err := s.local.has(s.ctx, port)
 	if err != nil {
 		s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
 	}
-	expose := exposes(self, port)
 	d := snap.File.Decide(src, self, port, erlang)
 	switch {
 	case !d.Allow:
@@ -99,6 +111,11 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	if err != nil {
 		r.Complete(true)
 		s.log.Debug("netstack: inbound target not reachable", "peer", src.Name, "target", target, "err", err)
+		return
+	}
+	if s.ctx.Err() != nil { // closing: do not start a handshake Close must abort
+		local.Close()
+		r.Complete(true)
 		return
 	}
 	conn, err := acceptOverlay(r)

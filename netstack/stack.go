@@ -313,10 +313,34 @@ func (s *Stack) Close() error {
 	s.conns.closeAll()
 	s.tun.Close()
 	s.ip.Close() // aborts endpoints: dials in flight, handshakes
-	s.group.wait()
+	s.waitGroupAborting()
 	s.ip.Wait()
 	s.tun.ep.Close()
 	return nil
+}
+
+// waitGroupAborting waits for the Stack's goroutines. A forwarder handler
+// that raced with Close may have started a handshake after the stack
+// aborted its endpoints; with the TUN closed that handshake would wait for
+// its retries to run out, so endpoints are aborted again while waiting.
+func (s *Stack) waitGroupAborting() {
+	done := make(chan struct{})
+	go func() {
+		s.group.wait()
+		close(done)
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			for _, ep := range s.ip.RegisteredEndpoints() {
+				ep.Abort()
+			}
+		}
+	}
 }
 
 // policyPort maps the configured EPMD port to the one the policy knows
