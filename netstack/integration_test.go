@@ -35,7 +35,7 @@ func testOverlay(t *testing.T, link string) {
 	p := newPair(t, link, erlangRule)
 	w := p.w
 
-	paySelf := p.pay.face("pay-1") // 127.81.1.1: pay-1's own face, on pay-1
+	paySelf := p.pay.face("pay-1")  // 127.81.1.1: pay-1's own face, on pay-1
 	payOnMon := p.mon.face("pay-1") // 127.82.1.1: pay-1 as mon-1 sees it
 	monOnPay := p.pay.face("mon-1") // 127.81.2.1: mon-1 as pay-1 sees it
 	nodePort := startEcho(t, netip.AddrPortFrom(paySelf, 0))

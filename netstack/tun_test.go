@@ -139,7 +139,7 @@ func TestTUNCloseUnblocksRead(t *testing.T) {
 	if _, err := d.Write([][]byte{{0x45}}, 0); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Write after Close: %v", err)
 	}
-	d.Close() // twice is fine
+	d.Close()              // twice is fine
 	for range d.Events() { // EventUp, then closed
 	}
 }
