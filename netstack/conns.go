@@ -9,21 +9,21 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-// Direction says which end of a connection this host is.
-type Direction uint8
+// direction says which end of a connection this host is.
+type direction uint8
 
 const (
-	// In: a peer connected to this host's overlay address.
-	In Direction = iota + 1
-	// Out: a local process connected to another peer's face.
-	Out
+	// dirIn: a peer connected to this host's overlay address.
+	dirIn direction = iota + 1
+	// dirOut: a local process connected to another peer's face.
+	dirOut
 )
 
-func (d Direction) String() string {
+func (d direction) String() string {
 	switch d {
-	case In:
+	case dirIn:
 		return "in"
-	case Out:
+	case dirOut:
 		return "out"
 	}
 	return "?"
@@ -38,7 +38,7 @@ type trackedConn struct {
 	peerKey  peers.Key
 	selfAddr netip.Addr
 	port     uint16 // as given to Decide (the EPMD port as peers.EPMDPort)
-	dir      Direction
+	dir      direction
 	erlang   bool
 	epmd     bool // an EPMD exchange (policy port is peers.EPMDPort)
 
@@ -214,7 +214,7 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 		return "peer is now this host"
 	}
 	var d peers.Decision
-	if c.dir == In {
+	if c.dir == dirIn {
 		d = snap.File.Decide(p, self, c.port, c.erlang)
 	} else {
 		d = snap.File.Decide(self, p, c.port, c.erlang)
@@ -222,7 +222,7 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	if !d.Allow {
 		return "policy now denies: " + d.String()
 	}
-	if c.dir == In && !c.epmd && !c.erlang && !exposes(self, c.port) {
+	if c.dir == dirIn && !c.epmd && !c.erlang && !exposes(self, c.port) {
 		return "port no longer exposed"
 	}
 	return ""

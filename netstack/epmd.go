@@ -31,10 +31,6 @@ const (
 // blob. Anything larger is not a request a client we serve would send.
 const MaxRequestBody = 1024
 
-// MaxPort2Resp caps a PORT2_RESP: 12 fixed bytes, a name and an extra field,
-// each with a 2-byte length.
-const MaxPort2Resp = 12 + 2*65535 + 2
-
 var (
 	// ErrShortRequest means the input ended inside a frame.
 	ErrShortRequest = errors.New("epmd: truncated request")

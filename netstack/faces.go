@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sort"
@@ -333,7 +334,8 @@ func (fs *faceSet) accept(f *face) {
 				return
 			}
 			// Out of file descriptors and the like: wait, do not spin.
-			s.log.Warn("netstack: accept on face", "addr", f.addr, "err", err)
+			s.logLimited(slog.LevelWarn, limitKey{who: f.key.peer, port: f.key.port, why: "accept"},
+				"netstack: accept on face", "addr", f.addr, "err", err)
 			if !sleepCtx(s.ctx, backoff) {
 				return
 			}
@@ -367,10 +369,10 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 		st.deniedOut.Add(1)
 		c.SetLinger(0) // a reset: refused at once, as a closed port would be
 		c.Close()
-		s.logDenied(Out, self.Name, p.Name, port, d.String())
+		s.logDenied(dirOut, self.Name, p.Name, port, d.String())
 		return
 	}
-	tc := s.newTracked(snap, p, Out, port, erlang)
+	tc := s.newTracked(snap, p, dirOut, port, erlang)
 	if f.epmd {
 		tc.epmd = true
 		s.proxyEPMD(c, p, tc)
@@ -378,7 +380,8 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 	}
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, f.key.port))
 	if err != nil {
-		s.log.Info("netstack: peer not reachable", "peer", p.Name, "port", f.key.port, "err", err)
+		s.logLimited(slog.LevelInfo, limitKey{who: p.Name, port: f.key.port, dir: dirOut, why: "unreachable"},
+			"netstack: peer not reachable", "peer", p.Name, "port", f.key.port, "err", err)
 		c.SetLinger(0)
 		c.Close()
 		return

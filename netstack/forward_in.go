@@ -50,14 +50,14 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	src := snap.File.PeerByAddr(srcAddr)
 	if src == nil || src.Name == self.Name {
 		r.Complete(true)
-		s.logDenied(In, srcAddr.String(), self.Name, port, "unknown source address")
+		s.logDenied(dirIn, srcAddr.String(), self.Name, port, "unknown source address")
 		return
 	}
 	st := s.stats.peer(src.Name)
 	deny := func(why string) {
 		st.deniedIn.Add(1) // before the reset, so whoever sees it sees the count
 		r.Complete(true)
-		s.logDenied(In, src.Name, self.Name, port, why)
+		s.logDenied(dirIn, src.Name, self.Name, port, why)
 	}
 
 	if port == s.epmdPort {
@@ -75,7 +75,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 			return
 		}
-		tc := s.newTracked(snap, src, In, peers.EPMDPort, true)
+		tc := s.newTracked(snap, src, dirIn, peers.EPMDPort, true)
 		tc.epmd = true
 		s.relayEPMD(conn, src, grantsErlang(d), tc)
 		return
@@ -124,12 +124,12 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 		return
 	}
-	tc := s.newTracked(snap, src, In, port, erlang)
+	tc := s.newTracked(snap, src, dirIn, port, erlang)
 	s.carry(tc, local, conn)
 }
 
 // newTracked describes a new connection to peer p under snap.
-func (s *Stack) newTracked(snap *Snapshot, p *peers.Peer, dir Direction, port uint16, erlang bool) *trackedConn {
+func (s *Stack) newTracked(snap *Snapshot, p *peers.Peer, dir direction, port uint16, erlang bool) *trackedConn {
 	return &trackedConn{
 		peer:     p.Name,
 		peerAddr: p.Address,

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 
@@ -40,7 +41,7 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 	if err != nil {
 		if errors.Is(err, ErrRequestTooLarge) || errors.Is(err, ErrEmptyRequest) {
 			tc.stats.deniedIn.Add(1)
-			s.logDenied(In, src.Name, s.snap.Load().Self.Name, s.epmdPort, "EPMD request refused: "+err.Error())
+			s.logDenied(dirIn, src.Name, s.snap.Load().Self.Name, s.epmdPort, "EPMD request refused: "+err.Error())
 		} else {
 			s.log.Debug("netstack: no EPMD request", "peer", src.Name, "err", err)
 		}
@@ -57,14 +58,15 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 			why += ": policy does not grant the erlang ports"
 		}
 		tc.stats.deniedIn.Add(1)
-		s.logDenied(In, src.Name, s.snap.Load().Self.Name, s.epmdPort, why)
+		s.logDenied(dirIn, src.Name, s.snap.Load().Self.Name, s.epmdPort, why)
 		return
 	}
 
 	target := netip.AddrPortFrom(s.snap.Load().Self.Face, s.epmdPort)
 	epmd, err := dialLocal(s.ctx, target)
 	if err != nil {
-		s.log.Warn("netstack: local epmd not reachable", "addr", target, "err", err)
+		s.logLimited(slog.LevelWarn, limitKey{who: "local epmd", port: s.epmdPort, dir: dirIn, why: "unreachable"},
+			"netstack: local epmd not reachable", "addr", target, "err", err)
 		return
 	}
 	if !tc.attach(epmd) {
@@ -172,7 +174,8 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, s.epmdPort))
 	if err != nil {
-		s.log.Info("netstack: peer epmd not reachable", "peer", p.Name, "err", err)
+		s.logLimited(slog.LevelInfo, limitKey{who: p.Name, port: s.epmdPort, dir: dirOut, why: "unreachable"},
+			"netstack: peer epmd not reachable", "peer", p.Name, "err", err)
 		client.SetLinger(0)
 		return
 	}
@@ -200,7 +203,8 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 	tc.stats.bytesIn.Add(uint64(len(reply)))
 	if r, err := ParsePort2Resp(reply); err == nil && r.OK() {
 		if err := s.faces.ensureDist(p, r.Port); err != nil {
-			s.log.Warn("netstack: cannot open face for a node's port", "peer", p.Name, "node", string(r.Name), "err", err)
+			s.logLimited(slog.LevelWarn, limitKey{who: p.Name, port: r.Port, dir: dirOut, why: "face"},
+				"netstack: cannot open face for a node's port", "peer", p.Name, "node", string(r.Name), "err", err)
 			reply = []byte{TagPort2Resp, 1}
 		}
 	}

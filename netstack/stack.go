@@ -80,13 +80,13 @@ type Stack struct {
 	tun *TUN
 	ip  *stack.Stack
 
-	conns  *registry
-	stats  *statsTable
-	faces  *faceSet
-	local  *localPorts
-	denied *logLimiter
-	fwd    *forwarder
-	group  group
+	conns   *registry
+	stats   *statsTable
+	faces   *faceSet
+	local   *localPorts
+	limiter *logLimiter
+	fwd     *forwarder
+	group   group
 
 	ctx    context.Context // cancelled by Close: ends dials and waits
 	cancel context.CancelFunc
@@ -125,7 +125,7 @@ func New(cfg Config, snap *Snapshot) (*Stack, error) {
 		tun:      newTUN(cfg.MTU),
 		conns:    newRegistry(),
 		stats:    newStatsTable(),
-		denied:   newLogLimiter(10*time.Second, 4096),
+		limiter:  newLogLimiter(10*time.Second, 4096),
 		ctx:      ctx,
 		cancel:   cancel,
 	}

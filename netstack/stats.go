@@ -1,6 +1,8 @@
 package netstack
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +131,7 @@ type logLimiter struct {
 type limitKey struct {
 	who  string
 	port uint16
-	dir  Direction
+	dir  direction
 	why  string
 }
 
@@ -181,14 +183,21 @@ func (l *logLimiter) evict(now time.Time) {
 // logDenied logs a refused connection or request at Warn, rate-limited per
 // (source, destination, port, direction, reason). why is the decision
 // ("deny default ...", the rule) or what else refused it.
-func (s *Stack) logDenied(dir Direction, from, to string, port uint16, why string) {
-	ok, held := s.denied.allow(limitKey{who: from + ">" + to, port: port, dir: dir, why: why}, time.Now())
+func (s *Stack) logDenied(dir direction, from, to string, port uint16, why string) {
+	s.logLimited(slog.LevelWarn, limitKey{who: from + ">" + to, port: port, dir: dir, why: why},
+		"netstack: refused", "dir", dir.String(), "from", from, "to", to, "port", port, "decision", why)
+}
+
+// logLimited logs msg at level unless a line with the same key was logged
+// within the limiter's interval; the next line says how many were held.
+// For anything a remote peer or a retrying local client can repeat at will.
+func (s *Stack) logLimited(level slog.Level, k limitKey, msg string, attrs ...any) {
+	ok, held := s.limiter.allow(k, time.Now())
 	if !ok {
 		return
 	}
-	attrs := []any{"dir", dir.String(), "from", from, "to", to, "port", port, "decision", why}
 	if held > 0 {
 		attrs = append(attrs, "suppressed", held)
 	}
-	s.log.Warn("netstack: refused", attrs...)
+	s.log.Log(context.Background(), level, msg, attrs...)
 }
