@@ -43,7 +43,7 @@ test: deps vet build unit fuzz e2e
 
 ## demo: three namespaced hosts, real Erlang nodes, the policy at work (root).
 demo: deps build
-	@bash e2e/demo.sh
+	@trap 'bash e2e/cleanup.sh' EXIT; $(GO) run ./e2e/demo
 
 ## bench: Go benchmarks of the hot paths.
 bench: build
