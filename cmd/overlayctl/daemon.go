@@ -62,14 +62,16 @@ func cmdStatus(e *env, args []string) int {
 // parseDaemonFlags parses a daemon command's flags; done says the caller
 // should return code at once (help, usage error or stray arguments).
 func parseDaemonFlags(e *env, fs *flag.FlagSet, args []string, usage string) (code int, done bool) {
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	fs.SetOutput(io.Discard) // errors are reported below, in one line
+	printUsage := func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	fs.Usage = func() {} // printed below, once, to the right stream
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fs.SetOutput(e.stdout)
-			fs.Usage()
+			printUsage()
 			return 0, true
 		}
+		fmt.Fprintf(e.stderr, "overlayctl %s: %v (see overlayctl %s -h)\n", fs.Name(), err, fs.Name())
 		return 2, true
 	}
 	if fs.NArg() > 0 {

@@ -126,10 +126,7 @@ func TestHelpEveryCommand(t *testing.T) {
 	for _, c := range commands() {
 		for _, h := range []string{"-h", "--help"} {
 			r := runCmd("", c.name, h)
-			// reload and status live in daemon.go, whose -h also echoes the
-			// usage on stderr; only stdout and the code are checked there.
-			daemon := c.name == "reload" || c.name == "status"
-			if r.code != exitOK || !strings.HasPrefix(r.stdout, "usage: overlayctl "+c.name) || r.stderr != "" && !daemon {
+			if r.code != exitOK || !strings.HasPrefix(r.stdout, "usage: overlayctl "+c.name) || r.stderr != "" {
 				t.Errorf("%s %s: code %d\nstdout %q\nstderr %q", c.name, h, r.code, r.stdout, r.stderr)
 			}
 		}
