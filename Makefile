@@ -1,7 +1,7 @@
 # nodewire: `make demo` shows it, `make test` proves it.
 GO       ?= go
 BIN      := bin
-FUZZTIME ?= 10s
+FUZZTIME ?= 30000x
 E2E_TIMEOUT ?= 40m
 
 .PHONY: all build test unit vet fuzz e2e demo bench deps clean
