@@ -237,6 +237,40 @@ func TestOverlay(t *testing.T) {
 		t.Logf("stream carried %d acknowledged messages across the reloads (%d before the join)", n1, n0)
 	})
 
+	t.Run("a policy change closes connections it now denies", func(t *testing.T) {
+		if got := eval(t, mon1.Node, fmt.Sprintf("erpc:call(%s, erlang, node, [])", atom(pay1))); got != atom(pay1) {
+			t.Fatalf("mon-1 -> pay-1 answered %s", got)
+		}
+		connected := fmt.Sprintf("lists:member(%s, nodes(connected))", atom(pay1))
+		if got := eval(t, mon1.Node, connected); got != "true" {
+			t.Fatalf("mon-1 not connected to pay-1: %s", got)
+		}
+		const rule = "  - from: monitoring\n    to: payments\n    ports: [erlang]\n"
+		for _, h := range []*cluster.OverlayHost{pay1, pay2, mon1} {
+			text := mustReadFile(t, h.PeerFile)
+			if !strings.Contains(text, rule) {
+				t.Fatalf("%s: the rule written by overlayctl allow is not where expected:\n%s", h.PeerFile, text)
+			}
+			must(t, os.WriteFile(h.PeerFile, []byte(strings.Replace(text, rule, "", 1)), 0o644))
+			_, err := o.Run("reload", "--control", h.Control)
+			must(t, err)
+		}
+		ctx := ctxFor(t, 30*time.Second)
+		err := cluster.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+			out, err := mon1.Node.Eval(ctx, connected)
+			return err == nil && out == "false", nil
+		})
+		if err != nil {
+			t.Fatalf("mon-1 is still connected to pay-1 after the rule was removed: %v", err)
+		}
+		if got := eval(t, mon1.Node, fmt.Sprintf("net_adm:ping(%s)", atom(pay1))); got != "pang" {
+			t.Fatalf("mon-1 -> pay-1 after the rule was removed: %s", got)
+		}
+		if got := eval(t, pay1.Node, fmt.Sprintf("erpc:call(%s, erlang, node, [])", atom(pay2))); got != atom(pay2) {
+			t.Fatalf("pay-1 -> pay-2 after the policy change: %s", got)
+		}
+	})
+
 	t.Run("a bad peer file is refused and the daemon keeps running", func(t *testing.T) {
 		good, err := os.ReadFile(pay1.PeerFile)
 		must(t, err)
@@ -274,4 +308,11 @@ func pubkey(t *testing.T, o *cluster.Overlay, h *cluster.OverlayHost) string {
 	out, err := cmd.Output()
 	must(t, err)
 	return strings.TrimSpace(string(out))
+}
+
+func mustReadFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	return string(b)
 }
