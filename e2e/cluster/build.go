@@ -39,9 +39,10 @@ func buildInto(dir string, pkgs ...string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// `go test` and `go run` put their own go first on PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return nil, fmt.Errorf("no go on PATH: %w", err)
 	}
 	bins := map[string]string{}
 	for _, pkg := range pkgs {
