@@ -20,6 +20,8 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	@sc=$$(command -v staticcheck || echo "$$($(GO) env GOPATH)/bin/staticcheck"); \
+	  if [ -x "$$sc" ]; then echo "staticcheck ./..."; "$$sc" ./...; else echo "staticcheck not installed: skipped"; fi
 
 ## unit: every package's tests except the multi-host e2e suite.
 unit:
