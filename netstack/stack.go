@@ -67,6 +67,10 @@ const (
 	// unacknowledged this long: the peer is gone, not slow (a slow reader
 	// still acknowledges window probes).
 	userTimeout = 90 * time.Second
+
+	// tunFlushTimeout bounds how long Close waits for the TUN's reader to
+	// take the resets it sends (nobody may be reading).
+	tunFlushTimeout = time.Second
 )
 
 // Stack is one host's data plane. Make it with New, hand TUN() to
@@ -311,6 +315,10 @@ func (s *Stack) Close() error {
 	s.cancel()
 	s.faces.closeAll()
 	s.conns.closeAll()
+	// The aborts above queued a reset for every overlay connection. Let the
+	// device's reader (WireGuard) take them before the TUN closes, or the
+	// peers keep their ends until keepalive gives up on them.
+	s.tun.flush(tunFlushTimeout)
 	s.tun.Close()
 	s.ip.Close() // aborts endpoints: dials in flight, handshakes
 	s.waitGroupAborting()

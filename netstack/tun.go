@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -79,8 +80,12 @@ func (t *TUN) BatchSize() int { return tunBatch }
 // allocated.
 func (t *TUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	pkt := t.ep.ReadContext(t.ctx)
-	if pkt == nil { // cancelled, or the endpoint's queue was closed
-		return 0, os.ErrClosed
+	if pkt == nil {
+		// Closed: still hand out what the stack queued before (the resets
+		// Stack.Close sends), then report the close.
+		if pkt = t.ep.Read(); pkt == nil {
+			return 0, os.ErrClosed
+		}
 	}
 	n := 0
 	for pkt != nil {
@@ -141,6 +146,24 @@ func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 		pb.DecRef()
 	}
 	return len(bufs), nil
+}
+
+// flush waits, up to d, until the device's reader has taken every packet
+// the stack queued so far. It reports whether the queue emptied.
+func (t *TUN) flush(d time.Duration) bool {
+	if t.ep.NumQueued() == 0 {
+		return true
+	}
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for t.ep.NumQueued() > 0 {
+		if t.closed.Load() || time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
 }
 
 // Close implements tun.Device. It stops Read and Write; the stack behind it

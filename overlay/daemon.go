@@ -163,7 +163,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // Close stops everything in order: no new control or UAPI requests, then the
-// WireGuard device (no more packets), then the stack and its connections.
+// stack, whose connections end with resets that the still-running WireGuard
+// device carries to the peers (so their nodes see the close at once, not
+// after a keepalive timeout), then the device.
 func (d *Daemon) Close() error {
 	if d.ctl != nil {
 		d.ctl.Close()
@@ -171,12 +173,12 @@ func (d *Daemon) Close() error {
 	if d.uapi != nil {
 		d.uapi.Close()
 	}
-	if d.dev != nil {
-		d.dev.Close() // closes the TUN, which is the stack's
-	}
 	var err error
 	if d.stack != nil {
 		err = d.stack.Close()
+	}
+	if d.dev != nil {
+		d.dev.Close()
 	}
 	d.wg.Wait()
 	return err
