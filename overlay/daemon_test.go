@@ -103,19 +103,7 @@ func TestDaemonRefusesToStart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := Config{
-				PeerFile:       peerFile(t, dir, map[string]testHost{"a": a, "b": b}, ""),
-				Self:           "b",
-				PrivateKeyFile: filepath.Join(dir, "key"),
-				ListenPort:     freePort(t),
-				EPMDPort:       freePort(t),
-				ControlPath:    filepath.Join(dir, "ctl.sock"),
-				Interface:      "nwtest-refuse",
-				Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-			}
-			if err := os.WriteFile(cfg.PrivateKeyFile, []byte(b.priv+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			cfg := testConfig(t, dir, a, b, "nwtest-refuse")
 			tt.setup(t, &cfg, dir)
 			d, err := New(context.Background(), cfg)
 			if err == nil {
@@ -136,19 +124,7 @@ func TestDaemonRefusesToStart(t *testing.T) {
 func TestDaemonReloadAndStatus(t *testing.T) {
 	a, b, c := newTestHost(t), newTestHost(t), newTestHost(t)
 	dir := t.TempDir()
-	cfg := Config{
-		PeerFile:       peerFile(t, dir, map[string]testHost{"a": a, "b": b}, ""),
-		Self:           "b",
-		PrivateKeyFile: filepath.Join(dir, "key"),
-		ListenPort:     freePort(t),
-		EPMDPort:       freePort(t),
-		ControlPath:    filepath.Join(dir, "ctl.sock"),
-		Interface:      "nwtest-reload",
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if err := os.WriteFile(cfg.PrivateKeyFile, []byte(b.priv), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(t, dir, a, b, "nwtest-reload")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d, err := New(ctx, cfg)
@@ -219,4 +195,24 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// testConfig is a daemon "b" in a two-peer file with a, on free ports, its
+// key written 0600, logging discarded.
+func testConfig(t *testing.T, dir string, a, b testHost, iface string) Config {
+	t.Helper()
+	cfg := Config{
+		PeerFile:       peerFile(t, dir, map[string]testHost{"a": a, "b": b}, ""),
+		Self:           "b",
+		PrivateKeyFile: filepath.Join(dir, "key"),
+		ListenPort:     freePort(t),
+		EPMDPort:       freePort(t),
+		ControlPath:    filepath.Join(dir, "ctl.sock"),
+		Interface:      iface,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := os.WriteFile(cfg.PrivateKeyFile, []byte(b.priv+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
