@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 )
 
@@ -12,30 +11,11 @@ import (
 // reporting the byte count when the sender half-closes.
 func startSink(tb testing.TB, addr netip.AddrPort) <-chan int64 {
 	tb.Helper()
-	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
-	if err != nil {
-		tb.Fatal(err)
-	}
 	counts := make(chan int64, 16)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				counts <- n
-			}()
-		}
-	}()
-	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	serveTCP(tb, addr, func(c *net.TCPConn) {
+		n, _ := io.Copy(io.Discard, c)
+		counts <- n
+	})
 	return counts
 }
 

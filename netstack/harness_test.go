@@ -350,6 +350,18 @@ func (e *fakeEPMD) handle(c net.Conn) {
 // half-closes: the reply to a client's FIN is a FIN.
 func startEcho(t testing.TB, addr netip.AddrPort) uint16 {
 	t.Helper()
+	ln := serveTCP(t, addr, func(c *net.TCPConn) {
+		io.Copy(c, c)
+		c.CloseWrite()
+	})
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// serveTCP listens on addr and runs handle for each connection in its own
+// goroutine, closing the connection after; the test's cleanup closes the
+// listener and waits for every handler.
+func serveTCP(t testing.TB, addr netip.AddrPort, handle func(*net.TCPConn)) *net.TCPListener {
+	t.Helper()
 	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
 	if err != nil {
 		t.Fatal(err)
@@ -367,13 +379,12 @@ func startEcho(t testing.TB, addr netip.AddrPort) uint16 {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.Copy(c, c)
-				c.CloseWrite()
+				handle(c)
 			}()
 		}
 	}()
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
+	return ln
 }
 
 // epmdExchange sends one framed request to addr and returns everything the
