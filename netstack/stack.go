@@ -192,7 +192,7 @@ func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, err
 	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &cc); terr != nil {
 		return fail("set TCP congestion control", terr)
 	}
-	if terr := ip.CreateNIC(nicID, t.ep); terr != nil {
+	if terr := ip.CreateNIC(nicID, t.link); terr != nil {
 		return fail("create NIC", terr)
 	}
 	if terr := ip.AddProtocolAddress(nicID, protocolAddress(addr), stack.AddressProperties{}); terr != nil {
@@ -323,7 +323,7 @@ func (s *Stack) Close() error {
 	s.ip.Close() // aborts endpoints: dials in flight, handshakes
 	s.waitGroupAborting()
 	s.ip.Wait()
-	s.tun.ep.Close()
+	s.tun.link.Close()
 	return nil
 }
 

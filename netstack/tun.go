@@ -11,7 +11,6 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -25,15 +24,12 @@ const DefaultMTU = 1420
 // per packet.
 const tunBatch = 64
 
-// tunQueue is the depth of the stack's outbound packet queue. When it is
-// full gVisor drops and TCP backs off, as a real NIC would.
-const tunQueue = 1024
-
 // TUN is a wireguard-go tun.Device whose other end is a gVisor stack instead
 // of a kernel interface: packets WireGuard decrypts are injected into the
 // stack, and packets the stack sends are read by WireGuard to encrypt.
 type TUN struct {
-	ep     *channel.Endpoint
+	link   *link
+	seg    *segmenter // used by Read only: wireguard-go has one reader
 	mtu    int
 	events chan tun.Event
 
@@ -49,7 +45,8 @@ var _ tun.Device = (*TUN)(nil)
 func newTUN(mtu int) *TUN {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TUN{
-		ep:     channel.New(tunQueue, uint32(mtu), ""),
+		link:   newLink(mtu),
+		seg:    newSegmenter(),
 		mtu:    mtu,
 		events: make(chan tun.Event, 1),
 		ctx:    ctx,
@@ -74,33 +71,57 @@ func (t *TUN) Events() <-chan tun.Event { return t.events }
 // BatchSize implements tun.Device.
 func (t *TUN) BatchSize() int { return tunBatch }
 
-// Read implements tun.Device. It blocks for the first packet the stack sends,
-// then takes whatever else is already queued, up to len(bufs), without
-// waiting. Packets are copied straight from gVisor's buffers; nothing is
-// allocated.
+// Read implements tun.Device. It blocks for the first packet the stack
+// sends, then takes whatever else is already queued, up to len(bufs),
+// without waiting. TCP super-segments are cut into MTU-sized packets on the
+// way (segmenter). Packets are copied straight from gVisor's buffers;
+// nothing is allocated.
 func (t *TUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	pkt := t.ep.ReadContext(t.ctx)
-	if pkt == nil {
-		// Closed: still hand out what the stack queued before (the resets
-		// Stack.Close sends), then report the close.
-		if pkt = t.ep.Read(); pkt == nil {
-			return 0, os.ErrClosed
-		}
+	if !t.seg.pending() && !t.wait() {
+		return 0, os.ErrClosed
 	}
 	n := 0
-	for pkt != nil {
-		size, ok := copyPacket(bufs[n][offset:], pkt)
-		pkt.DecRef()
-		if ok { // an oversized packet is dropped, as a too-small NIC ring would
+	for n < len(bufs) {
+		if t.seg.pending() {
+			if size := t.seg.next(bufs[n][offset:]); size > 0 {
+				sizes[n] = size
+				n++
+			}
+			continue
+		}
+		pkt := t.link.pop()
+		if pkt == nil {
+			if n > 0 {
+				break
+			}
+			// Everything popped was dropped or kept: wait again.
+			if !t.wait() {
+				return 0, os.ErrClosed
+			}
+			continue
+		}
+		if size := t.seg.take(bufs[n][offset:], pkt); size > 0 {
 			sizes[n] = size
 			n++
 		}
-		if n == len(bufs) {
-			break
-		}
-		pkt = t.ep.Read()
 	}
 	return n, nil
+}
+
+// wait blocks until the stack has queued a packet. After Close it still
+// reports the packets queued before (the resets Stack.Close sends), then
+// false.
+func (t *TUN) wait() bool {
+	for {
+		if t.link.queued() > 0 {
+			return true
+		}
+		select {
+		case <-t.link.ready:
+		case <-t.ctx.Done():
+			return t.link.queued() > 0
+		}
+	}
 }
 
 // copyPacket copies the whole packet (headers and payload) into dst.
@@ -122,12 +143,17 @@ func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
 	return n, true
 }
 
-// Write implements tun.Device: each packet is handed to the stack, which
-// copies it into its own pooled buffers.
+// Write implements tun.Device: each batch is coalesced (GRO) and handed to
+// the stack, which copies the packets into its own pooled buffers.
 func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 	if t.closed.Load() {
 		return 0, os.ErrClosed
 	}
+	g := t.link.inbound()
+	if g == nil {
+		return len(bufs), nil // not attached: dropped, as on a link that is down
+	}
+	defer t.link.release(g)
 	for i, b := range bufs {
 		pkt := b[offset:]
 		if len(pkt) == 0 {
@@ -142,7 +168,8 @@ func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 			return i, syscall.EAFNOSUPPORT
 		}
 		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-		t.ep.InjectInbound(proto, pb)
+		pb.NetworkProtocolNumber = proto
+		g.Enqueue(pb)
 		pb.DecRef()
 	}
 	return len(bufs), nil
@@ -151,13 +178,13 @@ func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 // flush waits, up to d, until the device's reader has taken every packet
 // the stack queued so far. It reports whether the queue emptied.
 func (t *TUN) flush(d time.Duration) bool {
-	if t.ep.NumQueued() == 0 {
+	if t.link.queued() == 0 {
 		return true
 	}
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for t.ep.NumQueued() > 0 {
+	for t.link.queued() > 0 {
 		if t.closed.Load() || time.Now().After(deadline) {
 			return false
 		}

@@ -22,7 +22,7 @@ func queueOutbound(t *testing.T, d *TUN, payloads ...[]byte) {
 	for _, p := range payloads {
 		list.PushBack(stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(p)}))
 	}
-	n, err := d.ep.WritePackets(list)
+	n, err := d.link.WritePackets(list)
 	list.DecRef()
 	if err != nil || n != len(payloads) {
 		t.Fatalf("WritePackets: %d, %v", n, err)
@@ -77,7 +77,7 @@ func TestTUNReadDoesNotAllocate(t *testing.T) {
 		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
 		var list stack.PacketBufferList
 		list.PushBack(pb)
-		d.ep.WritePackets(list)
+		d.link.WritePackets(list)
 		pb.DecRef()
 		d.Read(bufs, sizes, 0)
 	})
@@ -87,9 +87,9 @@ func TestTUNReadDoesNotAllocate(t *testing.T) {
 		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
 		var list stack.PacketBufferList
 		list.PushBack(pb)
-		d.ep.WritePackets(list)
+		d.link.WritePackets(list)
 		pb.DecRef()
-		d.ep.Read().DecRef()
+		d.link.pop().DecRef()
 	})
 	if allocs > base {
 		t.Errorf("Read allocates: %v allocs per packet with Read, %v without", allocs, base)
@@ -102,7 +102,7 @@ func TestTUNWriteInjects(t *testing.T) {
 	// A stack behind the TUN that counts what it receives.
 	s := stack.New(stack.Options{})
 	defer s.Destroy()
-	if err := s.CreateNIC(1, d.ep); err != nil {
+	if err := s.CreateNIC(1, d.link); err != nil {
 		t.Fatal(err)
 	}
 	ip := make([]byte, header.IPv4MinimumSize)
