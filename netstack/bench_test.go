@@ -50,3 +50,38 @@ func BenchmarkOverlayStream(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOverlayPingPong measures the round trip of a 64-byte message to
+// an echo service on pay-1, from a client on mon-1 through the overlay, next
+// to the same exchange over plain loopback TCP (the baseline of the run).
+func BenchmarkOverlayPingPong(b *testing.B) {
+	pingPong := func(b *testing.B, addr netip.AddrPort) {
+		c, err := net.Dial("tcp4", addr.String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, 64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("loopback", func(b *testing.B) {
+		port := startEcho(b, netip.MustParseAddrPort("127.0.0.1:0"))
+		pingPong(b, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	})
+	for _, link := range []string{"pipe", "wireguard"} {
+		b.Run(link, func(b *testing.B) {
+			p := newPair(b, link, erlangRule)
+			startEcho(b, netip.AddrPortFrom(p.pay.face("pay-1"), p.w.exposePort))
+			pingPong(b, netip.AddrPortFrom(p.mon.face("pay-1"), p.w.exposePort))
+		})
+	}
+}

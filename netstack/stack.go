@@ -315,6 +315,7 @@ func (s *Stack) Close() error {
 	s.cancel()
 	s.faces.closeAll()
 	s.conns.closeAll()
+	s.abortEndpoints()
 	// The aborts above queued a reset for every overlay connection. Let the
 	// device's reader (WireGuard) take them before the TUN closes, or the
 	// peers keep their ends until keepalive gives up on them.
@@ -322,6 +323,7 @@ func (s *Stack) Close() error {
 	s.tun.Close()
 	s.ip.Close() // aborts endpoints: dials in flight, handshakes
 	s.waitGroupAborting()
+	s.abortEndpoints()
 	s.ip.Wait()
 	s.tun.link.Close()
 	return nil
@@ -344,10 +346,21 @@ func (s *Stack) waitGroupAborting() {
 		case <-done:
 			return
 		case <-tick.C:
-			for _, ep := range s.ip.RegisteredEndpoints() {
-				ep.Abort()
-			}
+			s.abortEndpoints()
 		}
+	}
+}
+
+// abortEndpoints resets every TCP endpoint of the stack: the live ones and
+// those closed but still lingering in FIN-WAIT or LAST-ACK, which
+// gvisor's Stack.Close leaves alone and Stack.Wait would wait out (60 s)
+// when the peer never answers.
+func (s *Stack) abortEndpoints() {
+	for _, ep := range s.ip.RegisteredEndpoints() {
+		ep.Abort()
+	}
+	for _, ep := range s.ip.CleanupEndpoints() {
+		ep.Abort()
 	}
 }
 

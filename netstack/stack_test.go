@@ -94,6 +94,20 @@ func TestStackCloseEndsEverything(t *testing.T) {
 			if _, err := net.DialTimeout("tcp4", netip.AddrPortFrom(p.mon.face("pay-1"), p.w.epmdPort).String(), time.Second); err == nil {
 				t.Fatal("face still accepting after Close")
 			}
+			// The other end learns at once (a reset), not after keepalive.
+			waitFor(t, 10*time.Second, "pay-1 to drop mon-1's connection", func() bool {
+				return p.pay.stack.Stats()["mon-1"].Open == 0
+			})
+			closed := make(chan error, 1)
+			go func() { closed <- p.pay.stack.Close() }()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the other stack's Close hangs after its peer closed")
+			}
 		}
 	})
 	// Everything of both pairs (stacks, WireGuard devices, fakes) is closed.
