@@ -85,3 +85,60 @@ func BenchmarkOverlayPingPong(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEPMDLookup measures a whole PORT_PLEASE2 exchange (connect,
+// request, reply, close), as a node does before its first connection to
+// another: to the local epmd directly (the baseline of the run), and from
+// mon-1 to pay-1's epmd through the filter relays of both stacks.
+func BenchmarkEPMDLookup(b *testing.B) {
+	lookup := func(b *testing.B, addr netip.AddrPort) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := portPlease(b, addr, "app")
+			if err != nil || !r.OK() {
+				b.Fatalf("PORT_PLEASE2: %+v, %v", r, err)
+			}
+		}
+	}
+	for _, link := range []string{"local", "pipe", "wireguard"} {
+		b.Run(link, func(b *testing.B) {
+			wire, client := link, "mon-1"
+			if link == "local" { // pay-1 asks its own epmd: no overlay
+				wire, client = "pipe", "pay-1"
+			}
+			p := newPair(b, wire, erlangRule)
+			p.pay.epmd.register("app", 4370)
+			from := p.mon
+			if client == "pay-1" {
+				from = p.pay
+			}
+			lookup(b, netip.AddrPortFrom(from.face("pay-1"), p.w.epmdPort))
+		})
+	}
+}
+
+// BenchmarkParseEPMD measures the parsers that read bytes from the network
+// on every lookup: a request frame and a PORT2_RESP.
+func BenchmarkParseEPMD(b *testing.B) {
+	req := AppendRequest(nil, append([]byte{TagPortPlease2Req}, "app"...))
+	resp := []byte{119, 0, 0x11, 0x12, 77, 0, 0, 6, 0, 6, 0, 3, 'a', 'p', 'p', 0, 0}
+	if _, err := ParsePort2Resp(resp); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("request", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := ParseRequest(req, 512); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("port2resp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParsePort2Resp(resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

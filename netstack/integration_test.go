@@ -281,3 +281,22 @@ func ping(t *testing.T, c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 }
+
+// TestRepeatedLookups makes many short connections from one peer to
+// another's epmd, as a cluster of many nodes does. Source ports get reused
+// while the other end still holds the previous connection in TIME-WAIT; the
+// SYN must get through (see timeWait) instead of timing out the dial.
+func TestRepeatedLookups(t *testing.T) {
+	p := newPair(t, "pipe", erlangRule)
+	p.pay.epmd.register("app", 4370)
+	var slowest time.Duration
+	for i := range 600 {
+		start := time.Now()
+		r, err := portPlease(t, netip.AddrPortFrom(p.mon.face("pay-1"), p.w.epmdPort), "app")
+		if err != nil || !r.OK() || r.Port != 4370 {
+			t.Fatalf("lookup %d: %+v, %v", i, r, err)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	t.Logf("600 lookups, slowest %v", slowest)
+}

@@ -60,6 +60,7 @@ const (
 	overlayDialTimeout = 12 * time.Second
 	epmdRequestTimeout = 10 * time.Second // client must send its request within
 	epmdReplyTimeout   = 15 * time.Second // epmd (local or remote) must answer within
+	timeWait           = time.Second      // see newIPStack
 	keepaliveIdle      = 30 * time.Second
 	keepaliveInterval  = 10 * time.Second
 	keepaliveCount     = 3
@@ -191,6 +192,20 @@ func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, err
 	cc := tcpip.CongestionControlOption("reno") // cubic has an overflow bug in gVisor
 	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &cc); terr != nil {
 		return fail("set TCP congestion control", terr)
+	}
+	// TIME-WAIT: the forwarder has no listening endpoint, so gVisor drops a
+	// new SYN for a 4-tuple in TIME-WAIT instead of handing it on (Linux
+	// would accept it). A peer that reuses a source port (about one EPMD
+	// lookup in 250 does) would retry for 12 s and fail. Over WireGuard,
+	// which neither duplicates nor delays packets for long, a second of
+	// TIME-WAIT is enough; the SYN's first retransmission then gets through.
+	tw := tcpip.TCPTimeWaitTimeoutOption(timeWait)
+	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); terr != nil {
+		return fail("set TCP TIME-WAIT timeout", terr)
+	}
+	twReuse := tcpip.TCPTimeWaitReuseGlobal
+	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &twReuse); terr != nil {
+		return fail("set TCP TIME-WAIT reuse", terr)
 	}
 	if terr := ip.CreateNIC(nicID, t.link); terr != nil {
 		return fail("create NIC", terr)
