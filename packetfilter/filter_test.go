@@ -59,9 +59,9 @@ func (d *fakeTUN) take() [][]byte {
 // pay-1; pay-2 shares its network; mon-1 is in monitoring, which may reach
 // payments on the erlang ports only.
 var (
-	pay1 = netip.MustParseAddr("10.77.1.1")
-	pay2 = netip.MustParseAddr("10.77.1.2")
-	mon1 = netip.MustParseAddr("10.77.2.1")
+	pay1  = netip.MustParseAddr("10.77.1.1")
+	pay2  = netip.MustParseAddr("10.77.1.2")
+	mon1  = netip.MustParseAddr("10.77.2.1")
 	alien = netip.MustParseAddr("10.77.9.9")
 )
 

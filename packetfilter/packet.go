@@ -47,8 +47,8 @@ type packet struct {
 	icmpInner  bool       // an ICMP error: isrc, idst and the ports describe the packet it quotes
 	innerProto uint8      // the quoted packet's protocol
 	isrc, idst netip.Addr // the quoted packet's addresses
-	frag       bool   // a fragment (MF set or offset > 0)
-	ipLen      int    // total length
+	frag       bool       // a fragment (MF set or offset > 0)
+	ipLen      int        // total length
 }
 
 // parse reads an IPv4 packet. ok is false for anything the filter cannot
