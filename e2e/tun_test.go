@@ -43,11 +43,14 @@ func TestTUNOverlay(t *testing.T) {
 	must(t, err)
 
 	inetrc := func(h *cluster.OverlayHost) string { return filepath.Join(h.Dir, "inetrc") }
-	for _, h := range []*cluster.OverlayHost{pay1, pay2, mon1} {
-		h.DaemonArgs = []string{"--inetrc", inetrc(h)}
+	o.DaemonArgs = func(h *cluster.OverlayHost) []string {
+		args := []string{"--inetrc", inetrc(h)}
 		if h != pay2 {
-			h.DaemonArgs = append(h.DaemonArgs, "--mode", "tun")
+			args = append(args, "--mode", "tun")
 		}
+		return args
+	}
+	for _, h := range []*cluster.OverlayHost{pay1, pay2, mon1} {
 		must(t, o.StartDaemon(h))
 	}
 	// The TUN daemons made kernel interfaces with the overlay address and

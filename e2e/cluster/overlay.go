@@ -23,6 +23,9 @@ type Overlay struct {
 	Ctl      string
 	File     string // the master peer file; hosts get copies
 	Hosts    map[string]*OverlayHost
+	// DaemonArgs, if set, adds overlayd flags for a host (the benchmarks
+	// ask for --cpuprofile this way).
+	DaemonArgs func(oh *OverlayHost) []string
 }
 
 // OverlayHost is one host of the overlay.
@@ -39,8 +42,6 @@ type OverlayHost struct {
 	Node     *Node
 	ErlEnv   []string // from `overlayctl show`
 	ErlArgs  []string // erl arguments from `overlayctl show`, -name excluded
-	// DaemonArgs are extra overlayd flags (--mode tun, --inetrc PATH).
-	DaemonArgs []string
 }
 
 // NewOverlay builds the binaries and writes a fresh peer file with `overlayctl init`.
@@ -117,8 +118,12 @@ func (o *Overlay) StartDaemon(oh *OverlayHost) error {
 			return err
 		}
 	}
-	p, err := oh.Start("overlayd", append([]string{o.Overlayd, "--peers", oh.PeerFile, "--self", oh.Peer,
-		"--private-key", oh.KeyFile, "--control", oh.Control, "--log-level", "info"}, oh.DaemonArgs...), nil)
+	argv := []string{o.Overlayd, "--peers", oh.PeerFile, "--self", oh.Peer,
+		"--private-key", oh.KeyFile, "--control", oh.Control, "--log-level", "info"}
+	if o.DaemonArgs != nil {
+		argv = append(argv, o.DaemonArgs(oh)...)
+	}
+	p, err := oh.Start("overlayd", argv, nil)
 	if err != nil {
 		return err
 	}
