@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what nodewire's tests and demo need, only when something is missing:
 # Debian's Erlang (epmd, erl, erlc), iproute2 (ip netns, veth, bridge, tc) and
-# wireguard-tools (wg show). Idempotent and non-interactive.
+# wireguard-tools (wg show, wg-quick) and wireguard-go (a standard WireGuard peer in e2e). Idempotent and non-interactive.
 set -euo pipefail
 need=()
 command -v erl   >/dev/null 2>&1 || need+=(erlang-nox)
@@ -10,6 +10,7 @@ command -v epmd  >/dev/null 2>&1 || need+=(erlang-nox)
 command -v ip    >/dev/null 2>&1 || need+=(iproute2)
 command -v tc    >/dev/null 2>&1 || need+=(iproute2)
 command -v wg    >/dev/null 2>&1 || need+=(wireguard-tools)
+command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

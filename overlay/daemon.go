@@ -20,7 +20,6 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 
-	"github.com/nodewire/nodewire/netstack"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -35,6 +34,9 @@ type Config struct {
 	MTU            int    // inner MTU; 0: 1420, safe on the internet
 	EPMDPort       uint16 // 0: 4369
 	Logger         *slog.Logger
+	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
+	Inetrc         string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)
+	InetrcDomain   string // "": peers.DefaultDomain
 }
 
 // Daemon is one running overlayd.
@@ -44,7 +46,8 @@ type Daemon struct {
 	private peers.Key
 	started time.Time
 
-	stack *netstack.Stack
+	plane dataPlane // the userspace stack or, in TUN mode, the kernel interface and filter
+	mode  peers.Mode
 	dev   *device.Device
 	uapi  net.Listener
 	ctl   net.Listener
@@ -106,15 +109,22 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.stack, err = netstack.New(netstack.Config{Logger: d.log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &netstack.Snapshot{File: f, Self: self})
-	if err != nil {
-		return nil, fmt.Errorf("userspace stack: %w", err)
+	if d.mode, err = modeOf(cfg, f, self); err != nil {
+		return nil, err
 	}
-	if err := d.stack.Start(ctx); err != nil {
+	if d.mode == peers.ModeTUN {
+		d.plane, err = newTUNPlane(cfg, d.log, f, self)
+	} else {
+		d.plane, err = newUserspacePlane(ctx, cfg, d.log, f, self)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := d.writeInetrc(f, self); err != nil {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(d.stack.TUN(), conn.NewDefaultBind(), wgLogger(d.log))
+	d.dev = device.NewDevice(d.plane.TUN(), conn.NewDefaultBind(), wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
@@ -144,7 +154,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 
 	d.log.Info("overlay up",
-		slog.String("self", self.Name), slog.String("network", self.Network.Name),
+		slog.String("self", self.Name), slog.String("mode", d.mode.String()), slog.String("network", self.Network.Name),
 		slog.String("address", self.Address.String()), slog.String("face", self.Face.String()),
 		slog.Int("udp_port", int(d.listen)), slog.Int("peers", len(f.Peers)-1),
 		slog.String("control", cfg.ControlPath), slog.String("interface", cfg.Interface))
@@ -174,8 +184,8 @@ func (d *Daemon) Close() error {
 		d.uapi.Close()
 	}
 	var err error
-	if d.stack != nil {
-		err = d.stack.Close()
+	if d.plane != nil {
+		err = d.plane.Close()
 	}
 	if d.dev != nil {
 		d.dev.Close()
@@ -230,6 +240,11 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	if self.Address != d.self.Address {
 		return fmt.Errorf("%s:%d: peers.%s.address changed from %s to %s: restart overlayd to move this host", d.cfg.PeerFile, self.Line, self.Name, d.self.Address, self.Address)
 	}
+	if m, err := modeOf(d.cfg, f, self); err != nil {
+		return err
+	} else if m != d.mode {
+		return fmt.Errorf("%s:%d: peers.%s.mode changed from %s to %s: restart overlayd to change mode", d.cfg.PeerFile, self.Line, self.Name, d.mode, m)
+	}
 	want := desiredPeers(f, self, d.resolve(ctx, f, self))
 	diff := uapiDiff(d.have, want)
 	if diff != "" {
@@ -240,7 +255,10 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 			return fmt.Errorf("apply WireGuard changes: %w", err)
 		}
 	}
-	d.stack.Apply(&netstack.Snapshot{File: f, Self: self})
+	d.plane.Apply(f, self)
+	if err := d.writeInetrc(f, self); err != nil {
+		d.log.Error("inetrc not updated", slog.Any("err", err))
+	}
 	added, removed, changed := summarize(d.file, f)
 	d.log.Info("peer file reloaded", slog.String("file", d.cfg.PeerFile),
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
@@ -349,7 +367,7 @@ func (d *Daemon) Status() Status {
 	if text, err := d.dev.IpcGet(); err == nil {
 		wgState = parseUAPIGet(text)
 	}
-	conns := d.stack.Stats()
+	conns := d.plane.Stats()
 	for _, p := range f.Peers {
 		if p.Name == self.Name {
 			continue

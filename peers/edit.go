@@ -39,6 +39,7 @@ type PeerEntry struct {
 	Endpoint  string        // optional, "host:port" or "host"
 	Keepalive time.Duration // optional
 	Expose    []string      // optional ports and ranges, as written in the file ("9100-9199")
+	Mode      Mode          // optional; userspace (the default) is not written
 }
 
 // RuleEntry is an interconnect rule to add with AddRule.
@@ -113,6 +114,9 @@ func AddPeer(data []byte, p PeerEntry) ([]byte, error) {
 	}
 	if len(p.Expose) > 0 {
 		fields = append(fields, editField{"expose", editList(p.Expose)})
+	}
+	if p.Mode != ModeUserspace {
+		fields = append(fields, editField{"mode", p.Mode.String()})
 	}
 	err = d.appendEntry("peers", yaml.MappingNode, false, func(st editStyle) []string {
 		return st.mapEntry(p.Name, fields)

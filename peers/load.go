@@ -238,7 +238,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		peer := &Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
 		p.f.Peers = append(p.f.Peers, peer)
 		p.peers[e.name] = peer
-		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose")
+		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode")
 		if !ok {
 			p.policyBroken = true
 			continue
@@ -298,6 +298,15 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		if keys[5] != nil {
 			ports, _ := p.ports(vals[5], path+".expose", false)
 			peer.Expose = ports.Ranges
+		}
+		if keys[6] != nil {
+			if s, ok := p.str(vals[6], path+".mode"); ok {
+				if m, err := ParseMode(strings.TrimSpace(s)); err != nil {
+					p.errorf(vals[6].Line, path+".mode", "%v", err)
+				} else {
+					peer.Mode = m
+				}
+			}
 		}
 	}
 }

@@ -51,6 +51,7 @@ type Peer struct {
 	Endpoint  string     // "host:port" with the default port filled in; empty when the peer has none
 	Keepalive time.Duration
 	Expose    []PortRange // extra ports this host offers through the overlay (beyond Erlang's)
+	Mode      Mode        // how the host joins: userspace (default), tun, or standard WireGuard tools
 	Line      int
 	ID        int // index in File.Peers
 }

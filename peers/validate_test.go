@@ -118,7 +118,7 @@ func TestValidation(t *testing.T) {
 		// peers:
 		{"peers a list", base + "peers:\n  - pay-1\n", `peers.yaml:7: peers: expected a mapping, got a list`},
 		{"peer not a mapping", base + "peers:\n  pay-1: 10.77.1.1\n",
-			`peers.yaml:7: peers.pay-1: expected a mapping with network, public_key, address, endpoint, keepalive and expose, got "10.77.1.1"`},
+			`peers.yaml:7: peers.pay-1: expected a mapping with network, public_key, address, endpoint, keepalive, expose and mode, got "10.77.1.1"`},
 		{"peer empty", base + "peers:\n  pay-1:\n",
 			"peers.yaml:7: peers.pay-1.network: missing\n" +
 				"peers.yaml:7: peers.pay-1.public_key: missing\n" +
@@ -134,7 +134,7 @@ func TestValidation(t *testing.T) {
 		{"peer names differ in case", base + "peers:\n" + pay1 + "  PAY-1: {network: payments, public_key: $K2, address: 10.77.1.2}\n",
 			`peers.yaml:11: peers.PAY-1: name differs only in case from peer pay-1 (line 7); names are host names, which ignore case`},
 		{"peer unknown field", base + "peers:\n" + pay1 + "    adress: 10.77.1.1\n",
-			`peers.yaml:11: peers.pay-1.adress: unknown field (expected network, public_key, address, endpoint, keepalive or expose)`},
+			`peers.yaml:11: peers.pay-1.adress: unknown field (expected network, public_key, address, endpoint, keepalive, expose or mode)`},
 		{"peer field twice", base + "peers:\n" + pay1 + "    address: 10.77.1.2\n",
 			`peers.yaml:11: peers.pay-1.address: defined twice (first at line 10)`},
 		{"peer network unknown", base + "peers:\n  pay-1: {network: paymentz, public_key: $K1, address: 10.77.1.1}\n",
@@ -412,6 +412,35 @@ func TestCheckName(t *testing.T) {
 	for _, bad := range []string{"", "-a", "a-", "a_b", "a.b", "a b", "ä", strings.Repeat("x", 64)} {
 		if err := CheckName(bad); err == nil {
 			t.Errorf("CheckName(%q) = nil", bad)
+		}
+	}
+}
+
+func TestPeerMode(t *testing.T) {
+	tests := []struct {
+		mode, want, err string
+	}{
+		{"", "userspace", ""},
+		{"mode: tun", "tun", ""},
+		{"mode: wireguard", "wireguard", ""},
+		{"mode: userspace", "userspace", ""},
+		{"mode: kernel", "", `peers.yaml:11: peers.pay-1.mode: "kernel" is not a mode: want userspace, tun or wireguard`},
+	}
+	for _, tt := range tests {
+		text := "overlay: {prefix: 10.77.0.0/16}\nnetworks:\n  payments: {prefix: 10.77.1.0/24}\n\n\n\n\npeers:\n  pay-1:\n    network: payments\n    " +
+			tt.mode + "\n    public_key: PC47v7lOMJUMJjDA+Xn1V2QIT6eNV7rL7IRihBgjBDQ=\n    address: 10.77.1.1\n"
+		f, err := Parse("peers.yaml", []byte(text))
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("%q: error %v, want %s", tt.mode, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.mode, err)
+		}
+		if got := f.Peer("pay-1").Mode.String(); got != tt.want {
+			t.Errorf("%q: mode %s, want %s", tt.mode, got, tt.want)
 		}
 	}
 }

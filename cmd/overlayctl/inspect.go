@@ -120,6 +120,7 @@ only, as userspace mode needs.`)
 		return fs.failf("no peer %s in %s%s", pos[0], *file, networkHint(f, pos[0]))
 	}
 	fmt.Fprint(e.stdout, showText(p))
+	fmt.Fprint(e.stdout, namesText(*file, p))
 	return exitOK
 }
 
@@ -131,7 +132,12 @@ func showText(p *peers.Peer) string {
 	line("peer", p.Name)
 	line("network", p.Network.Name)
 	line("address", p.Address.String())
-	line("face", p.Face.String())
+	if p.Mode != peers.ModeUserspace {
+		line("mode", p.Mode.String())
+		line("face", "none ("+p.Mode.String()+" mode: Erlang uses the overlay address)")
+	} else {
+		line("face", p.Face.String())
+	}
 	if p.Endpoint != "" {
 		line("endpoint", p.Endpoint)
 	} else {
@@ -146,6 +152,10 @@ func showText(p *peers.Peer) string {
 			rs[i] = r.String()
 		}
 		line("expose", strings.Join(rs, ", "))
+	}
+	if p.Mode != peers.ModeUserspace {
+		b.WriteString(showTUNText(p))
+		return b.String()
 	}
 	face := p.Face.String()
 	fmt.Fprintf(&b, `

@@ -79,6 +79,13 @@ func TestShow(t *testing.T) {
 			"# ListenStream= then ListenStream=127.0.0.1:4369 and ListenStream=" + face + ":4369,\n" +
 			"# or disable it (systemctl disable --now epmd.socket).\n"
 	}
+	names := func(peer string) string {
+		return "\n# Or name nodes by peer name, the same on every host (userspace and TUN alike):\n" +
+			"#   overlayctl erl-inetrc --file " + path + " --self " + peer + " > /etc/nodewire/inetrc\n" +
+			"#   (or overlayd --inetrc /etc/nodewire/inetrc keeps it current on reload)\n" +
+			"#   export ERL_INETRC=/etc/nodewire/inetrc\n" +
+			"#   erl -name app@" + peer + ".nodewire ... (flags as above)\n"
+	}
 	for _, tc := range []struct {
 		name string
 		code int
@@ -86,11 +93,11 @@ func TestShow(t *testing.T) {
 		err  string
 	}{
 		{"pay-1", 0, "peer      pay-1\nnetwork   payments\naddress   10.77.1.1\nface      127.77.1.1\nendpoint  pay-1.example.net:51820\nkeepalive 25s\n" +
-			epmd("127.77.1.1", "{127,77,1,1}"), ""},
+			epmd("127.77.1.1", "{127,77,1,1}") + names("pay-1"), ""},
 		{"pay-2", 0, "peer      pay-2\nnetwork   payments\naddress   10.77.1.2\nface      127.77.1.2\nendpoint  none (behind NAT: it dials out)\n" +
-			epmd("127.77.1.2", "{127,77,1,2}"), ""},
+			epmd("127.77.1.2", "{127,77,1,2}") + names("pay-2"), ""},
 		{"mon-1", 0, "peer      mon-1\nnetwork   monitoring\naddress   10.77.2.1\nface      127.77.2.1\nendpoint  none (behind NAT: it dials out)\nexpose    9100-9199\n" +
-			epmd("127.77.2.1", "{127,77,2,1}"), ""},
+			epmd("127.77.2.1", "{127,77,2,1}") + names("mon-1"), ""},
 		{"nobody", 1, "", "overlayctl show: no peer nobody in " + path + "\n"},
 	} {
 		r := runCmd("", "show", "--file", path, tc.name)

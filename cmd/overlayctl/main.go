@@ -47,6 +47,8 @@ func commands() []command {
 		{"check", "validate the peer file and run its tests", cmdCheck},
 		{"explain", "say whether the policy allows a connection, and why", cmdExplain},
 		{"show", "show a peer and how to start Erlang on its host", cmdShow},
+		{"erl-inetrc", "print an Erlang inetrc naming every peer PEER.nodewire for one host", cmdErlInetrc},
+		{"wg-config", "print a wg-quick configuration for a peer with the standard WireGuard tools", cmdWGConfig},
 		{"reload", "ask the local overlayd to reload its peer file", cmdReload},
 		{"status", "show the local overlayd's peers and connections", cmdStatus},
 	}

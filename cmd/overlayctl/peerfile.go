@@ -300,7 +300,7 @@ prefix of --bits inside the overlay.`)
 }
 
 func cmdAddPeer(e *env, args []string) int {
-	fs := newFlags(e, "add-peer", "--file F --name N --network NET --public-key K [--address A] [--endpoint E] [--keepalive D] [--expose LIST] [--reload] [--control S]",
+	fs := newFlags(e, "add-peer", "--file F --name N --network NET --public-key K [--address A] [--endpoint E] [--keepalive D] [--expose LIST] [--mode M] [--reload] [--control S]",
 		`Adds a peer to the peer file, at the lowest free address of its network
 unless --address says otherwise, and prints its address and face.`)
 	file := fs.file()
@@ -311,6 +311,7 @@ unless --address says otherwise, and prints its address and face.`)
 	endpoint := fs.String("endpoint", "", "host:port where the others reach the peer (default: none, it dials out)")
 	keepalive := fs.Duration("keepalive", 0, "persistent keepalive, e.g. 25s, for a peer behind NAT")
 	expose := fs.String("expose", "", "extra ports the host offers through the overlay, e.g. 8080,9100-9199")
+	modeFlag := fs.String("mode", "userspace", "how the host joins: userspace, tun (overlayd --mode tun) or wireguard (standard tools, see wg-config)")
 	reload, control := fs.reloadFlags()
 	if _, code, done := fs.parse(args, 0, 0); done {
 		return code
@@ -337,8 +338,12 @@ unless --address says otherwise, and prints its address and face.`)
 			return fs.usageError("--expose: %v", err)
 		}
 	}
+	mode, err := peers.ParseMode(*modeFlag)
+	if err != nil {
+		return fs.usageError("--mode: %v", err)
+	}
 	entry := peers.PeerEntry{Name: *name, Network: *network, PublicKey: k.String(), Address: addr,
-		Endpoint: *endpoint, Keepalive: *keepalive, Expose: ports}
+		Endpoint: *endpoint, Keepalive: *keepalive, Expose: ports, Mode: mode}
 	f, err := editPeerFile(*file, func(data []byte, orig *peers.File, origErr error) ([]byte, error) {
 		if orig != nil && orig.Network(*network) == nil {
 			return nil, fmt.Errorf("no network %s (add it with overlayctl add-network)", *network)

@@ -40,6 +40,9 @@ type fileConfig struct {
 	Interface  string `yaml:"interface"`
 	MTU        int    `yaml:"mtu"`
 	LogLevel   string `yaml:"log-level"`
+	Mode       string `yaml:"mode"`
+	Inetrc     string `yaml:"inetrc"`
+	Domain     string `yaml:"inetrc-domain"`
 }
 
 func main() {
@@ -56,9 +59,12 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.PrivateKey, "private-key", "", "file with this host's private key (base64, mode 0600)")
 	listenPort := fs.Uint("listen-port", 0, "UDP port (default: the port of this host's endpoint, else overlay.port)")
 	fs.StringVar(&c.Control, "control", "", "control socket (default "+overlay.DefaultControlPath()+")")
-	fs.StringVar(&c.Interface, "interface", "", "name for `wg show` (default nw-SELF)")
+	fs.StringVar(&c.Interface, "interface", "", "name for `wg show`, and of the kernel interface in TUN mode (default nw-SELF)")
 	fs.IntVar(&c.MTU, "mtu", 0, "inner MTU (default 1420, safe on the internet)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.StringVar(&c.Mode, "mode", "", "userspace (faces on loopback, no root) or tun (a kernel interface named by --interface; root); default: the peer's mode in the peer file")
+	fs.StringVar(&c.Inetrc, "inetrc", "", "keep an Erlang inetrc (ERL_INETRC) here, naming every peer PEER.DOMAIN")
+	fs.StringVar(&c.Domain, "inetrc-domain", "", "domain of the names in --inetrc (default nodewire)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -110,6 +116,7 @@ func run(args []string, stderr io.Writer) int {
 	d, err := overlay.New(ctx, overlay.Config{
 		PeerFile: c.Peers, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
 		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
+		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
@@ -163,6 +170,9 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("control", &c.Control, fc.Control)
 	fill("interface", &c.Interface, fc.Interface)
 	fill("log-level", &c.LogLevel, fc.LogLevel)
+	fill("mode", &c.Mode, fc.Mode)
+	fill("inetrc", &c.Inetrc, fc.Inetrc)
+	fill("inetrc-domain", &c.Domain, fc.Domain)
 	if !set["listen-port"] && fc.ListenPort != 0 {
 		c.ListenPort = fc.ListenPort
 	}

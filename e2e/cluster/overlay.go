@@ -23,6 +23,9 @@ type Overlay struct {
 	Ctl      string
 	File     string // the master peer file; hosts get copies
 	Hosts    map[string]*OverlayHost
+	// DaemonArgs, if set, adds overlayd flags for a host (the benchmarks
+	// ask for --cpuprofile this way).
+	DaemonArgs func(oh *OverlayHost) []string
 }
 
 // OverlayHost is one host of the overlay.
@@ -66,8 +69,9 @@ func (o *Overlay) Run(args ...string) (string, error) {
 }
 
 // AddPeer makes a host, gives it a key (0600) and adds it to the master peer
-// file with `overlayctl add-peer`, its endpoint being its underlay address.
-func (o *Overlay) AddPeer(hostName, peer, network string) (*OverlayHost, error) {
+// file with `overlayctl add-peer`, its endpoint being its underlay address;
+// addPeerArgs are more add-peer flags (--mode tun).
+func (o *Overlay) AddPeer(hostName, peer, network string, addPeerArgs ...string) (*OverlayHost, error) {
 	h := o.C.AddHost(hostName)
 	oh := &OverlayHost{Host: h, Peer: peer, Dir: filepath.Join(o.C.Dir(), "host-"+hostName)}
 	if err := os.MkdirAll(oh.Dir, 0o700); err != nil {
@@ -87,8 +91,9 @@ func (o *Overlay) AddPeer(hostName, peer, network string) (*OverlayHost, error) 
 	if err != nil {
 		return nil, fmt.Errorf("overlayctl pubkey: %v", err)
 	}
-	if _, err := o.Run("add-peer", "--file", o.File, "--name", peer, "--network", network,
-		"--public-key", strings.TrimSpace(string(pubOut)), "--endpoint", h.Addr.String()+":51820"); err != nil {
+	args := []string{"add-peer", "--file", o.File, "--name", peer, "--network", network,
+		"--public-key", strings.TrimSpace(string(pubOut)), "--endpoint", h.Addr.String() + ":51820"}
+	if _, err := o.Run(append(args, addPeerArgs...)...); err != nil {
 		return nil, err
 	}
 	oh.PeerFile = filepath.Join(oh.Dir, "peers.yaml")
@@ -113,8 +118,12 @@ func (o *Overlay) StartDaemon(oh *OverlayHost) error {
 			return err
 		}
 	}
-	p, err := oh.Start("overlayd", []string{o.Overlayd, "--peers", oh.PeerFile, "--self", oh.Peer,
-		"--private-key", oh.KeyFile, "--control", oh.Control, "--log-level", "info"}, nil)
+	argv := []string{o.Overlayd, "--peers", oh.PeerFile, "--self", oh.Peer,
+		"--private-key", oh.KeyFile, "--control", oh.Control, "--log-level", "info"}
+	if o.DaemonArgs != nil {
+		argv = append(argv, o.DaemonArgs(oh)...)
+	}
+	p, err := oh.Start("overlayd", argv, nil)
 	if err != nil {
 		return err
 	}

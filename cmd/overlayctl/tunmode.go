@@ -1,0 +1,200 @@
+package main
+
+// The commands and output for hosts that do not use faces: TUN-mode hosts
+// and standard WireGuard peers (erl-inetrc, wg-config, and show's TUN form).
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/peers"
+)
+
+// showTUNText is show's Erlang section for a host whose nodes listen on its
+// overlay address: TUN mode, or a standard WireGuard peer.
+func showTUNText(p *peers.Peer) string {
+	addr := p.Address.String()
+	var b strings.Builder
+	if p.Mode == peers.ModeWireGuard {
+		fmt.Fprintf(&b, "\n# This host runs the standard WireGuard tools, not overlayd: its configuration\n# is `overlayctl wg-config --file F %s`. The other hosts enforce the policy.\n", p.Name)
+	}
+	fmt.Fprintf(&b, `
+# Erlang on this host (%s mode): epmd and nodes listen on the overlay address only.
+export ERL_EPMD_ADDRESS=%s
+erl -name app@%s -kernel inet_dist_use_interface '%s'
+# Start epmd after the interface is up (it binds %s). If systemd's epmd.socket
+# is enabled, add a drop-in (configs/epmd.socket.d/nodewire.conf) with
+# ListenStream= then ListenStream=127.0.0.1:4369, ListenStream=%s:4369 and
+# FreeBind=yes, or disable it (systemctl disable --now epmd.socket).
+`, p.Mode, addr, addr, peers.ErlangTuple(p.Address), addr, addr)
+	return b.String()
+}
+
+// namesText is the part of show that names nodes by peer name, the same on
+// every host whatever its mode. Commented, so scripts reading the export
+// and erl lines above see one way only.
+func namesText(file string, p *peers.Peer) string {
+	return fmt.Sprintf(`
+# Or name nodes by peer name, the same on every host (userspace and TUN alike):
+#   overlayctl erl-inetrc --file %s --self %s > /etc/nodewire/inetrc
+#   (or overlayd --inetrc /etc/nodewire/inetrc keeps it current on reload)
+#   export ERL_INETRC=/etc/nodewire/inetrc
+#   erl -name app@%s.%s ... (flags as above)
+`, file, p.Name, strings.ToLower(p.Name), peers.DefaultDomain)
+}
+
+func cmdErlInetrc(e *env, args []string) int {
+	fs := newFlags(e, "erl-inetrc", "--file F --self NAME [--mode userspace|tun] [--domain D] [--out PATH]",
+		`Prints (or writes, atomically, with --out) an Erlang inetrc for host NAME:
+{lookup, [file, native]} and one {host, Addr, ["PEER.DOMAIN"]} per peer, Addr
+being what NAME's nodes dial: the peer's face in userspace mode, its overlay
+address in TUN mode. With ERL_INETRC pointing at it, every node can be named
+app@PEER.DOMAIN on every host.`)
+	file := fs.file()
+	self := fs.String("self", "", "the host the file is for (required)")
+	modeFlag := fs.String("mode", "", "userspace or tun (default: NAME's mode in the peer file)")
+	domain := fs.String("domain", peers.DefaultDomain, "domain of the names")
+	outPath := fs.String("out", "", "write here instead of stdout")
+	if _, code, done := fs.parse(args, 0, 0); done {
+		return code
+	}
+	if code, done := fs.required("file", "self"); done {
+		return code
+	}
+	if err := peers.CheckDomain(*domain); err != nil {
+		return fs.usageError("--domain: %v", err)
+	}
+	f, code, ok := fs.load(*file)
+	if !ok {
+		return code
+	}
+	p := f.Peer(*self)
+	if p == nil {
+		return fs.failf("no peer %s in %s%s", *self, *file, networkHint(f, *self))
+	}
+	mode := p.Mode
+	if *modeFlag != "" {
+		m, err := peers.ParseMode(*modeFlag)
+		if err != nil {
+			return fs.usageError("--mode: %v", err)
+		}
+		mode = m
+	}
+	text := f.Inetrc(p, mode, *domain)
+	if *outPath == "" {
+		e.stdout.Write(text)
+		return exitOK
+	}
+	if err := peers.WriteFileAtomic(*outPath, text, 0o644); err != nil {
+		return fs.fail(err)
+	}
+	return exitOK
+}
+
+func cmdWGConfig(e *env, args []string) int {
+	fs := newFlags(e, "wg-config", "--file F NAME [--private-key FILE]",
+		`Prints a wg-quick configuration for peer NAME, a host with the standard
+WireGuard tools and no overlayd: its address, and the peers it may talk to
+under the policy (either way), with their endpoints and keepalives. Without
+--private-key the PrivateKey line is a placeholder, so the key need never
+leave that host. The other hosts still enforce the policy on what it sends.`)
+	file := fs.file()
+	keyFile := fs.String("private-key", "", "file with NAME's private key (mode 0600), to fill in PrivateKey")
+	pos, code, done := fs.parse(args, 1, 1)
+	if done {
+		return code
+	}
+	if code, done := fs.required("file"); done {
+		return code
+	}
+	f, code, ok := fs.load(*file)
+	if !ok {
+		return code
+	}
+	p := f.Peer(pos[0])
+	if p == nil {
+		return fs.failf("no peer %s in %s%s", pos[0], *file, networkHint(f, pos[0]))
+	}
+	privateKey := "<the private key of " + p.Name + ": wg genkey, its public key in the peer file>"
+	if *keyFile != "" {
+		k, err := overlay.LoadPrivateKey(*keyFile)
+		if err != nil {
+			return fs.fail(err)
+		}
+		pub, err := overlay.PublicKey(k)
+		if err != nil {
+			return fs.fail(err)
+		}
+		if pub != p.PublicKey {
+			return fs.failf("%s: its public key %s is not %s's (%s)", *keyFile, pub, p.Name, p.PublicKey)
+		}
+		privateKey = k.String()
+	}
+	fmt.Fprint(e.stdout, wgQuickText(f, p, privateKey))
+	return exitOK
+}
+
+// wgQuickText is the wg-quick configuration of peer self.
+func wgQuickText(f *peers.File, self *peers.Peer, privateKey string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# wg-quick configuration for %s (network %s), from %s by overlayctl wg-config.\n", self.Name, self.Network.Name, f.Name)
+	fmt.Fprintf(&b, "# Erlang here: ERL_EPMD_ADDRESS=%s, erl -name app@%s; or names: overlayctl erl-inetrc --file %s --self %s --mode tun\n",
+		self.Address, self.Address, f.Name, self.Name)
+	b.WriteString("[Interface]\n")
+	fmt.Fprintf(&b, "PrivateKey = %s\n", privateKey)
+	fmt.Fprintf(&b, "Address = %s/32\n", self.Address)
+	if self.Endpoint != "" {
+		if i := strings.LastIndexByte(self.Endpoint, ':'); i >= 0 {
+			fmt.Fprintf(&b, "ListenPort = %s\n", self.Endpoint[i+1:])
+		}
+	}
+	b.WriteString("MTU = 1420\n")
+	for _, p := range f.Peers {
+		if p == self {
+			continue
+		}
+		why := reach(f, self, p)
+		if why == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "\n[Peer]\n# %s (network %s, %s mode): %s\n", p.Name, p.Network.Name, p.Mode, why)
+		fmt.Fprintf(&b, "PublicKey = %s\n", p.PublicKey)
+		if p.Endpoint != "" {
+			fmt.Fprintf(&b, "Endpoint = %s\n", p.Endpoint)
+		}
+		fmt.Fprintf(&b, "AllowedIPs = %s/32\n", p.Address)
+		ka := self.Keepalive // behind NAT: keep the path open from here
+		if ka == 0 {
+			ka = p.Keepalive
+		}
+		if ka != 0 {
+			fmt.Fprintf(&b, "PersistentKeepalive = %d\n", int(ka.Seconds()))
+		}
+	}
+	return b.String()
+}
+
+// reach says why a and b may talk, in either direction (a WireGuard peer
+// is needed both to open connections and to answer them), or "" if the
+// policy lets neither open anything to the other.
+func reach(f *peers.File, a, b *peers.Peer) string {
+	if a.Network == b.Network {
+		return "same network " + a.Network.Name
+	}
+	var whys []string
+	for _, r := range f.Rules {
+		if covers(r, a, b) || covers(r, b, a) {
+			whys = append(whys, "rule "+r.Pos()+" ("+r.String()+")")
+		}
+	}
+	return strings.Join(whys, "; ")
+}
+
+// covers reports whether rule r lets from open connections to to.
+func covers(r *peers.Rule, from, to *peers.Peer) bool {
+	is := func(sel string, p *peers.Peer) bool {
+		return strings.EqualFold(sel, p.Name) || strings.EqualFold(sel, p.Network.Name)
+	}
+	return is(r.From, from) && is(r.To, to) || r.Both && is(r.From, to) && is(r.To, from)
+}

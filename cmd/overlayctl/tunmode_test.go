@@ -1,0 +1,137 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tunFixture is the test overlay with mon-1 in TUN mode and a standard
+// WireGuard laptop in monitoring.
+func tunFixture() string {
+	f := strings.Replace(fixture, "    expose: [9100-9199]\n", "    expose: [9100-9199]\n    mode: tun\n", 1)
+	return f + "\n  laptop:\n    network: monitoring\n    public_key: " + keyLaptop + "\n    address: 10.77.2.9\n    keepalive: 25s\n    mode: wireguard\n"
+}
+
+// keyLaptop is a public key for the laptop peer (any valid key).
+const keyLaptop = "upCQnMpAlmiSjBNWwKfVC90VLEtSWPzwl7p6keR0Bnp="
+
+func TestShowTUN(t *testing.T) {
+	path := writeFixture(t, tunFixture())
+	r := runCmd("", "show", "--file", path, "mon-1")
+	if r.code != 0 {
+		t.Fatalf("show: %d %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"mode      tun\n",
+		"face      none (tun mode: Erlang uses the overlay address)\n",
+		"\nexport ERL_EPMD_ADDRESS=10.77.2.1\n",
+		"\nerl -name app@10.77.2.1 -kernel inet_dist_use_interface '{10,77,2,1}'\n",
+		"#   erl -name app@mon-1.nodewire",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show mon-1 lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "127.77.2.1") {
+		t.Errorf("show of a TUN host mentions its face:\n%s", r.stdout)
+	}
+	r = runCmd("", "show", "--file", path, "laptop")
+	if r.code != 0 || !strings.Contains(r.stdout, "overlayctl wg-config --file F laptop") {
+		t.Errorf("show laptop: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestErlInetrc(t *testing.T) {
+	path := writeFixture(t, tunFixture())
+	tests := []struct {
+		args []string
+		code int
+		want []string
+		err  string
+	}{
+		{[]string{"--self", "pay-1"}, 0, []string{ // userspace (its mode in the file): faces
+			"{lookup, [file, native]}.\n",
+			`{host, {127,77,1,1}, ["pay-1.nodewire"]}.`,
+			`{host, {127,77,2,1}, ["mon-1.nodewire"]}.`,
+		}, ""},
+		{[]string{"--self", "mon-1"}, 0, []string{ // tun: overlay addresses
+			`{host, {10,77,1,1}, ["pay-1.nodewire"]}.`,
+			`{host, {10,77,2,1}, ["mon-1.nodewire"]}.`,
+		}, ""},
+		{[]string{"--self", "pay-1", "--mode", "tun", "--domain", "ov.example"}, 0, []string{
+			`{host, {10,77,1,2}, ["pay-2.ov.example"]}.`,
+		}, ""},
+		{[]string{"--self", "pay-1", "--domain", "Bad_Domain"}, 2, nil, "--domain"},
+		{[]string{"--self", "pay-1", "--mode", "kernel"}, 2, nil, "--mode"},
+		{[]string{"--self", "nobody"}, 1, nil, "no peer nobody"},
+	}
+	for _, tt := range tests {
+		r := runCmd("", append([]string{"erl-inetrc", "--file", path}, tt.args...)...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.err) {
+			t.Errorf("erl-inetrc %v: code %d, stderr %q", tt.args, r.code, r.stderr)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("erl-inetrc %v lacks %s:\n%s", tt.args, w, r.stdout)
+			}
+		}
+	}
+	out := filepath.Join(t.TempDir(), "inetrc")
+	if r := runCmd("", "erl-inetrc", "--file", path, "--self", "mon-1", "--out", out); r.code != 0 {
+		t.Fatalf("--out: %s", r.stderr)
+	}
+	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), `["pay-2.nodewire"]`) {
+		t.Fatalf("--out wrote %q, %v", b, err)
+	}
+}
+
+func TestWGConfig(t *testing.T) {
+	path := writeFixture(t, tunFixture())
+	r := runCmd("", "wg-config", "--file", path, "laptop")
+	if r.code != 0 {
+		t.Fatalf("wg-config: %d %s", r.code, r.stderr)
+	}
+	// The laptop (monitoring) reaches mon-1 (same network) and, by the
+	// rule, payments' hosts; each with its endpoint if any; the laptop is
+	// behind NAT, so it keeps every path open.
+	for _, want := range []string{
+		"[Interface]\nPrivateKey = <the private key of laptop",
+		"Address = 10.77.2.9/32\n",
+		"PublicKey = " + keyPay1 + "\nEndpoint = pay-1.example.net:51820\nAllowedIPs = 10.77.1.1/32\nPersistentKeepalive = 25\n",
+		"PublicKey = " + keyPay2 + "\nAllowedIPs = 10.77.1.2/32\nPersistentKeepalive = 25\n",
+		"PublicKey = " + keyMon1 + "\nAllowedIPs = 10.77.2.1/32\n",
+		"# mon-1 (network monitoring, tun mode): same network monitoring\n",
+		"(monitoring -> payments ports [erlang])",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("wg-config lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// pay-2 with the rule gone: no peer across networks.
+	noRule := strings.Replace(tunFixture(), "  - from: monitoring\n    to: payments\n    ports: [erlang]\n", "", 1)
+	noRule = strings.Replace(noRule, "  - {from: mon-1, to: pay-1, port: 4369, expect: allow}\n", "", 1)
+	r = runCmd("", "wg-config", "--file", writeFixture(t, noRule), "laptop")
+	if r.code != 0 || strings.Contains(r.stdout, keyPay1) || !strings.Contains(r.stdout, keyMon1) {
+		t.Errorf("wg-config without the rule: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// With the key: checked against the file, then written in.
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "pay-2.key")
+	gen := runCmd("", "genkey")
+	if err := os.WriteFile(keyFile, []byte(gen.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd("", "wg-config", "--file", path, "--private-key", keyFile, "laptop")
+	if r.code != 1 || !strings.Contains(r.stderr, "is not laptop's") {
+		t.Errorf("a foreign key: %d %q", r.code, r.stderr)
+	}
+	pub := runCmd(gen.stdout, "pubkey")
+	withKey := strings.Replace(tunFixture(), keyLaptop, strings.TrimSpace(pub.stdout), 1)
+	r = runCmd("", "wg-config", "--file", writeFixture(t, withKey), "--private-key", keyFile, "laptop")
+	if r.code != 0 || !strings.Contains(r.stdout, "PrivateKey = "+strings.TrimSpace(gen.stdout)+"\n") {
+		t.Errorf("wg-config --private-key: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

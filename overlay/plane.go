@@ -1,0 +1,81 @@
+package overlay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/packetfilter"
+	"github.com/nodewire/nodewire/peers"
+)
+
+// dataPlane carries packets between WireGuard and this host's sockets and
+// enforces the policy on them: the userspace stack (the default) or, in TUN
+// mode, the kernel interface behind the packet filter.
+type dataPlane interface {
+	TUN() tun.Device
+	Apply(f *peers.File, self *peers.Peer)
+	Stats() map[string]netstack.PeerStats
+	Close() error
+}
+
+// userspacePlane is the gVisor stack with faces on loopback.
+type userspacePlane struct{ *netstack.Stack }
+
+func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
+	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &netstack.Snapshot{File: f, Self: self})
+	if err != nil {
+		return nil, fmt.Errorf("userspace stack: %w", err)
+	}
+	if err := s.Start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return userspacePlane{s}, nil
+}
+
+func (u userspacePlane) Apply(f *peers.File, self *peers.Peer) {
+	u.Stack.Apply(&netstack.Snapshot{File: f, Self: self})
+}
+
+// tunPlane is the kernel TUN interface of TUN mode, wrapped in the packet
+// filter: WireGuard reads and writes the filter, never the raw device.
+type tunPlane struct {
+	filter *packetfilter.Filter
+}
+
+func newTUNPlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = 1420
+	}
+	dev, err := createKernelTUN(cfg.Interface, mtu, self.Address, f.Overlay.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	filter := packetfilter.New(dev, packetfilter.Config{Logger: log, EPMDPort: cfg.EPMDPort}, &packetfilter.Snapshot{File: f, Self: self})
+	return &tunPlane{filter: filter}, nil
+}
+
+func (p *tunPlane) TUN() tun.Device { return p.filter }
+
+func (p *tunPlane) Apply(f *peers.File, self *peers.Peer) {
+	p.filter.Apply(&packetfilter.Snapshot{File: f, Self: self})
+}
+
+// Stats maps the filter's counts onto the userspace stack's: open
+// connections are live flows.
+func (p *tunPlane) Stats() map[string]netstack.PeerStats {
+	out := make(map[string]netstack.PeerStats)
+	for name, s := range p.filter.Stats() {
+		out[name] = netstack.PeerStats{Open: int64(s.Flows), DeniedIn: s.DeniedIn, DeniedOut: s.DeniedOut, Denials: s.DeniedIn + s.DeniedOut}
+	}
+	return out
+}
+
+// Close closes the TUN device, which removes the interface with its address
+// and route. The WireGuard device closes it too; a second close is a no-op.
+func (p *tunPlane) Close() error { return p.filter.Close() }

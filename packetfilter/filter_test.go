@@ -1,0 +1,492 @@
+package packetfilter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/nodewire/nodewire/peers"
+)
+
+// fakeTUN is the kernel side: Read hands out queued packets, Write records
+// what reaches the kernel.
+type fakeTUN struct {
+	tun.Device // nil: only Read, Write and BatchSize are used
+	mu         sync.Mutex
+	toRead     [][]byte
+	written    [][]byte
+}
+
+func (d *fakeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for n < len(bufs) && len(d.toRead) > 0 {
+		sizes[n] = copy(bufs[n][offset:], d.toRead[0])
+		d.toRead = d.toRead[1:]
+		n++
+	}
+	return n, nil
+}
+
+func (d *fakeTUN) Write(bufs [][]byte, offset int) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, b := range bufs {
+		d.written = append(d.written, bytes.Clone(b[offset:]))
+	}
+	return len(bufs), nil
+}
+
+func (d *fakeTUN) BatchSize() int { return 8 }
+
+func (d *fakeTUN) take() [][]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.written
+	d.written = nil
+	return w
+}
+
+// Addresses of the fixture (testdata/peers.yaml): the host under test is
+// pay-1; pay-2 shares its network; mon-1 is in monitoring, which may reach
+// payments on the erlang ports only.
+var (
+	pay1  = netip.MustParseAddr("10.77.1.1")
+	pay2  = netip.MustParseAddr("10.77.1.2")
+	mon1  = netip.MustParseAddr("10.77.2.1")
+	alien = netip.MustParseAddr("10.77.9.9")
+)
+
+func loadSnap(t testing.TB, path string, edit func(string) string) *Snapshot {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	if edit != nil {
+		text = edit(text)
+	}
+	f, err := peers.Parse(path, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Snapshot{File: f, Self: f.Peer("pay-1")}
+}
+
+// ip builds an IPv4 packet around l4.
+func ip(proto uint8, src, dst netip.Addr, l4 []byte) []byte {
+	b := make([]byte, 20+len(l4))
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
+	b[8] = 64
+	b[9] = proto
+	s, d := src.As4(), dst.As4()
+	copy(b[12:16], s[:])
+	copy(b[16:20], d[:])
+	copy(b[20:], l4)
+	return b
+}
+
+func tcp(src netip.Addr, sport uint16, dst netip.Addr, dport uint16, flags uint8, seq, ack uint32, payload ...byte) []byte {
+	l4 := make([]byte, 20+len(payload))
+	binary.BigEndian.PutUint16(l4[0:2], sport)
+	binary.BigEndian.PutUint16(l4[2:4], dport)
+	binary.BigEndian.PutUint32(l4[4:8], seq)
+	binary.BigEndian.PutUint32(l4[8:12], ack)
+	l4[12] = 5 << 4
+	l4[13] = flags
+	copy(l4[20:], payload)
+	return ip(protoTCP, src, dst, l4)
+}
+
+func udp(src netip.Addr, sport uint16, dst netip.Addr, dport uint16) []byte {
+	l4 := make([]byte, 12)
+	binary.BigEndian.PutUint16(l4[0:2], sport)
+	binary.BigEndian.PutUint16(l4[2:4], dport)
+	binary.BigEndian.PutUint16(l4[4:6], 12)
+	return ip(protoUDP, src, dst, l4)
+}
+
+func icmp(src, dst netip.Addr, typ uint8, id uint16, quoted []byte) []byte {
+	l4 := make([]byte, 8+len(quoted))
+	l4[0] = typ
+	binary.BigEndian.PutUint16(l4[4:6], id)
+	copy(l4[8:], quoted)
+	return ip(protoICMP, src, dst, l4)
+}
+
+// port2Resp is epmd's ok answer to PORT_PLEASE2 for a node on port.
+func port2RespBytes(port uint16) []byte {
+	b := []byte{tagPort2Resp, 0, byte(port >> 8), byte(port), 77, 0, 0, 6, 0, 5, 0, 3, 'a', 'p', 'p', 0, 0}
+	return b
+}
+
+func fragment(b []byte) []byte {
+	b = bytes.Clone(b)
+	binary.BigEndian.PutUint16(b[6:8], 0x2000) // MF
+	return b
+}
+
+func ipv6() []byte {
+	b := make([]byte, 40)
+	b[0] = 0x60
+	return b
+}
+
+const (
+	syn    = tcpSYN
+	synack = tcpSYN | tcpACK
+	ack    = tcpACK
+	rst    = tcpRST
+	rstack = tcpRST | tcpACK
+	fin    = tcpFIN | tcpACK
+)
+
+// step is one packet through the filter: in (from WireGuard to the kernel)
+// or out (from the kernel to WireGuard), and whether it must pass.
+type step struct {
+	dir  direction
+	pkt  []byte
+	pass bool
+}
+
+func in(pkt []byte, pass bool) step  { return step{dirIn, pkt, pass} }
+func out(pkt []byte, pass bool) step { return step{dirOut, pkt, pass} }
+
+func TestFilter(t *testing.T) {
+	tests := []struct {
+		name    string
+		steps   []step
+		resets  int      // resets the filter writes to the kernel itself
+		logHas  []string // each must appear in the log
+		logNone bool     // nothing may be logged
+	}{
+		{
+			name: "same network: epmd in, replies out, then the connection closes",
+			steps: []step{
+				in(tcp(pay2, 40000, pay1, 4369, syn, 100, 0), true),
+				out(tcp(pay1, 4369, pay2, 40000, synack, 500, 101), true),
+				in(tcp(pay2, 40000, pay1, 4369, ack, 101, 501, 0, 4, 122, 'a', 'p', 'p'), true),
+				out(tcp(pay1, 4369, pay2, 40000, fin, 501, 105), true),
+				in(tcp(pay2, 40000, pay1, 4369, fin, 105, 502), true),
+				out(tcp(pay1, 4369, pay2, 40000, ack, 502, 106), true),
+			},
+			logNone: true,
+		},
+		{
+			name: "across networks by a rule: monitoring may ask payments' epmd",
+			steps: []step{
+				in(tcp(mon1, 40000, pay1, 4369, syn, 1, 0), true),
+				out(tcp(pay1, 4369, mon1, 40000, synack, 9, 2), true),
+			},
+		},
+		{
+			name: "across networks against the policy: refused at once with a reset to the local client",
+			steps: []step{
+				out(tcp(pay1, 40001, mon1, 4369, syn, 7, 0), false),
+				in(tcp(mon1, 4369, pay1, 40001, synack, 1, 8), false), // no flow was made
+			},
+			resets: 1,
+			logHas: []string{"packetfilter: refused", "dir=out", "from=pay-1", "to=mon-1", "deny default", "port=4369"},
+		},
+		{
+			name: "inbound across networks against the policy: dropped and logged",
+			steps: []step{
+				in(tcp(mon1, 40000, pay1, 22, syn, 1, 0), false),
+			},
+			logHas: []string{"dir=in", "from=mon-1", "to=pay-1", "deny default", "port=22"},
+		},
+		{
+			name: "same network, a port nothing offers: refused as in userspace mode",
+			steps: []step{
+				in(tcp(pay2, 40000, pay1, 22, syn, 1, 0), false),
+			},
+			logHas: []string{"port not offered"},
+		},
+		{
+			name: "a distribution port becomes reachable once the local epmd hands it out",
+			steps: []step{
+				in(tcp(mon1, 40000, pay1, 35000, syn, 1, 0), false), // not registered yet: deny
+				in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0), true),
+				out(tcp(pay1, 4369, mon1, 40002, synack, 9, 2), true),
+				in(tcp(mon1, 40002, pay1, 4369, ack, 2, 10, 0, 4, 122, 'a', 'p', 'p'), true),
+				out(tcp(pay1, 4369, mon1, 40002, ack, 10, 6, port2RespBytes(35000)...), true),
+				in(tcp(mon1, 40003, pay1, 35000, syn, 1, 0), true), // erlang rule now covers it
+				out(tcp(pay1, 35000, mon1, 40003, synack, 9, 2), true),
+				in(tcp(mon1, 40003, pay1, 35001, syn, 1, 0), false), // its neighbour is not
+			},
+		},
+		{
+			name: "a peer's PORT2_RESP makes its port an Erlang port for dialling out",
+			steps: []step{
+				// pay-1 may not reach monitoring at all: even a learned
+				// port is denied (the rule is one way).
+				out(tcp(pay1, 40010, mon1, 4369, syn, 1, 0), false),
+			},
+			resets: 1,
+		},
+		{
+			name: "an exposed port takes TCP and UDP from the same network, not across networks",
+			steps: []step{
+				in(tcp(pay2, 40000, pay1, 9100, syn, 1, 0), true),
+				in(udp(pay2, 5000, pay1, 9100), true),
+				out(udp(pay1, 9100, pay2, 5000), true),
+				in(udp(pay2, 5000, pay1, 9101), false),
+				in(udp(mon1, 5000, pay1, 9100), false),
+			},
+		},
+		{
+			name: "outbound UDP and its replies; an unsolicited datagram is not a reply",
+			steps: []step{
+				out(udp(pay1, 5353, pay2, 53), true),
+				in(udp(pay2, 53, pay1, 5353), true),
+				in(udp(pay2, 53, pay1, 5354), false),
+			},
+		},
+		{
+			name: "packets of no flow are dropped; a local reset passes",
+			steps: []step{
+				in(tcp(pay2, 40000, pay1, 4369, ack, 1, 1), false),
+				in(tcp(pay2, 40000, pay1, 4369, synack, 1, 1), false),
+				out(tcp(pay1, 4369, pay2, 40000, ack, 1, 1), false),
+				out(tcp(pay1, 4369, pay2, 40000, rstack, 1, 1), true),
+			},
+		},
+		{
+			name: "a SYN from the answering side of a flow is refused",
+			steps: []step{
+				out(tcp(pay1, 40000, pay2, 80, syn, 1, 0), true),
+				in(tcp(pay2, 80, pay1, 40000, syn, 1, 0), false),
+			},
+		},
+		{
+			name: "after a reset the same ports are judged anew",
+			steps: []step{
+				in(tcp(pay2, 40000, pay1, 4369, syn, 1, 0), true),
+				out(tcp(pay1, 4369, pay2, 40000, rstack, 0, 2), true),
+				in(tcp(pay2, 40000, pay1, 4369, syn, 5, 0), true),
+			},
+		},
+		{
+			name: "ping within a network and its reply; not across networks",
+			steps: []step{
+				in(icmp(pay2, pay1, icmpEchoRequest, 7, nil), true),
+				out(icmp(pay1, pay2, icmpEchoReply, 7, nil), true),
+				in(icmp(pay2, pay1, icmpEchoReply, 8, nil), false), // unsolicited reply
+				in(icmp(mon1, pay1, icmpEchoRequest, 9, nil), false),
+				out(icmp(pay1, mon1, icmpEchoRequest, 9, nil), false),
+			},
+		},
+		{
+			name: "ICMP errors pass for a known flow only",
+			steps: []step{
+				out(udp(pay1, 5353, pay2, 53), true),
+				in(icmp(pay2, pay1, icmpUnreachable, 0, udp(pay1, 5353, pay2, 53)), true),
+				in(icmp(pay2, pay1, icmpUnreachable, 0, udp(pay1, 5353, pay2, 54)), false),
+			},
+		},
+		{
+			name: "spoofed, misaddressed, unknown, IPv6, fragmented and malformed packets are dropped",
+			steps: []step{
+				in(tcp(pay1, 40000, pay1, 4369, syn, 1, 0), false),  // from this host's own address
+				in(tcp(pay2, 40000, pay2, 4369, syn, 1, 0), false),  // not to this host
+				in(tcp(alien, 40000, pay1, 4369, syn, 1, 0), false), // no such peer
+				out(tcp(pay2, 40000, mon1, 4369, syn, 1, 0), false), // not from this host
+				in(ipv6(), false),
+				in(fragment(tcp(pay2, 40000, pay1, 4369, syn, 1, 0)), false),
+				in(tcp(pay2, 40000, pay1, 4369, syn, 1, 0)[:30], false),
+				in(ip(47, pay2, pay1, make([]byte, 8)), false), // GRE
+			},
+			logHas: []string{"unknown address", "IP fragment", "protocol not carried"},
+		},
+	}
+	snap := loadSnap(t, "testdata/peers.yaml", nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logBuf bytes.Buffer
+			dev := &fakeTUN{}
+			f := New(dev, Config{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, snap)
+			for i, s := range tt.steps {
+				if got := runStep(t, f, dev, s); got != s.pass {
+					t.Fatalf("step %d (%s): passed %v, want %v\nlog:\n%s", i, s.dir, got, s.pass, logBuf.String())
+				}
+			}
+			resets := 0
+			for _, w := range dev.take() {
+				var p packet
+				if !parse(w, &p) || p.proto != protoTCP || p.flags&tcpRST == 0 {
+					t.Errorf("the filter wrote a packet that is not a reset: % x", w)
+					continue
+				}
+				if checksum(w[:20], 0) != 0xffff {
+					t.Errorf("reset has a bad IP checksum")
+				}
+				resets++
+			}
+			if resets != tt.resets {
+				t.Errorf("%d resets written to the kernel, want %d", resets, tt.resets)
+			}
+			for _, want := range tt.logHas {
+				if !strings.Contains(logBuf.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, logBuf.String())
+				}
+			}
+			if tt.logNone && logBuf.Len() > 0 {
+				t.Errorf("unexpected log:\n%s", logBuf.String())
+			}
+		})
+	}
+}
+
+// runStep sends one packet through f the way WireGuard would and reports
+// whether it came out on the other side. Resets the filter itself writes
+// stay in dev for the caller.
+func runStep(t *testing.T, f *Filter, dev *fakeTUN, s step) bool {
+	t.Helper()
+	const off = 16
+	if s.dir == dirIn {
+		before := len(dev.written)
+		buf := append(make([]byte, off), s.pkt...)
+		if _, err := f.Write([][]byte{buf}, off); err != nil {
+			t.Fatal(err)
+		}
+		dev.mu.Lock()
+		defer dev.mu.Unlock()
+		for _, w := range dev.written[before:] {
+			if bytes.Equal(w, s.pkt) {
+				dev.written = append(dev.written[:before], dev.written[before+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+	dev.mu.Lock()
+	dev.toRead = append(dev.toRead, s.pkt)
+	dev.mu.Unlock()
+	bufs := [][]byte{make([]byte, off+2048)}
+	sizes := []int{0}
+	n, err := f.Read(bufs, sizes, off)
+	if err != nil || n != 1 {
+		t.Fatalf("Read: %d, %v", n, err)
+	}
+	return sizes[0] > 0
+}
+
+func TestTCPResetChecksum(t *testing.T) {
+	// A reset the kernel accepts needs a valid TCP checksum: check it
+	// against the sum over the pseudo-header, which must fold to 0xffff.
+	var p packet
+	if !parse(tcp(pay1, 40001, mon1, 4369, syn, 7, 0), &p) {
+		t.Fatal("parse")
+	}
+	b := make([]byte, 40)
+	n := tcpReset(b, &p, 0, 8)
+	var r packet
+	if !parse(b[:n], &r) {
+		t.Fatal("reset does not parse")
+	}
+	if r.src != mon1 || r.dst != pay1 || r.sport != 4369 || r.dport != 40001 || r.ack != 8 || r.flags != rstack {
+		t.Fatalf("reset %+v", r)
+	}
+	pseudo := checksum(b[12:20], uint32(protoTCP)+20)
+	if got := checksum(b[20:40], uint32(pseudo)); got != 0xffff {
+		t.Fatalf("TCP checksum folds to %#x", got)
+	}
+}
+
+func TestApplyRevokes(t *testing.T) {
+	snap := loadSnap(t, "testdata/peers.yaml", nil)
+	var logBuf bytes.Buffer
+	dev := &fakeTUN{}
+	f := New(dev, Config{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, snap)
+	// mon-1 looks pay-1's node up and connects to it; pay-2 talks to pay-1.
+	for i, s := range []step{
+		in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0), true),
+		out(tcp(pay1, 4369, mon1, 40002, synack, 9, 2), true),
+		out(tcp(pay1, 4369, mon1, 40002, ack, 10, 6, port2RespBytes(35000)...), true),
+		in(tcp(mon1, 40003, pay1, 35000, syn, 1000, 0), true),
+		out(tcp(pay1, 35000, mon1, 40003, synack, 5000, 1001), true),
+		in(tcp(mon1, 40003, pay1, 35000, ack, 1001, 5001, 'h', 'i'), true),
+		out(tcp(pay1, 35000, mon1, 40003, ack, 5001, 1003), true),
+		in(tcp(pay2, 40004, pay1, 4369, syn, 1, 0), true),
+	} {
+		if got := runStep(t, f, dev, s); got != s.pass {
+			t.Fatalf("step %d: passed %v", i, got)
+		}
+	}
+	dev.take()
+	// The rule goes: monitoring may no longer reach payments.
+	f.Apply(loadSnap(t, "testdata/peers.yaml", func(s string) string {
+		return strings.Replace(s, "  - from: monitoring\n    to: payments\n    ports: [erlang]\n", "", 1)
+	}))
+	var resets []packet
+	for _, w := range dev.take() {
+		var p packet
+		if parse(w, &p) {
+			resets = append(resets, p)
+		}
+	}
+	// Both mon-1 flows are revoked; each gets a reset at the local socket's
+	// expected sequence number.
+	if len(resets) != 2 {
+		t.Fatalf("%d resets, want 2: %+v", len(resets), resets)
+	}
+	for _, r := range resets {
+		if r.flags&tcpRST == 0 || r.src != mon1 || r.dst != pay1 {
+			t.Errorf("not a reset from mon-1 to pay-1: %+v", r)
+		}
+		if r.sport == 40003 && r.seq != 1003 {
+			t.Errorf("reset of the dist connection has seq %d, want 1003 (what pay-1 acknowledged last)", r.seq)
+		}
+	}
+	if !strings.Contains(logBuf.String(), "packetfilter: closed") || !strings.Contains(logBuf.String(), "deny default") {
+		t.Errorf("revocation not logged:\n%s", logBuf.String())
+	}
+	for i, s := range []step{
+		in(tcp(mon1, 40003, pay1, 35000, ack, 1003, 5001, 'x'), true), // to the kernel, which resets it
+		out(tcp(pay1, 35000, mon1, 40003, ack, 5001, 1004), false),
+		out(tcp(pay1, 35000, mon1, 40003, rst, 5001, 0), true),
+		in(tcp(mon1, 40005, pay1, 35000, syn, 1, 0), false), // new connections are denied
+		in(tcp(pay2, 40004, pay1, 4369, ack, 2, 1), true),   // same network untouched
+	} {
+		if got := runStep(t, f, dev, s); got != s.pass {
+			t.Fatalf("after reload, step %d: passed %v, want %v", i, got, s.pass)
+		}
+	}
+	st := f.Stats()
+	if st["mon-1"].Revoked != 2 || st["pay-2"].Flows != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestReadBlanksRefusedKeepsOthers(t *testing.T) {
+	snap := loadSnap(t, "testdata/peers.yaml", nil)
+	dev := &fakeTUN{toRead: [][]byte{
+		tcp(pay1, 40000, pay2, 4369, syn, 1, 0),
+		tcp(pay1, 40001, mon1, 4369, syn, 1, 0),
+		udp(pay1, 5000, pay2, 53),
+	}}
+	f := New(dev, Config{Logger: slog.New(slog.DiscardHandler)}, snap)
+	const off = 16
+	bufs := make([][]byte, 3)
+	for i := range bufs {
+		bufs[i] = make([]byte, off+256)
+	}
+	sizes := make([]int, 3)
+	n, err := f.Read(bufs, sizes, off)
+	if err != nil || n != 3 {
+		t.Fatalf("Read: %d %v", n, err)
+	}
+	if sizes[0] == 0 || sizes[1] != 0 || sizes[2] == 0 {
+		t.Fatalf("sizes %v: want the packet to mon-1 blanked only", sizes)
+	}
+}
