@@ -416,7 +416,7 @@ func (p *fileParser) parseRules(n *yaml.Node) {
 	for i, it := range items {
 		path := fmt.Sprintf("interconnect[%d]", i)
 		line := it.Line
-		keys, vals, ok := p.fields(it, path, "from", "to", "between", "ports")
+		keys, vals, ok := p.fields(it, path, "from", "to", "between", "ports", "nodes")
 		if !ok {
 			p.policyBroken = true
 			continue
@@ -465,6 +465,10 @@ func (p *fileParser) parseRules(n *yaml.Node) {
 		r.Ports = Ports{All: true}
 		if keys[3] != nil {
 			r.Ports, ok = p.ports(vals[3], path+".ports", true)
+			good = good && ok
+		}
+		if keys[4] != nil && good {
+			r.Nodes, ok = p.parseNodes(vals[4], path+".nodes", r.Ports)
 			good = good && ok
 		}
 		if !good {
@@ -523,7 +527,7 @@ func (p *fileParser) parseTests(n *yaml.Node) {
 	for i, it := range items {
 		path := fmt.Sprintf("tests[%d]", i)
 		line := it.Line
-		keys, vals, ok := p.fields(it, path, "from", "to", "port", "expect")
+		keys, vals, ok := p.fields(it, path, "from", "to", "port", "expect", "node")
 		if !ok {
 			continue
 		}
@@ -563,6 +567,19 @@ func (p *fileParser) parseTests(n *yaml.Node) {
 				}
 			}
 		}
+		if keys[4] != nil {
+			if s, ok := p.str(vals[4], path+".node"); !ok {
+				good = false
+			} else if err := CheckNodePattern(s); err != nil || strings.ContainsAny(s, "*?") {
+				if err == nil {
+					err = fmt.Errorf("%q is a pattern; a test names one node", s)
+				}
+				p.errorf(vals[4].Line, path+".node", "%v", err)
+				good = false
+			} else {
+				t.Node = s
+			}
+		}
 		t.ok = good
 		p.f.Tests = append(p.f.Tests, t)
 	}
@@ -591,11 +608,16 @@ func (p *fileParser) runTests() {
 			continue
 		}
 		d := p.f.Decide(t.from, t.to, t.Port, false)
+		node := ""
+		if t.Node != "" {
+			d = p.f.DecideNode(t.from, t.to, t.Port, t.Node)
+			node = " node " + t.Node
+		}
 		if d.Allow == t.Allow {
 			continue
 		}
-		p.errorf(t.Line, fmt.Sprintf("tests[%d]", i), "%s -> %s port %d: expected %s, got %s (%s)",
-			t.From, t.To, t.Port, verdict(t.Allow), verdict(d.Allow), d.why())
+		p.errorf(t.Line, fmt.Sprintf("tests[%d]", i), "%s -> %s port %d%s: expected %s, got %s (%s)",
+			t.From, t.To, t.Port, node, verdict(t.Allow), verdict(d.Allow), d.why())
 	}
 }
 

@@ -72,9 +72,13 @@ type Rule struct {
 	From, To string // a network or a peer name
 	Both     bool
 	Ports    Ports
-	File     string // the file name, so that a Decision can say where its rule is
-	Line     int
-	Index    int // index in File.Rules
+	// Nodes, when set, limits the Erlang part of the rule (epmd lookups
+	// and distribution ports) to nodes whose name (the part before @)
+	// matches one of these patterns (`*` and `?` as in shell globs).
+	Nodes []string
+	File  string // the file name, so that a Decision can say where its rule is
+	Line  int
+	Index int // index in File.Rules
 
 	src, dst int32 // policy selectors of From and To, see policy.edges
 }
@@ -83,7 +87,8 @@ type Rule struct {
 type Test struct {
 	From, To string // peer names
 	Port     uint16
-	Allow    bool // expect: allow / deny
+	Node     string // optional: the Erlang node asked for (port is then an Erlang port)
+	Allow    bool   // expect: allow / deny
 	Line     int
 
 	from, to *Peer
@@ -98,6 +103,10 @@ const (
 	ReasonSameNetwork               // both peers are in one network: allow
 	ReasonRule                      // Decision.Rule allowed it
 	ReasonSelf                      // a peer talking to itself
+	// ReasonNode: a rule allows the port, but no rule allows the Erlang
+	// node asked for (Decision.Node); Decision.Rule is the first rule that
+	// allows the port, whose `nodes:` leaves the node out.
+	ReasonNode
 )
 
 // Decision is the verdict of the policy for one new connection.
@@ -108,7 +117,8 @@ type Decision struct {
 	Reason Reason
 	Erlang bool   // the port counted as an Erlang port (always for EPMDPort)
 	Port   uint16 // the destination port asked about
-	Rule   *Rule  // the deciding rule when Reason is ReasonRule
+	Node   string // the Erlang node asked for, when known (DecideNode)
+	Rule   *Rule  // the deciding rule when Reason is ReasonRule or ReasonNode
 	From   *Peer  // who opens the connection
 	To     *Peer  // whom it is opened to
 }

@@ -206,7 +206,8 @@ func (f *File) owns(p *Peer) bool {
 // rule's file:line so operators can find it:
 // "allow same network payments",
 // "allow rule peers.yaml:12 (monitoring -> payments ports [erlang])",
-// "deny default (no rule allows payments -> monitoring port 4369)".
+// "deny default (no rule allows payments -> monitoring port 4369)",
+// "deny node secret (rule peers.yaml:12 (...) allows the port but not this node)".
 func (d Decision) String() string {
 	var b strings.Builder
 	b.WriteString(verdict(d.Allow))
@@ -226,6 +227,12 @@ func (d Decision) String() string {
 		if d.Rule != nil {
 			b.WriteString(" " + d.Rule.Pos() + " (" + d.Rule.String() + ")")
 		}
+	case ReasonNode:
+		b.WriteString(" node " + d.Node + " (")
+		if d.Rule != nil {
+			b.WriteString("rule " + d.Rule.Pos() + " (" + d.Rule.String() + ") allows the port but not this node")
+		}
+		b.WriteString(")")
 	default:
 		b.WriteString(" default")
 		if d.From != nil && d.To != nil && d.From.Network != nil && d.To.Network != nil {
@@ -250,6 +257,11 @@ func (d Decision) why() string {
 			return "rule " + d.Rule.Pos()
 		}
 		return "rule"
+	case ReasonNode:
+		if d.Rule != nil {
+			return "node " + d.Node + " not in rule " + d.Rule.Pos()
+		}
+		return "node " + d.Node
 	}
 	return "default"
 }
@@ -258,6 +270,9 @@ func (d Decision) port() string {
 	s := "port " + strconv.Itoa(int(d.Port))
 	if d.Erlang && d.Port != EPMDPort {
 		s += " (erlang)"
+	}
+	if d.Node != "" {
+		s += " node " + d.Node
 	}
 	return s
 }
@@ -272,7 +287,11 @@ func (r *Rule) String() string {
 	if r.Both {
 		arrow = " <-> "
 	}
-	return r.From + arrow + r.To + " ports " + r.Ports.String()
+	s := r.From + arrow + r.To + " ports " + r.Ports.String()
+	if len(r.Nodes) > 0 {
+		s += " nodes [" + strings.Join(r.Nodes, ", ") + "]"
+	}
+	return s
 }
 
 // String names the reason as Decision.String does: "default", "same
@@ -285,6 +304,8 @@ func (r Reason) String() string {
 		return "rule"
 	case ReasonSelf:
 		return "self"
+	case ReasonNode:
+		return "node"
 	}
 	return "default"
 }
