@@ -114,7 +114,11 @@ func checkInvariants(t *testing.T, f *File) {
 		_ = r.String()
 	}
 	for _, tt := range f.Tests {
-		if d := f.Decide(f.Peer(tt.From), f.Peer(tt.To), tt.Port, false); d.Allow != tt.Allow {
+		d := f.Decide(f.Peer(tt.From), f.Peer(tt.To), tt.Port, false)
+		if tt.Node != "" {
+			d = f.DecideNode(f.Peer(tt.From), f.Peer(tt.To), tt.Port, tt.Node)
+		}
+		if d.Allow != tt.Allow {
 			t.Fatalf("accepted a file whose test fails: %+v: %s", tt, d)
 		}
 	}
