@@ -40,7 +40,8 @@ type trackedConn struct {
 	port     uint16 // as given to Decide (the EPMD port as peers.EPMDPort)
 	dir      direction
 	erlang   bool
-	epmd     bool // an EPMD exchange (policy port is peers.EPMDPort)
+	node     string // the Erlang node a dist port belongs to, when known
+	epmd     bool   // an EPMD exchange (policy port is peers.EPMDPort)
 
 	stats *peerCounters
 	snap  *Snapshot // the one it was allowed under
@@ -213,11 +214,13 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	case p.Name == self.Name:
 		return "peer is now this host"
 	}
-	var d peers.Decision
+	from, to := self, p
 	if c.dir == dirIn {
-		d = snap.File.Decide(p, self, c.port, c.erlang)
-	} else {
-		d = snap.File.Decide(self, p, c.port, c.erlang)
+		from, to = p, self
+	}
+	d := snap.File.Decide(from, to, c.port, c.erlang)
+	if c.erlang {
+		d = snap.File.DecideNode(from, to, c.port, c.node)
 	}
 	if !d.Allow {
 		return "policy now denies: " + d.String()

@@ -30,68 +30,105 @@ type localPorts struct {
 	query func(ctx context.Context) ([]NameEntry, error) // asks the local epmd
 
 	mu      sync.Mutex
-	learned map[uint16]time.Time // from relayed PORT2_RESPs
-	names   map[uint16]struct{}  // from the last NAMES answer
+	learned map[uint16]learnedPort // from relayed PORT2_RESPs
+	names   map[uint16]string      // port -> node name, from the last NAMES answer
 	namesAt time.Time
 
 	queryMu sync.Mutex // one NAMES query at a time; others wait and share it
 }
 
 func newLocalPorts(query func(ctx context.Context) ([]NameEntry, error)) *localPorts {
-	return &localPorts{query: query, learned: make(map[uint16]time.Time)}
+	return &localPorts{query: query, learned: make(map[uint16]learnedPort)}
 }
 
-// note records port from an ok PORT2_RESP the relay passed on.
-func (l *localPorts) note(port uint16) {
+// learnedPort is a port seen in a relayed PORT2_RESP: whose, and when.
+type learnedPort struct {
+	name string
+	at   time.Time
+}
+
+// note records port and its node name from an ok PORT2_RESP the relay
+// passed on.
+func (l *localPorts) note(port uint16, name string) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for p, at := range l.learned {
-		if now.Sub(at) > learnedTTL {
+	for p, lp := range l.learned {
+		if now.Sub(lp.at) > learnedTTL {
 			delete(l.learned, p)
 		}
 	}
-	l.learned[port] = now
+	l.learned[port] = learnedPort{name, now}
 }
 
-// has reports whether port is a registered distribution port here. It asks
-// the local epmd (NAMES) when neither a recent PORT2_RESP nor a fresh NAMES
-// answer knows the port. An unreachable epmd means no (and the error, which
-// is cached like an answer so a scan does not hammer a dead epmd).
-func (l *localPorts) has(ctx context.Context, port uint16) (bool, error) {
-	if known, fresh := l.cached(port, time.Now()); known || fresh {
-		return known, nil
-	}
-	l.queryMu.Lock()
-	defer l.queryMu.Unlock()
-	if known, fresh := l.cached(port, time.Now()); known || fresh {
-		return known, nil // answered while we waited
-	}
-	entries, err := l.query(ctx)
-	names := make(map[uint16]struct{}, len(entries))
+// noteNames records a NAMES answer the relay read from the local epmd.
+func (l *localPorts) noteNames(entries []NameEntry) {
+	names := make(map[uint16]string, len(entries))
 	for _, e := range entries {
-		names[e.Port] = struct{}{}
+		names[e.Port] = e.Name
 	}
 	l.mu.Lock()
 	l.names, l.namesAt = names, time.Now()
 	l.mu.Unlock()
-	_, ok := names[port]
-	return ok, err
 }
 
-// cached answers from memory: known says port is registered; fresh says the
-// NAMES answer is recent enough to trust a no.
-func (l *localPorts) cached(port uint16, now time.Time) (known, fresh bool) {
+// lookup reports whether port is a registered distribution port here, and
+// the name of the node epmd registered it to. It asks the local epmd
+// (NAMES) when neither a recent PORT2_RESP nor a fresh NAMES answer knows
+// the port. An unreachable epmd means no (and the error, which is cached
+// like an answer so a scan does not hammer a dead epmd).
+func (l *localPorts) lookup(ctx context.Context, port uint16) (name string, ok bool, err error) {
+	if name, known, fresh := l.cached(port, time.Now()); known || fresh {
+		return name, known, nil
+	}
+	l.queryMu.Lock()
+	defer l.queryMu.Unlock()
+	if name, known, fresh := l.cached(port, time.Now()); known || fresh {
+		return name, known, nil // answered while we waited
+	}
+	entries, err := l.query(ctx)
+	l.noteNames(entries)
+	for _, e := range entries {
+		if e.Port == port {
+			return e.Name, true, err
+		}
+	}
+	return "", false, err
+}
+
+// cached answers from memory: known says port is registered (to name);
+// fresh says the NAMES answer is recent enough to trust a no.
+func (l *localPorts) cached(port uint16, now time.Time) (name string, known, fresh bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if at, ok := l.learned[port]; ok && now.Sub(at) <= learnedTTL {
-		return true, true
+	if lp, ok := l.learned[port]; ok && now.Sub(lp.at) <= learnedTTL {
+		return lp.name, true, true
 	}
 	if l.namesAt.IsZero() || now.Sub(l.namesAt) > namesTTL {
-		return false, false
+		return "", false, false
 	}
-	_, known = l.names[port]
-	return known, true
+	name, known = l.names[port]
+	return name, known, true
+}
+
+// current asks the local epmd for its names now (at most once per
+// namesTTL) and returns them, for explain and status.
+func (l *localPorts) current(ctx context.Context) ([]NameEntry, error) {
+	l.queryMu.Lock()
+	defer l.queryMu.Unlock()
+	l.mu.Lock()
+	if !l.namesAt.IsZero() && time.Since(l.namesAt) <= namesTTL {
+		out := make([]NameEntry, 0, len(l.names))
+		for p, n := range l.names {
+			out = append(out, NameEntry{Name: n, Port: p})
+		}
+		l.mu.Unlock()
+		return out, nil
+	}
+	l.mu.Unlock()
+	entries, err := l.query(ctx)
+	l.noteNames(entries)
+	return entries, err
 }
 
 // queryLocalNames asks the epmd on this host's face for its NAMES list.

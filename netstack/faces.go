@@ -38,9 +38,10 @@ type face struct {
 	peerAddr netip.Addr // the peer's overlay address when opened
 	ln       *net.TCPListener
 
-	epmd   bool        // the peer's epmd port
-	expose atomic.Bool // listed in the peer's expose
-	erlang atomic.Bool // announced in one of the peer's PORT2_RESPs
+	epmd   bool                   // the peer's epmd port
+	expose atomic.Bool            // listed in the peer's expose
+	erlang atomic.Bool            // announced in one of the peer's PORT2_RESPs
+	node   atomic.Pointer[string] // the node name of the last PORT2_RESP that announced it
 }
 
 // FaceError is a face listener that could not be bound. Its message is one
@@ -236,7 +237,7 @@ func (fs *faceSet) sync(snap *Snapshot) error {
 
 // ensureDist makes sure a listener on p's face at port exists and counts as
 // a distribution port of p. Called before a PORT2_RESP reaches the client.
-func (fs *faceSet) ensureDist(p *peers.Peer, port uint16) error {
+func (fs *faceSet) ensureDist(p *peers.Peer, port uint16, node string) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
@@ -246,6 +247,7 @@ func (fs *faceSet) ensureDist(p *peers.Peer, port uint16) error {
 	if f := fs.faces[k]; f != nil && f.addr.Addr() == p.Face {
 		if !f.epmd {
 			f.erlang.Store(true)
+			f.node.Store(&node)
 		}
 		return nil
 	}
@@ -265,8 +267,32 @@ func (fs *faceSet) ensureDist(p *peers.Peer, port uint16) error {
 		return err
 	}
 	f.erlang.Store(true)
+	f.node.Store(&node)
 	fs.serve(f)
 	return nil
+}
+
+// distPorts lists the distribution ports learned for peer, with the node
+// names their PORT2_RESPs gave, sorted by port.
+func (fs *faceSet) distPorts(peer string) []NameEntry {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []NameEntry
+	for k, f := range fs.faces {
+		if k.peer == peer && !f.epmd && f.erlang.Load() {
+			out = append(out, NameEntry{Name: f.nodeName(), Port: k.port})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	return out
+}
+
+// nodeName is the node f's port was announced for, or "".
+func (f *face) nodeName() string {
+	if n := f.node.Load(); n != nil {
+		return *n
+	}
+	return ""
 }
 
 // openLocked binds one face and records it; serve starts accepting.
@@ -364,15 +390,26 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 	st := s.stats.peer(p.Name)
 	port := s.policyPort(f.key.port)
 	erlang := f.epmd || f.erlang.Load()
-	d := snap.File.Decide(self, p, port, erlang)
+	node := ""
+	if erlang && !f.epmd && !f.expose.Load() {
+		node = f.nodeName()
+	}
+	var d peers.Decision
+	if erlang {
+		d = snap.File.DecideNode(self, p, port, node)
+	} else {
+		d = snap.File.Decide(self, p, port, false)
+	}
+	s.countDecision(dirOut, p.Name, d)
 	if !d.Allow {
 		st.deniedOut.Add(1)
 		c.SetLinger(0) // a reset: refused at once, as a closed port would be
 		c.Close()
-		s.logDenied(dirOut, self.Name, p.Name, port, d.String())
+		s.refuse(dirOut, p.Name, self.Name, p.Name, port, "", d.String())
 		return
 	}
 	tc := s.newTracked(snap, p, dirOut, port, erlang)
+	tc.node = node
 	if f.epmd {
 		tc.epmd = true
 		s.proxyEPMD(c, p, tc)

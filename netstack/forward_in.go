@@ -50,20 +50,23 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	src := snap.File.PeerByAddr(srcAddr)
 	if src == nil || src.Name == self.Name {
 		r.Complete(true)
-		s.logDenied(dirIn, srcAddr.String(), self.Name, port, "unknown source address")
+		s.refuse(dirIn, srcAddr.String(), srcAddr.String(), self.Name, port, reasonUnknownSource, "unknown source address")
 		return
 	}
 	st := s.stats.peer(src.Name)
-	deny := func(why string) {
+	// deny refuses with a reset; reason is "" for a policy decision
+	// (counted by the caller), else the label of the other refusal.
+	deny := func(reason, why string) {
 		st.deniedIn.Add(1) // before the reset, so whoever sees it sees the count
 		r.Complete(true)
-		s.logDenied(dirIn, src.Name, self.Name, port, why)
+		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reason, why)
 	}
 
 	if port == s.epmdPort {
 		d := snap.File.Decide(src, self, peers.EPMDPort, true)
+		s.countDecision(dirIn, src.Name, d)
 		if !d.Allow {
-			deny(d.String())
+			deny("", d.String())
 			return
 		}
 		if s.ctx.Err() != nil {
@@ -86,23 +89,31 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		// If even a registered dist port would be denied, do not ask epmd:
 		// a scan from a peer with no rule costs no epmd queries.
 		if d := snap.File.Decide(src, self, port, true); !d.Allow {
-			deny(snap.File.Decide(src, self, port, false).String())
+			d = snap.File.Decide(src, self, port, false)
+			s.countDecision(dirIn, src.Name, d)
+			deny("", d.String())
 			return
 		}
 	}
-	erlang, err := s.local.has(s.ctx, port)
+	node, erlang, err := s.local.lookup(s.ctx, port)
 	if err != nil {
 		s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
 	}
 	d := snap.File.Decide(src, self, port, erlang)
+	if erlang && !(expose && d.Allow) {
+		// A node's port: the rule must name the node epmd registered it to.
+		d = snap.File.DecideNode(src, self, port, node)
+	}
 	switch {
 	case !d.Allow:
-		deny(d.String())
+		s.countDecision(dirIn, src.Name, d)
+		deny("", d.String())
 		return
 	case !erlang && !expose:
-		deny("port not offered (no node registered on it, not exposed)")
+		deny(reasonNotOffered, "port not offered (no node registered on it, not exposed)")
 		return
 	}
+	s.countDecision(dirIn, src.Name, d)
 
 	// Dial the local side first, so a port nobody listens on is refused
 	// with a reset, as it would be without the overlay.
@@ -125,6 +136,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		return
 	}
 	tc := s.newTracked(snap, src, dirIn, port, erlang)
+	tc.node = node
 	s.carry(tc, local, conn)
 }
 

@@ -6,7 +6,9 @@ package netstack
 // STOP and DUMP from local sources, and a relayed connection is local, so
 // the relay reads one framed request and passes only PORT_PLEASE2 (and NAMES
 // when the policy grants the source Erlang's ports). It never forwards
-// anything else.
+// anything else. Rules that name nodes are enforced here: a PORT_PLEASE2 for
+// a name the source may not reach is answered "not found", and a NAMES
+// reply lists only the names it may reach.
 //
 // Outbound (a local node asking a peer's face): the policy is checked, the
 // request passed on unfiltered (the destination filters), and an ok
@@ -14,6 +16,7 @@ package netstack
 // before the reply reaches the client, so the client's next dial finds it.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -37,11 +40,13 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 	defer copyBufs.Put(bp)
 
 	client.SetReadDeadline(deadlineIn(epmdRequestTimeout))
+	self := tc.snap.Self
 	frame, body, err := ReadRequest(client, *bp, MaxRequestBody)
 	if err != nil {
 		if errors.Is(err, ErrRequestTooLarge) || errors.Is(err, ErrEmptyRequest) {
 			tc.stats.deniedIn.Add(1)
-			s.logDenied(dirIn, src.Name, s.snap.Load().Self.Name, s.epmdPort, "EPMD request refused: "+err.Error())
+			s.countEPMD(dirIn, src.Name, "malformed", false)
+			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, "EPMD request refused: "+err.Error())
 		} else {
 			s.log.Debug("netstack: no EPMD request", "peer", src.Name, "err", err)
 		}
@@ -49,8 +54,20 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 	}
 	tc.stats.bytesIn.Add(uint64(len(frame)))
 	tag := body[0]
+	req := epmdRequestLabel(tag)
 	switch {
 	case tag == TagPortPlease2Req:
+		if d := tc.snap.File.DecideNode(src, self, peers.EPMDPort, string(body[1:])); !d.Allow {
+			// Answer "no such node", as epmd would: the client gives up at
+			// once, and learns nothing about which names exist.
+			tc.stats.deniedIn.Add(1)
+			s.countEPMD(dirIn, src.Name, req, false)
+			s.countDecision(dirIn, src.Name, d)
+			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, "", d.String())
+			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
+			client.Write([]byte{TagPort2Resp, 1})
+			return
+		}
 	case tag == TagNamesReq && allowNames:
 	default:
 		why := "EPMD " + RequestName(tag) + " refused"
@@ -58,11 +75,13 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 			why += ": policy does not grant the erlang ports"
 		}
 		tc.stats.deniedIn.Add(1)
-		s.logDenied(dirIn, src.Name, s.snap.Load().Self.Name, s.epmdPort, why)
+		s.countEPMD(dirIn, src.Name, req, false)
+		s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, why)
 		return
 	}
+	s.countEPMD(dirIn, src.Name, req, true)
 
-	target := netip.AddrPortFrom(s.snap.Load().Self.Face, s.epmdPort)
+	target := netip.AddrPortFrom(self.Face, s.epmdPort)
 	epmd, err := dialLocal(s.ctx, target)
 	if err != nil {
 		s.logLimited(slog.LevelWarn, limitKey{who: "local epmd", port: s.epmdPort, dir: dirIn, why: "unreachable"},
@@ -80,10 +99,23 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 	client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
 
 	if tag == TagNamesReq {
-		// The listing goes back as it comes; epmd closes when done.
-		if _, err := copyCounted(client, epmd, *bp, &tc.stats.bytesOut); err != nil {
-			s.log.Debug("netstack: relay NAMES reply", "peer", src.Name, "err", err)
+		// The listing goes back with only the names the policy lets src
+		// reach; epmd closes when done.
+		reply, err := io.ReadAll(io.LimitReader(epmd, maxNamesReply+1))
+		if err != nil || len(reply) > maxNamesReply {
+			s.log.Debug("netstack: NAMES reply from local epmd", "peer", src.Name, "err", err, "bytes", len(reply))
+			return
 		}
+		out, err := s.filterNames(reply, tc.snap, src)
+		if err != nil {
+			s.log.Debug("netstack: NAMES reply from local epmd", "peer", src.Name, "err", err)
+			return
+		}
+		if _, err := client.Write(out); err != nil {
+			s.log.Debug("netstack: relay NAMES reply", "peer", src.Name, "err", err)
+			return
+		}
+		tc.stats.bytesOut.Add(uint64(len(out)))
 		return
 	}
 
@@ -94,7 +126,7 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 	}
 	if p, err := ParsePort2Resp(reply); err == nil && p.OK() {
 		// Before the client can dial the port, accept it as a dist port.
-		s.local.note(p.Port)
+		s.local.note(p.Port, string(p.Name))
 	}
 	if _, err := client.Write(reply); err != nil {
 		s.log.Debug("netstack: relay PORT2_RESP", "peer", src.Name, "err", err)
@@ -126,27 +158,6 @@ func readPort2Resp(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// copyCounted copies src to dst with buf until EOF, counting bytes.
-func copyCounted(dst io.Writer, src io.Reader, buf []byte, count interface{ Add(uint64) uint64 }) (int64, error) {
-	var total int64
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return total, werr
-			}
-			total += int64(n)
-			count.Add(uint64(n))
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return total, nil
-			}
-			return total, rerr
-		}
-	}
-}
-
 // proxyEPMD carries one local client's EPMD exchange to peer p's epmd. The
 // policy was checked by the caller. A PORT_PLEASE2 reply is read whole: on
 // ok, the face listener for the announced port is opened first; if it
@@ -171,6 +182,20 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 	}
 	client.SetReadDeadline(noDeadline)
 	tag := body[0]
+	if tag == TagPortPlease2Req {
+		// Checked here too, so a lookup the destination would refuse is
+		// refused at once, and logged where the client runs.
+		if d := tc.snap.File.DecideNode(tc.snap.Self, p, peers.EPMDPort, string(body[1:])); !d.Allow {
+			tc.stats.deniedOut.Add(1)
+			s.countEPMD(dirOut, p.Name, epmdRequestLabel(tag), false)
+			s.countDecision(dirOut, p.Name, d)
+			s.refuse(dirOut, p.Name, tc.snap.Self.Name, p.Name, s.epmdPort, "", d.String())
+			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
+			client.Write([]byte{TagPort2Resp, 1})
+			return
+		}
+	}
+	s.countEPMD(dirOut, p.Name, epmdRequestLabel(tag), true)
 
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, s.epmdPort))
 	if err != nil {
@@ -202,7 +227,7 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 	}
 	tc.stats.bytesIn.Add(uint64(len(reply)))
 	if r, err := ParsePort2Resp(reply); err == nil && r.OK() {
-		if err := s.faces.ensureDist(p, r.Port); err != nil {
+		if err := s.faces.ensureDist(p, r.Port, string(r.Name)); err != nil {
 			s.logLimited(slog.LevelWarn, limitKey{who: p.Name, port: r.Port, dir: dirOut, why: "face"},
 				"netstack: cannot open face for a node's port", "peer", p.Name, "node", string(r.Name), "err", err)
 			reply = []byte{TagPort2Resp, 1}
@@ -212,4 +237,21 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 	if _, err := client.Write(reply); err != nil {
 		s.log.Debug("netstack: write PORT2_RESP to local client", "peer", p.Name, "err", err)
 	}
+}
+
+// filterNames rebuilds a NAMES reply with only the nodes src may reach
+// under snap, and notes every registered port and name on the way.
+func (s *Stack) filterNames(reply []byte, snap *Snapshot, src *peers.Peer) ([]byte, error) {
+	epmdPort, names, err := ParseNames(reply)
+	if err != nil {
+		return nil, err
+	}
+	s.local.noteNames(names)
+	out := binary.BigEndian.AppendUint32(make([]byte, 0, len(reply)), epmdPort)
+	for _, e := range names {
+		if d := snap.File.DecideNode(src, snap.Self, peers.EPMDPort, e.Name); d.Allow {
+			out = fmt.Appendf(out, "name %s at port %d\n", e.Name, e.Port)
+		}
+	}
+	return out, nil
 }

@@ -81,6 +81,8 @@ func (c *peerCounters) setFaceError(msg string) {
 type statsTable struct {
 	mu sync.RWMutex
 	m  map[string]*peerCounters
+
+	policy policyCounters // decisions and EPMD requests (policystats.go)
 }
 
 func newStatsTable() *statsTable {

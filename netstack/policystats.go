@@ -1,0 +1,208 @@
+package netstack
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nodewire/nodewire/peers"
+)
+
+// Counters of the policy at work, for metrics and status: every decision on
+// a new connection (by peer, direction, verdict, reason and rule), every
+// EPMD request (by peer, direction, request type and verdict), and the last
+// refusal per peer. They are kept per connection or request, not per
+// packet, so one mutex is cheap enough.
+
+// Verdicts and reasons as labels. Policy reasons are peers.Reason's names
+// (with '_' for spaces); the others are refusals that are not the policy's.
+const (
+	reasonNotOffered    = "not_offered"    // no node registered on the port, not exposed
+	reasonEPMDRequest   = "epmd_request"   // an EPMD request the relay never passes (ALIVE2, KILL, ...)
+	reasonUnknownSource = "unknown_source" // a source address that is no peer
+)
+
+// DecisionCount is how many new connections got one verdict.
+type DecisionCount struct {
+	Peer    string // the other end
+	Dir     string // "in" (a peer connected here) or "out" (a local process to a peer's face)
+	Verdict string // "allow" or "deny"
+	Reason  string // self, same_network, rule, default, node, not_offered, epmd_request, unknown_source
+	Rule    string // the deciding rule as file:line, or ""
+	Count   uint64
+}
+
+// EPMDCount is how many EPMD requests of one type got one verdict.
+type EPMDCount struct {
+	Peer    string
+	Dir     string
+	Request string // port_please2, names, alive2, kill, stop, dump, other, malformed
+	Verdict string // "relayed" or "refused"
+	Count   uint64
+}
+
+// Refusal is one refused connection or request, as logged.
+type Refusal struct {
+	At       time.Time `json:"at"`
+	Dir      string    `json:"dir"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Port     uint16    `json:"port"`
+	Decision string    `json:"decision"`
+}
+
+type decisionKey struct{ peer, dir, verdict, reason, rule string }
+type epmdKey struct{ peer, dir, request, verdict string }
+
+// policyCounters is the zero-value-ready store of the counters above.
+type policyCounters struct {
+	mu        sync.Mutex
+	decisions map[decisionKey]uint64
+	epmd      map[epmdKey]uint64
+	last      map[string]Refusal // by peer
+}
+
+func (c *policyCounters) decision(k decisionKey) {
+	c.mu.Lock()
+	if c.decisions == nil {
+		c.decisions = make(map[decisionKey]uint64)
+	}
+	c.decisions[k]++
+	c.mu.Unlock()
+}
+
+func (c *policyCounters) epmdRequest(k epmdKey) {
+	c.mu.Lock()
+	if c.epmd == nil {
+		c.epmd = make(map[epmdKey]uint64)
+	}
+	c.epmd[k]++
+	c.mu.Unlock()
+}
+
+func (c *policyCounters) refused(peer string, r Refusal) {
+	c.mu.Lock()
+	if c.last == nil {
+		c.last = make(map[string]Refusal)
+	}
+	c.last[peer] = r
+	c.mu.Unlock()
+}
+
+// reasonLabel names a policy reason as a metric label.
+func reasonLabel(r peers.Reason) string {
+	switch r {
+	case peers.ReasonSameNetwork:
+		return "same_network"
+	case peers.ReasonRule:
+		return "rule"
+	case peers.ReasonSelf:
+		return "self"
+	case peers.ReasonNode:
+		return "node"
+	}
+	return "default"
+}
+
+// epmdRequestLabel names an EPMD request tag as a metric label.
+func epmdRequestLabel(tag byte) string {
+	switch tag {
+	case TagPortPlease2Req:
+		return "port_please2"
+	case TagNamesReq:
+		return "names"
+	case TagAlive2Req:
+		return "alive2"
+	case TagKillReq:
+		return "kill"
+	case TagStopReq:
+		return "stop"
+	case TagDumpReq:
+		return "dump"
+	}
+	return "other"
+}
+
+// countDecision records the policy's verdict on a new connection.
+func (s *Stack) countDecision(dir direction, peer string, d peers.Decision) {
+	k := decisionKey{peer: peer, dir: dir.String(), verdict: "deny", reason: reasonLabel(d.Reason)}
+	if d.Allow {
+		k.verdict = "allow"
+	}
+	if d.Rule != nil {
+		k.rule = d.Rule.Pos()
+	}
+	s.stats.policy.decision(k)
+}
+
+// refuse counts, remembers and logs a refusal. peer is the other end (the
+// source address for an unknown source); reason is a label for refusals
+// that are not a policy decision, "" for those that are (counted by
+// countDecision).
+func (s *Stack) refuse(dir direction, peer, from, to string, port uint16, reason, why string) {
+	if reason != "" {
+		s.stats.policy.decision(decisionKey{peer: peer, dir: dir.String(), verdict: "deny", reason: reason})
+	}
+	s.stats.policy.refused(peer, Refusal{At: time.Now(), Dir: dir.String(), From: from, To: to, Port: port, Decision: why})
+	s.logDenied(dir, from, to, port, why)
+}
+
+// countEPMD records one EPMD request and what became of it.
+func (s *Stack) countEPMD(dir direction, peer, request string, relayed bool) {
+	v := "refused"
+	if relayed {
+		v = "relayed"
+	}
+	s.stats.policy.epmdRequest(epmdKey{peer: peer, dir: dir.String(), request: request, verdict: v})
+}
+
+// PolicyCounters returns copies of the decision and EPMD counters, sorted
+// so that output built from them is stable.
+func (s *Stack) PolicyCounters() ([]DecisionCount, []EPMDCount) {
+	c := &s.stats.policy
+	c.mu.Lock()
+	ds := make([]DecisionCount, 0, len(c.decisions))
+	for k, n := range c.decisions {
+		ds = append(ds, DecisionCount{k.peer, k.dir, k.verdict, k.reason, k.rule, n})
+	}
+	es := make([]EPMDCount, 0, len(c.epmd))
+	for k, n := range c.epmd {
+		es = append(es, EPMDCount{k.peer, k.dir, k.request, k.verdict, n})
+	}
+	c.mu.Unlock()
+	sort.Slice(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		return a.Peer+"\x00"+a.Dir+"\x00"+a.Verdict+"\x00"+a.Reason+"\x00"+a.Rule <
+			b.Peer+"\x00"+b.Dir+"\x00"+b.Verdict+"\x00"+b.Reason+"\x00"+b.Rule
+	})
+	sort.Slice(es, func(i, j int) bool {
+		a, b := es[i], es[j]
+		return a.Peer+"\x00"+a.Dir+"\x00"+a.Request+"\x00"+a.Verdict < b.Peer+"\x00"+b.Dir+"\x00"+b.Request+"\x00"+b.Verdict
+	})
+	return ds, es
+}
+
+// LastRefusals returns the last refusal per peer (by peer name).
+func (s *Stack) LastRefusals() map[string]Refusal {
+	c := &s.stats.policy
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]Refusal, len(c.last))
+	for k, v := range c.last {
+		out[k] = v
+	}
+	return out
+}
+
+// PacketCounts are the userspace stack's IP packet counters: every packet
+// that came out of WireGuard into the stack (Received) or went from the
+// stack into WireGuard (Sent), all peers together.
+type PacketCounts struct {
+	Received, Sent uint64
+}
+
+// Packets reads the gVisor stack's IP counters.
+func (s *Stack) Packets() PacketCounts {
+	st := s.ip.Stats().IP
+	return PacketCounts{Received: st.PacketsReceived.Value(), Sent: st.PacketsSent.Value()}
+}
