@@ -207,8 +207,11 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	switch {
 	case p == nil:
 		return "peer removed"
-	case p.Address != c.peerAddr || p.PublicKey != c.peerKey:
-		return "peer changed address or key"
+	case p.Address != c.peerAddr:
+		// A new key alone keeps connections: it is a rotation of the same
+		// peer, and WireGuard accepts packets for the address only from the
+		// new key from now on, so nothing else can use them.
+		return "peer changed address"
 	case self.Address != c.selfAddr:
 		return "this host's address changed"
 	case p.Name == self.Name:
