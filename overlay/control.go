@@ -20,13 +20,18 @@ import (
 // whoever can reload the daemon can change who reaches this host.
 
 type controlRequest struct {
-	Op string `json:"op"` // "reload" or "status"
+	Op string `json:"op"` // "reload", "status" or "explain"
+
+	From string `json:"from,omitempty"` // explain
+	To   string `json:"to,omitempty"`
+	Port uint16 `json:"port,omitempty"`
 }
 
 type controlResponse struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
-	Status *Status `json:"status,omitempty"`
+	OK      bool         `json:"ok"`
+	Error   string       `json:"error,omitempty"`
+	Status  *Status      `json:"status,omitempty"`
+	Explain *Explanation `json:"explain,omitempty"`
 }
 
 // DefaultControlPath is where overlayd listens and overlayctl dials when no
@@ -106,6 +111,15 @@ func (d *Daemon) handleControl(c net.Conn) {
 	case req.Op == "status":
 		st := d.Status()
 		resp.OK, resp.Status = true, &st
+	case req.Op == "explain":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ex, err := d.Explain(ctx, req.From, req.To, req.Port)
+		cancel()
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
+			resp.OK, resp.Explain = true, ex
+		}
 	default:
 		resp.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -120,6 +134,11 @@ type ControlClient struct {
 }
 
 func (cc ControlClient) call(ctx context.Context, op string) (*controlResponse, error) {
+	return cc.do(ctx, controlRequest{Op: op})
+}
+
+func (cc ControlClient) do(ctx context.Context, req controlRequest) (*controlResponse, error) {
+	op := req.Op
 	path := cc.Path
 	if path == "" {
 		path = DefaultControlPath()
@@ -133,7 +152,7 @@ func (cc ControlClient) call(ctx context.Context, op string) (*controlResponse, 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	if err := json.NewEncoder(c).Encode(controlRequest{Op: op}); err != nil {
+	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return nil, fmt.Errorf("overlayd %s: %w", op, err)
 	}
 	var resp controlResponse
@@ -163,4 +182,17 @@ func (cc ControlClient) Status(ctx context.Context) (*Status, error) {
 		return nil, errors.New("overlayd status: empty reply")
 	}
 	return resp.Status, nil
+}
+
+// Explain asks the daemon whether from may open port (0: 4369) on to, with
+// the distribution ports it resolves now.
+func (cc ControlClient) Explain(ctx context.Context, from, to string, port uint16) (*Explanation, error) {
+	resp, err := cc.do(ctx, controlRequest{Op: "explain", From: from, To: to, Port: port})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Explain == nil {
+		return nil, errors.New("overlayd explain: empty reply")
+	}
+	return resp.Explain, nil
 }

@@ -37,6 +37,8 @@ type Config struct {
 	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
 	Inetrc         string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)
 	InetrcDomain   string // "": peers.DefaultDomain
+	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
+	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
 }
 
 // Daemon is one running overlayd.
@@ -51,6 +53,7 @@ type Daemon struct {
 	dev   *device.Device
 	uapi  net.Listener
 	ctl   net.Listener
+	mtx   net.Listener // metrics, or nil
 	wg    sync.WaitGroup
 
 	mu        sync.Mutex // serialises reloads; guards the fields below
@@ -61,6 +64,8 @@ type Daemon struct {
 	reloads   uint64
 	reloadErr string
 	listen    uint16
+
+	reloadFails uint64 // rejected reloads, for metrics; guarded by mu
 }
 
 // InterfaceName is the default UAPI name: unique per host so that several
@@ -140,6 +145,11 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.serveControl(d.ctl) }()
+	if d.mtx, err = listenMetrics(ctx, cfg); err != nil {
+		return nil, err
+	} else if d.mtx != nil {
+		d.serveMetrics(d.mtx)
+	}
 
 	// `wg show` support is a convenience: a daemon that may not create
 	// /var/run/wireguard (no root) still runs.
@@ -183,6 +193,9 @@ func (d *Daemon) Close() error {
 	if d.uapi != nil {
 		d.uapi.Close()
 	}
+	if d.mtx != nil {
+		d.mtx.Close()
+	}
 	var err error
 	if d.plane != nil {
 		err = d.plane.Close()
@@ -224,6 +237,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	err := d.reloadLocked(ctx)
 	if err != nil {
 		d.reloadErr = err.Error()
+		d.reloadFails++
 		d.log.Error("reload rejected; still running on the last good peer file", slog.String("file", d.cfg.PeerFile), slog.Any("err", err))
 		return err
 	}
@@ -233,7 +247,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 }
 
 func (d *Daemon) reloadLocked(ctx context.Context) error {
-	f, self, err := d.load()
+	f, self, newKey, err := d.loadRotating()
 	if err != nil {
 		return err
 	}
@@ -254,6 +268,9 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 			d.have = nil
 			return fmt.Errorf("apply WireGuard changes: %w", err)
 		}
+	}
+	if err := d.switchKey(newKey, self); err != nil {
+		return err
 	}
 	d.plane.Apply(f, self)
 	if err := d.writeInetrc(f, self); err != nil {
@@ -381,5 +398,6 @@ func (d *Daemon) Status() Status {
 		}
 		st.Peers = append(st.Peers, ps)
 	}
+	d.addOpsStatus(&st)
 	return st
 }

@@ -2,14 +2,62 @@ package overlay
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack"
 	"github.com/nodewire/nodewire/peers"
 )
+
+// addOpsStatus fills in what the data plane knows beyond WireGuard: denials
+// by direction, the last refusal, face errors and the Erlang nodes seen.
+func (d *Daemon) addOpsStatus(st *Status) {
+	d.mu.Lock()
+	pub, err := PublicKey(d.private)
+	d.mu.Unlock()
+	if err == nil {
+		st.PublicKey = pub.String()
+	}
+	conns := d.plane.Stats()
+	for i := range st.Peers {
+		p := &st.Peers[i]
+		c := conns[p.Name]
+		p.DeniedIn, p.DeniedOut, p.FaceError = c.DeniedIn, c.DeniedOut, c.FaceError
+	}
+	ops := d.ops()
+	if ops == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	local, err := ops.ErlangPorts(ctx, st.Self)
+	if err != nil {
+		st.NodesErr = err.Error()
+	}
+	st.Nodes = nodeList(local)
+	last := ops.LastRefusals()
+	for i := range st.Peers {
+		p := &st.Peers[i]
+		if r, ok := last[p.Name]; ok {
+			p.LastRefusal = &r
+		}
+		remote, _ := ops.ErlangPorts(ctx, p.Name)
+		p.Nodes = nodeList(remote)
+	}
+}
+
+func nodeList(es []netstack.NameEntry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, fmt.Sprintf("%s:%d", e.Name, e.Port))
+	}
+	return out
+}
 
 // Status is what `overlayctl status` shows: this host, then each peer.
 type Status struct {
@@ -25,6 +73,10 @@ type Status struct {
 	ReloadErr  string        `json:"last_reload_error,omitempty"`
 	Peers      []PeerStatus  `json:"peers"`
 	Uptime     time.Duration `json:"uptime_ns"`
+
+	PublicKey string   `json:"public_key"`            // this host's, as WireGuard uses it now
+	Nodes     []string `json:"local_nodes,omitempty"` // "name:port" registered with this host's epmd
+	NodesErr  string   `json:"local_nodes_error,omitempty"`
 }
 
 // PeerStatus is one peer as this daemon sees it.
@@ -39,6 +91,12 @@ type PeerStatus struct {
 	TxBytes       uint64    `json:"tx_bytes"`
 	OpenConns     int64     `json:"open_connections"`
 	Denials       uint64    `json:"denials"`
+
+	DeniedIn    uint64            `json:"denied_in"`  // refused arriving from the peer
+	DeniedOut   uint64            `json:"denied_out"` // refused at the peer's face here
+	LastRefusal *netstack.Refusal `json:"last_refusal,omitempty"`
+	FaceError   string            `json:"face_error,omitempty"`
+	Nodes       []string          `json:"nodes,omitempty"` // "name:port" the peer's epmd announced here
 }
 
 // wgPeerState is the per-peer part of a UAPI get.

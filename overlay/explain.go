@@ -1,0 +1,102 @@
+package overlay
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/peers"
+)
+
+// Explanation is the running daemon's answer to "may FROM open PORT on TO?",
+// with the Erlang nodes it knows on the side it can see.
+type Explanation struct {
+	// Decision is the verdict, "allow ..." or "deny ...", as the data plane
+	// would judge the connection now.
+	Decision string `json:"decision"`
+	Allow    bool   `json:"allow"`
+	// Erlang says the port counted as an Erlang port: 4369, or a
+	// distribution port registered to Node.
+	Erlang bool   `json:"erlang"`
+	Node   string `json:"node,omitempty"`
+	// Known says whether the daemon can see TO's registered nodes: it can
+	// for this host (its epmd) and for a peer this host talks to (the
+	// ports its epmd announced); not between two other peers.
+	Known bool `json:"known"`
+	// Nodes are the Erlang nodes of TO that the daemon resolves now, each
+	// with the verdict for FROM.
+	Nodes    []NodeVerdict `json:"nodes,omitempty"`
+	PeerFile string        `json:"peer_file"`
+	Note     string        `json:"note,omitempty"`
+}
+
+// NodeVerdict is one Erlang node and whether FROM may reach it.
+type NodeVerdict struct {
+	Name     string `json:"name"`
+	Port     uint16 `json:"port"`
+	Allow    bool   `json:"allow"`
+	Decision string `json:"decision"`
+}
+
+// Explain judges a connection from one peer to another with the daemon's
+// current peer file and the distribution ports it currently resolves.
+// port 0 means 4369 (epmd).
+func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*Explanation, error) {
+	d.mu.Lock()
+	f, self := d.file, d.self
+	d.mu.Unlock()
+	var ends [2]*peers.Peer
+	for i, name := range []string{from, to} {
+		if ends[i] = f.Peer(name); ends[i] == nil {
+			hint := ""
+			if f.Network(name) != nil {
+				hint = " (" + name + " is a network; explain takes peers)"
+			}
+			return nil, fmt.Errorf("no peer %s in %s%s", name, d.cfg.PeerFile, hint)
+		}
+	}
+	if port == 0 {
+		port = peers.EPMDPort
+	}
+	ex := &Explanation{PeerFile: d.cfg.PeerFile}
+	var nodes []netstack.NameEntry
+	ops := d.ops()
+	switch {
+	case ops == nil:
+		ex.Note = "this daemon runs in TUN mode: it judges ports, and does not track Erlang nodes"
+	case ends[1].Name == self.Name || ends[0].Name == self.Name:
+		ex.Known = true
+		var err error
+		if nodes, err = ops.ErlangPorts(ctx, ends[1].Name); err != nil {
+			ex.Note = err.Error()
+		}
+	default:
+		ex.Note = fmt.Sprintf("this daemon is %s: it knows the nodes of its own host and the ports other hosts' epmd announced to it, not those of %s as %s sees them", self.Name, ends[1].Name, ends[0].Name)
+	}
+	dec := f.Decide(ends[0], ends[1], port, port == peers.EPMDPort)
+	for _, n := range nodes {
+		if n.Port == port {
+			dec = f.DecideNode(ends[0], ends[1], port, n.Name)
+			ex.Node = n.Name
+		}
+		nd := f.DecideNode(ends[0], ends[1], n.Port, n.Name)
+		ex.Nodes = append(ex.Nodes, NodeVerdict{Name: n.Name, Port: n.Port, Allow: nd.Allow, Decision: nd.String()})
+	}
+	if ex.Known && port != peers.EPMDPort && ex.Node == "" && !exposes(ends[1], port) {
+		if dec.Allow {
+			ex.Note = fmt.Sprintf("the policy allows port %d, but no node of %s is registered on it and it is not exposed: a connection would be refused as not offered", port, ends[1].Name)
+		}
+	}
+	ex.Decision, ex.Allow, ex.Erlang = dec.String(), dec.Allow, dec.Erlang
+	return ex, nil
+}
+
+// exposes reports whether p lists port in its expose.
+func exposes(p *peers.Peer, port uint16) bool {
+	for _, r := range p.Expose {
+		if r.Contains(port) {
+			return true
+		}
+	}
+	return false
+}

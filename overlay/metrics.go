@@ -1,0 +1,186 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/promtext"
+)
+
+// Prometheus metrics, served on Config.MetricsAddr. Every number comes from
+// where the work is done: WireGuard's own counters (UAPI get) for bytes on
+// the wire and handshakes, the userspace stack's counters for streams,
+// connections, decisions, EPMD requests and packets. README lists them.
+
+// checkMetricsAddr refuses an address that is not loopback unless public
+// is set: metrics name every peer, its addresses and who was refused, which
+// is a map of the overlay. To scrape from another host, bind the host's
+// face and list the port in its `expose:` so the policy decides who reads.
+func checkMetricsAddr(addr string, public bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--metrics %q: want HOST:PORT, e.g. 127.0.0.1:9101", addr)
+	}
+	if public {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if host == "localhost" || err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--metrics %s is not a loopback address: metrics map the whole overlay; bind 127.0.0.1 or this host's face (and expose the port to let peers scrape through the overlay), or pass --metrics-public", addr)
+}
+
+// serveMetrics starts the metrics HTTP server on ln; it stops when ln is
+// closed.
+func (d *Daemon) serveMetrics(ln net.Listener) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", promtext.ContentType)
+		if err := d.WriteMetrics(w); err != nil {
+			d.log.Debug("metrics reply", slog.Any("err", err))
+		}
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "overlayd: metrics at /metrics")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			d.log.Warn("metrics server stopped", slog.Any("err", err))
+		}
+	}()
+}
+
+// WriteMetrics writes every metric in the Prometheus text format.
+func (d *Daemon) WriteMetrics(out io.Writer) error {
+	d.mu.Lock()
+	f, self := d.file, d.self
+	reloadsOK, reloadsFailed, loadedAt, reloadErr := d.reloads, d.reloadFails, d.loadedAt, d.reloadErr
+	d.mu.Unlock()
+
+	var wgState map[peers.Key]wgPeerState
+	if text, err := d.dev.IpcGet(); err == nil {
+		wgState = parseUAPIGet(text)
+	}
+	conns := d.plane.Stats()
+	var (
+		decisions []netstack.DecisionCount
+		epmd      []netstack.EPMDCount
+		pk        *netstack.PacketCounts
+	)
+	if ops := d.ops(); ops != nil {
+		decisions, epmd = ops.PolicyCounters()
+		p := ops.Packets()
+		pk = &p
+	}
+
+	w := promtext.NewWriter(out)
+	each := func(fn func(p *peers.Peer)) {
+		for _, p := range f.Peers {
+			if p.Name != self.Name {
+				fn(p)
+			}
+		}
+	}
+	w.Family("nodewire_up", promtext.Gauge, "1 while overlayd runs; labels name this host.")
+	w.Sample(1, "self", self.Name, "network", self.Network.Name, "address", self.Address.String(), "face", self.Face.String())
+	w.Family("nodewire_start_time_seconds", promtext.Gauge, "When overlayd started (Unix time).")
+	w.Sample(float64(d.started.Unix()))
+
+	w.Family("nodewire_peer_info", promtext.Gauge, "One per peer of the current peer file: its network, overlay address and face here.")
+	each(func(p *peers.Peer) {
+		w.Sample(1, "peer", p.Name, "network", p.Network.Name, "address", p.Address.String(), "face", p.Face.String())
+	})
+	w.Family("nodewire_peer_wireguard_rx_bytes_total", promtext.Counter, "Bytes WireGuard received from the peer (UDP payload, as wg show counts).")
+	each(func(p *peers.Peer) { w.Sample(float64(wgState[p.PublicKey].Rx), "peer", p.Name) })
+	w.Family("nodewire_peer_wireguard_tx_bytes_total", promtext.Counter, "Bytes WireGuard sent to the peer (UDP payload, as wg show counts).")
+	each(func(p *peers.Peer) { w.Sample(float64(wgState[p.PublicKey].Tx), "peer", p.Name) })
+	w.Family("nodewire_peer_last_handshake_seconds", promtext.Gauge, "Unix time of the last WireGuard handshake with the peer; 0 if none yet.")
+	each(func(p *peers.Peer) {
+		var t float64
+		if hs := wgState[p.PublicKey].LastHandshake; !hs.IsZero() {
+			t = float64(hs.Unix())
+		}
+		w.Sample(t, "peer", p.Name)
+	})
+	w.Family("nodewire_peer_stream_bytes_total", promtext.Counter, "Bytes of forwarded TCP streams: dir=in from the peer to local sockets, dir=out from local sockets to the peer.")
+	each(func(p *peers.Peer) {
+		c := conns[p.Name]
+		w.Sample(float64(c.BytesIn), "peer", p.Name, "dir", "in")
+		w.Sample(float64(c.BytesOut), "peer", p.Name, "dir", "out")
+	})
+	w.Family("nodewire_peer_connections_open", promtext.Gauge, "Forwarded connections open now with the peer, both directions.")
+	each(func(p *peers.Peer) { w.Sample(float64(conns[p.Name].Open), "peer", p.Name) })
+	w.Family("nodewire_peer_connections_total", promtext.Counter, "Forwarded connections carried with the peer, both directions.")
+	each(func(p *peers.Peer) { w.Sample(float64(conns[p.Name].Total), "peer", p.Name) })
+	w.Family("nodewire_peer_denials_total", promtext.Counter, "Connections and EPMD requests refused: dir=in arriving from the peer, dir=out from local processes to the peer's face.")
+	each(func(p *peers.Peer) {
+		c := conns[p.Name]
+		w.Sample(float64(c.DeniedIn), "peer", p.Name, "dir", "in")
+		w.Sample(float64(c.DeniedOut), "peer", p.Name, "dir", "out")
+	})
+	w.Family("nodewire_peer_face_error", promtext.Gauge, "1 when a listener on the peer's face could not be opened (overlayctl status says why).")
+	each(func(p *peers.Peer) {
+		v := 0.0
+		if conns[p.Name].FaceError != "" {
+			v = 1
+		}
+		w.Sample(v, "peer", p.Name)
+	})
+
+	w.Family("nodewire_policy_decisions_total", promtext.Counter, "Policy verdicts on new connections, and refusals inside them (an EPMD request, a node a rule does not name), by deciding reason and rule (file:line).")
+	for _, c := range decisions {
+		w.Sample(float64(c.Count), "peer", c.Peer, "dir", c.Dir, "verdict", c.Verdict, "reason", c.Reason, "rule", c.Rule)
+	}
+	w.Family("nodewire_epmd_requests_total", promtext.Counter, "EPMD requests seen by the relay, by type and verdict (relayed or refused).")
+	for _, c := range epmd {
+		w.Sample(float64(c.Count), "peer", c.Peer, "dir", c.Dir, "request", c.Request, "verdict", c.Verdict)
+	}
+	if pk != nil {
+		w.Family("nodewire_stack_packets_total", promtext.Counter, "IP packets between WireGuard and the userspace stack, all peers: dir=rx into the stack, dir=tx out of it.")
+		w.Sample(float64(pk.Received), "dir", "rx")
+		w.Sample(float64(pk.Sent), "dir", "tx")
+	}
+
+	w.Family("nodewire_reloads_total", promtext.Counter, "Reloads of the peer file, by result (ok, or error: rejected, the last good file kept).")
+	w.Sample(float64(reloadsOK), "result", "ok")
+	w.Sample(float64(reloadsFailed), "result", "error")
+	w.Family("nodewire_peer_file_loaded_seconds", promtext.Gauge, "Unix time the running peer file was loaded.")
+	w.Sample(float64(loadedAt.Unix()))
+	w.Family("nodewire_last_reload_ok", promtext.Gauge, "1 if the last reload succeeded (or none failed since start), 0 if it was rejected.")
+	ok := 1.0
+	if reloadErr != "" {
+		ok = 0
+	}
+	w.Sample(ok)
+	return w.Flush()
+}
+
+// listenMetrics opens the metrics listener of cfg, if any.
+func listenMetrics(ctx context.Context, cfg Config) (net.Listener, error) {
+	if cfg.MetricsAddr == "" {
+		return nil, nil
+	}
+	if err := checkMetricsAddr(cfg.MetricsAddr, cfg.MetricsPublic); err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return ln, nil
+}

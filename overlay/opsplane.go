@@ -1,0 +1,24 @@
+package overlay
+
+import (
+	"context"
+
+	"github.com/nodewire/nodewire/netstack"
+)
+
+// opsPlane is what the userspace stack tells operators beyond dataPlane:
+// the policy's decisions and EPMD requests, the last refusals, the Erlang
+// nodes it resolves, its packet counts. The TUN plane's filter does not
+// keep these; metrics, status and explain leave them out there.
+type opsPlane interface {
+	PolicyCounters() ([]netstack.DecisionCount, []netstack.EPMDCount)
+	LastRefusals() map[string]netstack.Refusal
+	ErlangPorts(ctx context.Context, peer string) ([]netstack.NameEntry, error)
+	Packets() netstack.PacketCounts
+}
+
+// ops returns the data plane's operator view, or nil when it has none.
+func (d *Daemon) ops() opsPlane {
+	o, _ := d.plane.(opsPlane)
+	return o
+}
