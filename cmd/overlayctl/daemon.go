@@ -90,6 +90,7 @@ func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
 		fmt.Fprintf(w, "; LAST RELOAD REJECTED: %s", st.ReloadErr)
 	}
 	fmt.Fprintln(w)
+	writeStatusHost(w, st)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tNETWORK\tADDRESS\tFACE\tENDPOINT\tHANDSHAKE\tRX\tTX\tCONNS\tDENIED")
@@ -102,10 +103,11 @@ func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
 		if ep == "" {
 			ep = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", p.Name, p.Network, p.Address, p.Face, ep, hs,
-			bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), p.OpenConns, p.Denials)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Network, p.Address, p.Face, ep, hs,
+			bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), p.OpenConns, deniedCell(p))
 	}
 	tw.Flush()
+	writeStatusDetails(w, st, now)
 }
 
 func ago(now, t time.Time) string {

@@ -51,21 +51,26 @@ Prints every error, one per line, and exits 1 if there is any.`)
 	// Always plural: scripts match this line.
 	fmt.Fprintf(e.stdout, "%s: ok (%d peers, %d networks, %d rules, %d tests)\n", *file,
 		len(f.Peers), len(f.Networks), len(f.Rules), len(f.Tests))
+	writeMeshWarnings(e.stdout, *file, f)
 	return exitOK
 }
 
 func cmdExplain(e *env, args []string) int {
-	fs := newFlags(e, "explain", "--file F FROM TO [PORT]",
+	fs := newFlags(e, "explain", "--file F FROM TO [PORT] | --control SOCKET FROM TO [PORT]",
 		`Says whether the policy lets peer FROM open a TCP connection to PORT
 (default 4369, epmd) of peer TO: "allow" or "deny" first on the line, then
-what decided it, the rule (file:line) or the default.`)
-	file := fs.file()
+what decided it, the rule (file:line) or the default.
+
+With --control, asks the running overlayd instead: its current peer file,
+and the Erlang nodes it resolves now (this host's epmd, or the ports other
+hosts' epmd announced here), each with its own verdict; a PORT that is a
+node's distribution port is judged as that node's.`)
+	file := fs.String("file", "", "the peer file (required unless --control)")
+	control := fs.String("control", "", "ask the overlayd at this control socket instead of reading a file")
 	erlang := fs.Bool("erlang", false, "PORT is a distribution port registered in TO's epmd (rules with erlang cover it)")
+	node := fs.String("node", "", "the Erlang node asked for (name before @): PORT is an Erlang port of that node")
 	pos, code, done := fs.parse(args, 2, 3)
 	if done {
-		return code
-	}
-	if code, done := fs.required("file"); done {
 		return code
 	}
 	port := uint16(peers.EPMDPort)
@@ -76,6 +81,15 @@ what decided it, the rule (file:line) or the default.`)
 		}
 		port = uint16(n)
 	}
+	if *control != "" {
+		if *file != "" || *erlang || *node != "" {
+			return fs.usageError("--control asks the daemon; it takes no --file, --erlang or --node")
+		}
+		return cmdExplainLive(fs, *control, pos[0], pos[1], port)
+	}
+	if code, done := fs.required("file"); done {
+		return code
+	}
 	f, code, ok := fs.load(*file)
 	if !ok {
 		return code
@@ -85,6 +99,13 @@ what decided it, the rule (file:line) or the default.`)
 		if ends[i] = f.Peer(name); ends[i] == nil {
 			return fs.failf("no peer %s in %s%s", name, *file, networkHint(f, name))
 		}
+	}
+	if *node != "" {
+		if err := peers.CheckNodePattern(*node); err != nil || strings.ContainsAny(*node, "*?") {
+			return fs.usageError("--node %q is not a node name", *node)
+		}
+		fmt.Fprintln(e.stdout, f.DecideNode(ends[0], ends[1], port, *node))
+		return exitOK
 	}
 	fmt.Fprintln(e.stdout, f.Decide(ends[0], ends[1], port, *erlang))
 	return exitOK

@@ -43,6 +43,9 @@ type fileConfig struct {
 	Mode       string `yaml:"mode"`
 	Inetrc     string `yaml:"inetrc"`
 	Domain     string `yaml:"inetrc-domain"`
+	Metrics    string `yaml:"metrics"`
+	// MetricsPublic allows a non-loopback metrics address.
+	MetricsPublic bool `yaml:"metrics-public"`
 }
 
 func main() {
@@ -65,6 +68,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Mode, "mode", "", "userspace (faces on loopback, no root) or tun (a kernel interface named by --interface; root); default: the peer's mode in the peer file")
 	fs.StringVar(&c.Inetrc, "inetrc", "", "keep an Erlang inetrc (ERL_INETRC) here, naming every peer PEER.DOMAIN")
 	fs.StringVar(&c.Domain, "inetrc-domain", "", "domain of the names in --inetrc (default nodewire)")
+	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (/metrics); loopback only unless --metrics-public")
+	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address (metrics map the whole overlay)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -117,6 +122,7 @@ func run(args []string, stderr io.Writer) int {
 		PeerFile: c.Peers, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
 		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
 		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
+		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
@@ -173,6 +179,10 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("mode", &c.Mode, fc.Mode)
 	fill("inetrc", &c.Inetrc, fc.Inetrc)
 	fill("inetrc-domain", &c.Domain, fc.Domain)
+	fill("metrics", &c.Metrics, fc.Metrics)
+	if !set["metrics-public"] && fc.MetricsPublic {
+		c.MetricsPublic = true
+	}
 	if !set["listen-port"] && fc.ListenPort != 0 {
 		c.ListenPort = fc.ListenPort
 	}
