@@ -42,12 +42,17 @@ func TestBashCompletion(t *testing.T) {
 		}
 		return strings.Fields(string(out))
 	}
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	allCommands := strings.Join(names, " ")
 	for _, tc := range []struct {
 		words []string
 		want  string
 	}{
 		{[]string{"overlayctl", "ro"}, "rotate-key"},
-		{[]string{"overlayctl", ""}, "add-peer check explain genkey help init pubkey reload remove-peer rotate-key show status add-network allow"},
+		{[]string{"overlayctl", ""}, allCommands + " help"},
 		{[]string{"overlayctl", "explain", "--c"}, "--control"},
 		{[]string{"overlayctl", "status", "--"}, "--control --json"},
 		{[]string{"overlayctl", "explain", "--file", file, "pay"}, "pay-1 pay-2"},
