@@ -258,8 +258,9 @@ func (s *Stack) Start(ctx context.Context) error {
 
 // Apply swaps in a new snapshot. Faces of new peers (and changed faces or
 // exposed ports) are opened, those of removed peers closed; every live
-// connection is judged again and closed if its peer is gone or changed
-// (address or key) or the new policy denies it. Peers are matched by name.
+// connection is judged again and closed if its peer is gone or its address
+// changed, or the new policy denies it. A new key alone keeps connections:
+// WireGuard then takes that address only from the new key (rotate-key). Peers are matched by name.
 // Connections the new file still allows are untouched. Face listeners that
 // fail to bind are logged (and shown in Stats) rather than returned: the
 // rest of the new file still takes effect. Safe to call concurrently with
