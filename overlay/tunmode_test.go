@@ -10,7 +10,9 @@ import (
 
 type warnings []string
 
-func (w *warnings) Warn(msg string, args ...any) { *w = append(*w, fmt.Sprint(append([]any{msg}, args...)...)) }
+func (w *warnings) Warn(msg string, args ...any) {
+	*w = append(*w, fmt.Sprint(append([]any{msg}, args...)...))
+}
 
 func TestWarnNodesInTUN(t *testing.T) {
 	f, err := peers.Load("../peers/testdata/valid/nodes.yaml")
