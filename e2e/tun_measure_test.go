@@ -9,8 +9,9 @@ import (
 )
 
 // TestTUNVsUserspace measures Erlang over TUN mode next to userspace mode
-// and plain distribution, in one run. Like TestOverlayVsPlainDistribution it
-// asserts only that every path works; the figures are logged.
+// and plain distribution over the same kind of veth link, in one run. It
+// asserts only that every path works and delivers; the figures are logged
+// for the record (speed is judged by make bench, not in tests).
 func TestTUNVsUserspace(t *testing.T) {
 	cluster.Require(t)
 	c := cluster.New(t, "mt")
