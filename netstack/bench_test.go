@@ -23,7 +23,7 @@ func startSink(tb testing.TB, addr netip.AddrPort) <-chan int64 {
 // mon-1, through pay-1's face, both gVisor stacks and the link, to a sink
 // on pay-1's self face: 1 MiB per op, at the default MTU.
 func BenchmarkOverlayStream(b *testing.B) {
-	for _, link := range []string{"pipe", "wireguard"} {
+	for _, link := range []string{"pipe", "wireguard", "wireguard-udpbind"} {
 		b.Run(link, func(b *testing.B) {
 			p := newPair(b, link, erlangRule)
 			counts := startSink(b, netip.AddrPortFrom(p.pay.face("pay-1"), p.w.exposePort))
@@ -77,7 +77,7 @@ func BenchmarkOverlayPingPong(b *testing.B) {
 		port := startEcho(b, netip.MustParseAddrPort("127.0.0.1:0"))
 		pingPong(b, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
 	})
-	for _, link := range []string{"pipe", "wireguard"} {
+	for _, link := range []string{"pipe", "wireguard", "wireguard-udpbind"} {
 		b.Run(link, func(b *testing.B) {
 			p := newPair(b, link, erlangRule)
 			startEcho(b, netip.AddrPortFrom(p.pay.face("pay-1"), p.w.exposePort))

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/udpbind"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -141,7 +142,8 @@ const (
 )
 
 // newPair starts pay-1 and mon-1 with the files opts describes and links
-// them with link ("pipe" or "wireguard"). Everything is closed at test end.
+// them with link ("pipe", or "wireguard" with wireguard-go's default Bind,
+// or "wireguard-udpbind" with udpbind's). Everything is closed at test end.
 func newPair(t testing.TB, link string, opts func(*world) fileOpts) *pair {
 	t.Helper()
 	w := &world{payKey: newTestKey(t), monKey: newTestKey(t), epmdPort: freePort(t), exposePort: freePort(t)}
@@ -153,7 +155,9 @@ func newPair(t testing.TB, link string, opts func(*world) fileOpts) *pair {
 	case "pipe":
 		pipeTUNs(t, p.pay.stack.TUN(), p.mon.stack.TUN())
 	case "wireguard":
-		joinWireGuard(t, p.pay, w.payKey, "10.77.1.1", p.mon, w.monKey, "10.77.2.1")
+		joinWireGuard(t, conn.NewDefaultBind, p.pay, w.payKey, "10.77.1.1", p.mon, w.monKey, "10.77.2.1")
+	case "wireguard-udpbind":
+		joinWireGuard(t, udpbind.New, p.pay, w.payKey, "10.77.1.1", p.mon, w.monKey, "10.77.2.1")
 	default:
 		t.Fatalf("unknown link %q", link)
 	}
@@ -219,11 +223,11 @@ func pipeTUNs(t testing.TB, a, b tun.Device) {
 }
 
 // joinWireGuard puts a wireguard-go device in front of each host's TUN and
-// makes them peers over 127.0.0.1 UDP.
-func joinWireGuard(t testing.TB, a *host, ak testKey, aAddr string, b *host, bk testKey, bAddr string) {
+// makes them peers over 127.0.0.1 UDP, each with a Bind from newBind.
+func joinWireGuard(t testing.TB, newBind func() conn.Bind, a *host, ak testKey, aAddr string, b *host, bk testKey, bAddr string) {
 	t.Helper()
 	mk := func(h *host, k testKey) int {
-		h.dev = device.NewDevice(h.stack.TUN(), conn.NewDefaultBind(), device.NewLogger(device.LogLevelError, h.name+": "))
+		h.dev = device.NewDevice(h.stack.TUN(), newBind(), device.NewLogger(device.LogLevelError, h.name+": "))
 		if err := h.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=0\n", hex.EncodeToString(k.priv))); err != nil {
 			t.Fatal(err)
 		}

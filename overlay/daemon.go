@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 
 	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/udpbind"
 )
 
 // Config is what overlayd needs to join the overlay.
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(d.plane.TUN(), conn.NewDefaultBind(), wgLogger(d.log))
+	d.dev = device.NewDevice(d.plane.TUN(), udpbind.New(), wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
