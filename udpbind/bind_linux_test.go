@@ -540,3 +540,55 @@ func kernel() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return string(bytes.TrimSpace(b))
 }
+
+// TestGROSplit checks that offload is really in play over loopback: a batch
+// sent with UDP_SEGMENT arrives as fewer recvmmsg messages than datagrams
+// (UDP_GRO kept them coalesced), and the split gives back every datagram.
+func TestGROSplit(t *testing.T) {
+	for _, f := range families(t) {
+		t.Run(f.name, func(t *testing.T) {
+			network := "udp4"
+			if f.lo.Is6() {
+				network = "udp6"
+			}
+			s, port, err := listen(network, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.conn.Close()
+			if !s.gro || !s.gso.Load() {
+				t.Skipf("kernel %s: UDP_SEGMENT %v, UDP_GRO %v", kernel(), s.gso.Load(), s.gro)
+			}
+			r := newReceiver(s, conn.IdealBatchSize, 16)
+			a := New()
+			openBind(t, a)
+			dst, _ := a.ParseEndpoint(netip.AddrPortFrom(f.lo, uint16(port)).String())
+			want := makePackets(append(repeat(conn.IdealBatchSize-1, 1452), 99))
+			if err := a.Send(want, dst); err != nil {
+				t.Fatal(err)
+			}
+			c := newCollector(r.receive, conn.IdealBatchSize)
+			var got [][]byte
+			messages := 0
+			for len(got) < len(want) {
+				k, err := c.fn(c.bufs, c.sizes, c.eps)
+				if err != nil {
+					t.Fatal(err)
+				}
+				messages += r.got
+				for i := range k {
+					got = append(got, bytes.Clone(c.bufs[i][:c.sizes[i]]))
+				}
+			}
+			if messages >= len(want) {
+				t.Fatalf("%d datagrams came in %d messages: no GRO", len(want), messages)
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("datagram %d: %d bytes %x..., want %d bytes %x...", i, len(got[i]), head(got[i]), len(want[i]), head(want[i]))
+				}
+			}
+			t.Logf("%d datagrams in %d messages", len(want), messages)
+		})
+	}
+}
