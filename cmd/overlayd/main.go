@@ -70,6 +70,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Domain, "inetrc-domain", "", "domain of the names in --inetrc (default nodewire)")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (/metrics); loopback only unless --metrics-public")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address (metrics map the whole overlay)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to `FILE` at exit; off by default")
+	memProfile := fs.String("memprofile", "", "write a heap profile (pprof) to `FILE` at exit; off by default")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -115,6 +117,16 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "overlayd: %v\n", err)
+		return 2
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			log.Error("profile", slog.Any("err", err))
+		}
+	}()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
