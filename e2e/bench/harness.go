@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nodewire/nodewire/e2e/cluster"
+)
+
+// Config is one run of the harness.
+type Config struct {
+	Sizes  Sizes
+	Rounds int
+	Rows   []string // row IDs to run; empty: all (the baseline is always run)
+	// ScalePeers lists peer-file sizes for which a real overlayd is started
+	// alone and its start time and resident memory reported.
+	ScalePeers []int
+	// ProfileDir, if set, gets CPU and heap profiles of the sending and the
+	// receiving overlayd under the bulk workload, and their top entries.
+	ProfileDir string
+	Logf       func(format string, args ...any)
+}
+
+// Report is everything a run measured; it is also the JSON written under
+// e2e/bench/results/.
+type Report struct {
+	Started  time.Time     `json:"started"`
+	Duration string        `json:"duration"`
+	Machine  Machine       `json:"machine"`
+	Sizes    Sizes         `json:"sizes"`
+	Rounds   int           `json:"rounds"`
+	Baseline string        `json:"baseline"`
+	Rows     []RowResult   `json:"rows"`
+	Scale    []ScaleResult `json:"scale,omitempty"`
+	Profiles []Profile     `json:"profiles,omitempty"`
+}
+
+// Machine says where the figures come from.
+type Machine struct {
+	CPUs   int    `json:"cpus"`
+	Kernel string `json:"kernel"`
+	OTP    string `json:"otp"`
+	Go     string `json:"go"`
+	Load   string `json:"loadavg_at_start"`
+}
+
+// RowResult is one row's figures.
+type RowResult struct {
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	Metrics map[string]Stat `json:"metrics"`
+	// Daemons is the resident memory of the row's daemons over the run.
+	Daemons []DaemonMem `json:"daemons,omitempty"`
+	raw     map[string][]float64
+}
+
+// DaemonMem is one daemon's memory: the largest VmRSS sampled while the
+// workloads ran and the kernel's high-water mark (VmHWM) at the end.
+type DaemonMem struct {
+	Host      string `json:"host"`
+	PeakRSSKB int64  `json:"peak_vmrss_kib"`
+	HWMKB     int64  `json:"vmhwm_kib"`
+	EndRSSKB  int64  `json:"end_vmrss_kib"`
+}
+
+type rowRun struct {
+	row  Row
+	pair *Pair
+	res  *RowResult
+	mem  map[string]*rssSampler
+}
+
+// Run sets up every row on a fresh cluster, runs the workloads Rounds
+// times (rows interleaved within a round, so slow drifts of the machine hit
+// every row alike), then the scale and profile phases.
+func Run(tb cluster.TB, cfg Config) (*Report, error) {
+	if cfg.Rounds < 1 {
+		return nil, fmt.Errorf("rounds %d: want at least 1", cfg.Rounds)
+	}
+	logf := cfg.Logf
+	if logf == nil {
+		logf = tb.Logf
+	}
+	rep := &Report{Started: time.Now(), Machine: machine(), Sizes: cfg.Sizes, Rounds: cfg.Rounds, Baseline: BaselineRow}
+	c := cluster.New(tb, "bench")
+	erlArgs, err := compileBenchwork(c.Dir())
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
+
+	var runs []*rowRun
+	for _, row := range Rows {
+		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow {
+			continue
+		}
+		t0 := time.Now()
+		pair, err := row.Setup(env, row.ID)
+		if err != nil {
+			return nil, fmt.Errorf("row %s: setup: %w", row.ID, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ok, err := pair.A.Ping(ctx, pair.B.Name)
+		cancel()
+		if err != nil || !ok {
+			return nil, fmt.Errorf("row %s: %s cannot reach %s (pong %v, %v)", row.ID, pair.A.Name, pair.B.Name, ok, err)
+		}
+		logf("row %s up in %v", row.ID, time.Since(t0).Round(time.Millisecond))
+		rr := &rowRun{row: row, pair: pair, mem: map[string]*rssSampler{},
+			res: &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}}}
+		for host, p := range pair.Daemons {
+			rr.mem[host] = startRSSSampler(p.Pid(), 100*time.Millisecond)
+		}
+		runs = append(runs, rr)
+	}
+
+	for round := 1; round <= cfg.Rounds; round++ {
+		for _, rr := range runs {
+			t0 := time.Now()
+			if err := measureRound(rr, cfg.Sizes); err != nil {
+				return nil, fmt.Errorf("row %s, round %d: %w", rr.row.ID, round, err)
+			}
+			logf("round %d/%d, row %s: %v (bulk %.0f MB/s, erpc p50 %.0f µs)", round, cfg.Rounds, rr.row.ID,
+				time.Since(t0).Round(time.Millisecond), last(rr.res.raw["bulk_mbps"]), last(rr.res.raw["erpc_p50_us"]))
+		}
+	}
+
+	for _, rr := range runs {
+		hosts := make([]string, 0, len(rr.mem))
+		for h := range rr.mem {
+			hosts = append(hosts, h)
+		}
+		slices.Sort(hosts)
+		for _, h := range hosts {
+			m := rr.mem[h].stop()
+			m.Host = h
+			rr.res.Daemons = append(rr.res.Daemons, m)
+		}
+		for k, v := range rr.res.raw {
+			rr.res.Metrics[k] = summarize(v)
+		}
+		rep.Rows = append(rep.Rows, *rr.res)
+	}
+	judge(rep)
+
+	for _, n := range cfg.ScalePeers {
+		s, err := measureScale(env, n)
+		if err != nil {
+			return nil, fmt.Errorf("scale %d peers: %w", n, err)
+		}
+		logf("scale: %d peers: ready in %v, VmRSS %d KiB", n, time.Duration(s.ReadyMs*float64(time.Millisecond)).Round(time.Millisecond), s.RSSKB)
+		rep.Scale = append(rep.Scale, s)
+	}
+	if cfg.ProfileDir != "" {
+		profs, err := profileBulk(env, cfg.ProfileDir, cfg.Sizes, logf)
+		if err != nil {
+			return nil, fmt.Errorf("profile: %w", err)
+		}
+		rep.Profiles = profs
+	}
+	rep.Duration = time.Since(rep.Started).Round(time.Second).String()
+	return rep, nil
+}
+
+func last(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)-1]
+}
+
+// measureRound runs every workload once on a row.
+func measureRound(rr *rowRun, sz Sizes) error {
+	a, b := rr.pair.A, rr.pair.B
+	add := func(k string, v float64) { rr.res.raw[k] = append(rr.res.raw[k], v) }
+	ctxFor := func(d time.Duration) (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), d)
+	}
+
+	ctx, cancel := ctxFor(sz.BulkDuration + 2*time.Minute)
+	mbps, err := stream(ctx, a, b, 1, sz.MessageSize, sz.Window, sz.BulkDuration)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("bulk: %w", err)
+	}
+	add("bulk_mbps", mbps)
+
+	ctx, cancel = ctxFor(sz.BulkDuration + 2*time.Minute)
+	mbps, err = stream(ctx, a, b, sz.Senders, sz.MessageSize, sz.ParallelWindow, sz.BulkDuration)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("parallel: %w", err)
+	}
+	add("parallel_mbps", mbps)
+
+	ctx, cancel = ctxFor(2 * time.Minute)
+	ds, err := pingpong(ctx, a, b, sz.PingPongSize, sz.PingPongs)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("ping-pong: %w", err)
+	}
+	add("pingpong_p50_us", micros(percentile(ds, 50)))
+	add("pingpong_p99_us", micros(percentile(ds, 99)))
+
+	ctx, cancel = ctxFor(2 * time.Minute)
+	ds, err = erpcRTT(ctx, a, b, sz.Calls)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("erpc: %w", err)
+	}
+	add("erpc_p50_us", micros(percentile(ds, 50)))
+	add("erpc_p99_us", micros(percentile(ds, 99)))
+
+	var cold []time.Duration
+	for range sz.ColdSamples {
+		ctx, cancel = ctxFor(time.Minute)
+		d, err := coldConnect(ctx, a, b)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cold connect: %w", err)
+		}
+		cold = append(cold, d)
+	}
+	slices.Sort(cold)
+	add("cold_p50_ms", millis(percentile(cold, 50)))
+	add("cold_max_ms", millis(cold[len(cold)-1]))
+	return nil
+}
+
+// judge fills in the ratios to the baseline and, for judged rows, whether
+// each target is met.
+func judge(rep *Report) {
+	var base *RowResult
+	for i := range rep.Rows {
+		if rep.Rows[i].ID == rep.Baseline {
+			base = &rep.Rows[i]
+		}
+	}
+	if base == nil {
+		return
+	}
+	judged := map[string]bool{}
+	for _, r := range Rows {
+		judged[r.ID] = r.Judged
+	}
+	for i := range rep.Rows {
+		r := &rep.Rows[i]
+		for _, m := range Metrics {
+			s, ok := r.Metrics[m.Key]
+			b := base.Metrics[m.Key]
+			if !ok || b.Median == 0 {
+				continue
+			}
+			s.Ratio = s.Median / b.Median
+			if judged[r.ID] && m.Target != 0 {
+				meets := s.Ratio <= m.Target
+				if m.Higher {
+					meets = s.Ratio >= m.Target
+				}
+				s.Meets = &meets
+			}
+			r.Metrics[m.Key] = s
+		}
+	}
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.Load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if out, err := exec.Command("erl", "-noshell", "-eval", `io:format("~s", [erlang:system_info(otp_release)]), halt().`).Output(); err == nil {
+		m.OTP = strings.TrimSpace(string(out))
+	}
+	return m
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+)
+
+// fmtVal prints a figure with about three significant digits.
+func fmtVal(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+// PrintTable writes the report for people: per metric one line per row,
+// with the median over the rounds, the rounds' range and spread, and the
+// ratio to the baseline (with the target, for nodewire's rows).
+func PrintTable(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "nodewire bench %s: %d CPUs, kernel %s, OTP %s, %s, load %s; %d rounds, %s\n",
+		rep.Started.Format("2006-01-02 15:04:05"), rep.Machine.CPUs, rep.Machine.Kernel, rep.Machine.OTP, rep.Machine.Go,
+		rep.Machine.Load, rep.Rounds, rep.Duration)
+	sz := rep.Sizes
+	fmt.Fprintf(w, "workloads: bulk %v of %d KiB messages, %d in flight (8 senders: %d each); %d ping-pongs of %d B; %d erpc:calls; %d cold connects per round\n",
+		sz.BulkDuration, sz.MessageSize>>10, sz.Window, sz.ParallelWindow, sz.PingPongs, sz.PingPongSize, sz.Calls, sz.ColdSamples)
+	fmt.Fprintf(w, "median of the rounds [min-max, spread = (max-min)/median]; ratio = median / %s median\n\n", rep.Baseline)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, "metric\trow\tmedian\tmin-max\tspread\tvs "+rep.Baseline+"\ttarget\t")
+	for _, m := range Metrics {
+		label := m.Label + " (" + m.Unit + ")"
+		for _, r := range rep.Rows {
+			s, ok := r.Metrics[m.Key]
+			if !ok {
+				continue
+			}
+			target := ""
+			if s.Meets != nil {
+				op := "<="
+				if m.Higher {
+					op = ">="
+				}
+				verdict := "MISSED"
+				if *s.Meets {
+					verdict = "met"
+				}
+				target = fmt.Sprintf("%s%.1fx %s", op, m.Target, verdict)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s-%s\t%.0f%%\t%.2fx\t%s\t\n", label, r.Name, fmtVal(s.Median), fmtVal(s.Min), fmtVal(s.Max),
+				100*s.Spread, s.Ratio, target)
+			label = ""
+		}
+	}
+	tw.Flush()
+	for _, r := range rep.Rows {
+		for _, d := range r.Daemons {
+			fmt.Fprintf(w, "\n%s overlayd on %s: VmRSS peak %.1f MiB (sampled every 100 ms), VmHWM %.1f MiB, at end %.1f MiB",
+				r.Name, d.Host, kib(d.PeakRSSKB), kib(d.HWMKB), kib(d.EndRSSKB))
+		}
+	}
+	if len(rep.Scale) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, s := range rep.Scale {
+		fmt.Fprintf(w, "\nscale: overlayd with a %d-peer file: applied and answering in %.0f ms, VmRSS %.1f MiB (VmHWM %.1f MiB)",
+			s.Peers, s.ReadyMs, kib(s.RSSKB), kib(s.HWMKB))
+	}
+	fmt.Fprintln(w)
+	for _, p := range rep.Profiles {
+		fmt.Fprintf(w, "\nCPU profile of the %s's overlayd (bulk %.0f MB/s), %s:\n%s\n", p.Role, p.MBps, p.CPU, indent(p.Top))
+	}
+}
+
+func kib(v int64) float64 { return float64(v) / 1024 }
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// WriteJSON writes rep as dir/bench-<timestamp>.json and returns the path.
+func WriteJSON(dir string, rep *Report) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "bench-"+rep.Started.Format("20060102-150405")+".json")
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, append(data, '\n'), 0o644)
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/nodewire/nodewire/e2e/cluster"
+)
+
+// Row is one way of carrying Erlang distribution between two hosts. Every
+// row runs the same workloads; ratios are taken against the row whose ID is
+// [BaselineRow]. To add a row (nodewire's TUN mode, say) append one entry
+// to [Rows] with a Setup that starts two connected nodes.
+type Row struct {
+	ID   string // short [a-z0-9], at most 9 chars: host names, JSON, -rows
+	Name string // for the table
+	// Judged rows are nodewire's: the table says whether they meet the
+	// issue's targets.
+	Judged bool
+	Setup  func(e *Env, id string) (*Pair, error)
+}
+
+// Pair is what a row's Setup made: node A measures against node B.
+type Pair struct {
+	A, B *cluster.Node
+	// Daemons are the row's long-running helpers (overlayd), whose
+	// resident memory the harness samples. Keyed by host name.
+	Daemons map[string]*cluster.Process
+}
+
+// Env is what a Setup may use.
+type Env struct {
+	C       *cluster.Cluster
+	T       cluster.TB
+	Dir     string   // run dir: certificates and the like
+	ErlArgs []string // every node must get these (they load benchwork)
+	// DaemonArgs, if set, adds overlayd flags for a host (profiles).
+	DaemonArgs func(host string) []string
+
+	overlayd string // built on first use
+}
+
+// BaselineRow is the row every figure is compared with: what an operator who
+// must encrypt distribution uses today.
+const BaselineRow = "tls"
+
+// Rows are the ways of carrying distribution that the harness compares, in
+// table order.
+var Rows = []Row{
+	{ID: "plain", Name: "plain TCP dist (veth)", Setup: setupPlain},
+	{ID: "tls", Name: "inet_tls_dist TLS 1.3", Setup: setupTLS},
+	{ID: "nwuser", Name: "nodewire userspace", Judged: true, Setup: setupUserspace},
+}
+
+// twoHosts makes hosts <id>a and <id>b, each with its own epmd on the
+// underlay, and a node bench@<address> on each started with args.
+func twoHosts(e *Env, id string, args func(h *cluster.Host) ([]string, error)) (*Pair, error) {
+	var nodes []*cluster.Node
+	for _, suffix := range []string{"a", "b"} {
+		h := e.C.AddHost(id + suffix)
+		if _, err := h.StartEPMD(nil); err != nil {
+			return nil, err
+		}
+		extra, err := args(h)
+		if err != nil {
+			return nil, err
+		}
+		n, err := h.StartNode(cluster.NodeOptions{
+			Name: "bench@" + h.Addr.String(),
+			Args: append(append([]string{}, e.ErlArgs...), extra...),
+		})
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	return &Pair{A: nodes[0], B: nodes[1]}, nil
+}
+
+// setupPlain: stock inet_tcp_dist over the veth, the unencrypted ceiling.
+func setupPlain(e *Env, id string) (*Pair, error) {
+	return twoHosts(e, id, func(*cluster.Host) ([]string, error) { return nil, nil })
+}
+
+// setupTLS: inet_tls_dist with TLS 1.3 only and certificates from a CA made
+// for this run; both sides require and verify the other's certificate.
+func setupTLS(e *Env, id string) (*Pair, error) {
+	ca, err := newTLSCA(filepath.Join(e.Dir, "tls-"+id))
+	if err != nil {
+		return nil, err
+	}
+	return twoHosts(e, id, func(h *cluster.Host) ([]string, error) {
+		opt, err := ca.optFile(h.Name, net.IP(h.Addr.AsSlice()))
+		if err != nil {
+			return nil, err
+		}
+		return []string{"-proto_dist", "inet_tls", "-ssl_dist_optfile", opt}, nil
+	})
+}
+
+// setupUserspace: overlayd on each host, epmd and nodes exactly as
+// `overlayctl show` says.
+func setupUserspace(e *Env, id string) (*Pair, error) {
+	o := cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
+	if e.DaemonArgs != nil {
+		o.DaemonArgs = func(oh *cluster.OverlayHost) []string { return e.DaemonArgs(oh.Name) }
+	}
+	if _, err := o.Run("add-network", "--file", o.File, "--name", "bench", "--prefix", "10.78.1.0/24"); err != nil {
+		return nil, err
+	}
+	var hosts []*cluster.OverlayHost
+	for _, suffix := range []string{"a", "b"} {
+		oh, err := o.AddPeer(id+suffix, "bench-"+suffix, "bench")
+		if err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, oh)
+	}
+	p := &Pair{Daemons: map[string]*cluster.Process{}}
+	for _, oh := range hosts {
+		if err := o.StartDaemon(oh); err != nil {
+			return nil, err
+		}
+		p.Daemons[oh.Name] = oh.Daemon
+	}
+	for _, oh := range hosts {
+		if err := o.StartErlang(oh, e.ErlArgs...); err != nil {
+			return nil, err
+		}
+	}
+	p.A, p.B = hosts[0].Node, hosts[1].Node
+	return p, nil
+}
+
+func rowByID(id string) (Row, error) {
+	for _, r := range Rows {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return Row{}, fmt.Errorf("no row %q", id)
+}

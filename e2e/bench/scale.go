@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nodewire/nodewire/e2e/cluster"
+	"github.com/nodewire/nodewire/overlay"
+)
+
+// ScaleResult is a real overlayd started alone on a peer file of Peers
+// peers: how long until its control socket answered with every peer
+// applied, and its resident memory then.
+type ScaleResult struct {
+	Peers   int     `json:"peers"`
+	ReadyMs float64 `json:"ready_ms"` // process start to a full status answer
+	RSSKB   int64   `json:"vmrss_kib"`
+	HWMKB   int64   `json:"vmhwm_kib"`
+}
+
+// scalePeerFile writes a peer file of n peers in one network, p-0 being
+// self (its endpoint the host's underlay address), and p-0's private key.
+func scalePeerFile(dir string, n int, selfEndpoint string) (file, key string, err error) {
+	var b strings.Builder
+	b.WriteString("overlay: {prefix: 10.80.0.0/16, faces: 127.80.0.0/16}\nnetworks:\n  lab: {prefix: 10.80.0.0/18}\npeers:\n")
+	for i := range n {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return "", "", err
+		}
+		if i == 0 {
+			key = filepath.Join(dir, "private.key")
+			if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(k.Bytes())+"\n"), 0o600); err != nil {
+				return "", "", err
+			}
+		}
+		ep := fmt.Sprintf("10.200.%d.%d:51820", (i+1)/250, (i+1)%250+1)
+		if i == 0 {
+			ep = selfEndpoint
+		}
+		a := i + 1
+		fmt.Fprintf(&b, "  p-%d: {network: lab, public_key: %s, address: 10.80.%d.%d, endpoint: %s}\n",
+			i, base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), a>>8, a&0xff, ep)
+	}
+	file = filepath.Join(dir, "peers.yaml")
+	return file, key, os.WriteFile(file, []byte(b.String()), 0o644)
+}
+
+// measureScale starts overlayd on a new host with an n-peer file and
+// measures it once its status lists every other peer.
+func measureScale(e *Env, n int) (ScaleResult, error) {
+	res := ScaleResult{Peers: n}
+	bin := e.overlaydBin()
+	h := e.C.AddHost(fmt.Sprintf("scale%d", n))
+	dir := filepath.Join(e.Dir, h.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, err
+	}
+	file, key, err := scalePeerFile(dir, n, h.Addr.String()+":51820")
+	if err != nil {
+		return res, err
+	}
+	ctl := filepath.Join(dir, "overlayd.sock")
+	t0 := time.Now()
+	p, err := h.Start("overlayd", []string{bin, "--peers", file, "--self", "p-0", "--private-key", key,
+		"--control", ctl, "--log-level", "warn"}, nil)
+	if err != nil {
+		return res, err
+	}
+	defer p.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = cluster.Poll(ctx, 5*time.Millisecond, func() (bool, error) {
+		if p.Exited() {
+			return false, fmt.Errorf("overlayd exited:\n%s", p.Tail(20))
+		}
+		st, err := overlay.ControlClient{Path: ctl}.Status(ctx)
+		if err != nil {
+			return false, nil
+		}
+		if len(st.Peers) != n-1 {
+			return false, fmt.Errorf("status lists %d peers, want %d", len(st.Peers), n-1)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.ReadyMs = millis(time.Since(t0))
+	if res.RSSKB, res.HWMKB, err = procMem(p.Pid()); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (e *Env) overlaydBin() string {
+	if e.overlayd == "" {
+		e.overlayd = cluster.BuildBinaries(e.T, "github.com/nodewire/nodewire/cmd/overlayd")["overlayd"]
+	}
+	return e.overlayd
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nodewire/nodewire/e2e/cluster"
+)
+
+// benchworkSrc is compiled with erlc into the run's dir and loaded on every
+// node with -pa.
+//
+//go:embed benchwork.erl
+var benchworkSrc []byte
+
+// compileBenchwork writes and compiles benchwork.erl into dir/ebin and
+// returns the erl arguments that load it.
+func compileBenchwork(dir string) ([]string, error) {
+	ebin := filepath.Join(dir, "bench-ebin")
+	if err := os.MkdirAll(ebin, 0o755); err != nil {
+		return nil, err
+	}
+	src := filepath.Join(ebin, "benchwork.erl")
+	if err := os.WriteFile(src, benchworkSrc, 0o644); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "erlc", "-o", ebin, src).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("erlc benchwork.erl: %v: %s", err, out)
+	}
+	return []string{"-pa", ebin}, nil
+}
+
+// Workload sizes. Quick (the smoke test) shrinks all of them.
+type Sizes struct {
+	BulkDuration   time.Duration // how long each stream workload sends
+	MessageSize    int           // bytes per stream message
+	Window         int           // messages in flight per sender
+	Senders        int           // senders of the parallel workload
+	ParallelWindow int           // messages in flight per parallel sender
+	PingPongs      int           // timed 64-byte round trips
+	PingPongSize   int
+	Calls          int // timed erpc:call round trips
+	ColdSamples    int // cold connection setups
+}
+
+// DefaultSizes is what `make bench` runs: the issue's workloads.
+var DefaultSizes = Sizes{
+	BulkDuration: 5 * time.Second, MessageSize: 1 << 20, Window: 8,
+	Senders: 8, ParallelWindow: 2,
+	PingPongs: 2000, PingPongSize: 64, Calls: 2000, ColdSamples: 10,
+}
+
+// QuickSizes is the smoke test's: every workload runs, briefly.
+var QuickSizes = Sizes{
+	BulkDuration: 300 * time.Millisecond, MessageSize: 64 << 10, Window: 8,
+	Senders: 8, ParallelWindow: 2,
+	PingPongs: 50, PingPongSize: 64, Calls: 50, ColdSamples: 2,
+}
+
+func erlTimeout(ctx context.Context) int64 {
+	if d, ok := ctx.Deadline(); ok {
+		return max(1, time.Until(d).Milliseconds())
+	}
+	return 60000
+}
+
+var pairRE = regexp.MustCompile(`^\{([0-9]+),([0-9]+)\}$`)
+
+// stream runs benchwork:stream and returns MB/s (10^6 bytes per second).
+func stream(ctx context.Context, a, b *cluster.Node, senders, size, window int, dur time.Duration) (float64, error) {
+	expr := fmt.Sprintf("benchwork:stream(%s, %d, %d, %d, %d, %d).", cluster.Atom(b.Name), senders, size, window, dur.Milliseconds(), min(erlTimeout(ctx), 60000))
+	out, err := a.Eval(ctx, expr)
+	if err != nil {
+		return 0, err
+	}
+	m := pairRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("benchwork:stream: unexpected result %s", out)
+	}
+	bytes, _ := strconv.ParseFloat(m[1], 64)
+	ns, _ := strconv.ParseFloat(m[2], 64)
+	if ns <= 0 || bytes <= 0 {
+		return 0, fmt.Errorf("benchwork:stream: %s bytes in %s ns", m[1], m[2])
+	}
+	return bytes / (ns / 1e9) / 1e6, nil
+}
+
+// durations parses a ~w list of nanoseconds.
+func durations(out string, want int) ([]time.Duration, error) {
+	out = strings.TrimSuffix(strings.TrimPrefix(out, "["), "]")
+	var ds []time.Duration
+	for _, f := range strings.Split(out, ",") {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("unexpected result element %q", f)
+		}
+		ds = append(ds, time.Duration(v))
+	}
+	if len(ds) != want {
+		return nil, fmt.Errorf("got %d samples, want %d", len(ds), want)
+	}
+	slices.Sort(ds)
+	return ds, nil
+}
+
+func pingpong(ctx context.Context, a, b *cluster.Node, size, n int) ([]time.Duration, error) {
+	out, err := a.Eval(ctx, fmt.Sprintf("benchwork:pingpong(%s, %d, %d, %d).", cluster.Atom(b.Name), size, n, min(erlTimeout(ctx), 60000)))
+	if err != nil {
+		return nil, err
+	}
+	return durations(out, n)
+}
+
+func erpcRTT(ctx context.Context, a, b *cluster.Node, n int) ([]time.Duration, error) {
+	out, err := a.Eval(ctx, fmt.Sprintf("benchwork:erpc_rtt(%s, %d, %d).", cluster.Atom(b.Name), n, min(erlTimeout(ctx), 60000)))
+	if err != nil {
+		return nil, err
+	}
+	return durations(out, n)
+}
+
+// coldConnect measures one fresh connection: it drops the connection from
+// a's side, waits until neither node has one to the other, then times a's
+// first net_adm:ping (EPMD lookup, connect, handshake). If something
+// reconnects the nodes in between, it starts over.
+func coldConnect(ctx context.Context, a, b *cluster.Node) (time.Duration, error) {
+	aAtom, bAtom := cluster.Atom(a.Name), cluster.Atom(b.Name)
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err := a.Eval(ctx, fmt.Sprintf("benchwork:disconnect(%s, 10000).", bAtom)); err != nil {
+			return 0, err
+		}
+		// B's side must be gone too, or a's ping could ride on a
+		// half-closed connection B still holds.
+		err := cluster.Poll(ctx, 5*time.Millisecond, func() (bool, error) {
+			out, err := b.Eval(ctx, fmt.Sprintf("benchwork:connected(%s).", aAtom))
+			return out == "false", err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("%s still connected to %s: %w", b.Name, a.Name, err)
+		}
+		out, err := a.Eval(ctx, fmt.Sprintf("benchwork:cold(%s, %d).", bAtom, erlTimeout(ctx)))
+		if err != nil {
+			return 0, err
+		}
+		if out == "already_connected" {
+			continue
+		}
+		ns, err := strconv.ParseInt(out, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("benchwork:cold: unexpected result %s", out)
+		}
+		return time.Duration(ns), nil
+	}
+	return 0, fmt.Errorf("%s: something kept reconnecting to %s; no cold sample", a.Name, b.Name)
+}
