@@ -47,9 +47,12 @@ test: deps vet build unit fuzz e2e
 demo: deps build
 	@trap 'bash e2e/cleanup.sh' EXIT; $(GO) run ./e2e/demo
 
-## bench: Go benchmarks of the hot paths.
+## bench: Go benchmarks of the hot paths, then the e2e harness (root):
+## plain dist vs inet_tls_dist vs nodewire. BENCHFLAGS e.g. '-rounds 5 -profile /tmp/prof'.
+BENCHFLAGS ?=
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /e2e)
+	@trap 'bash e2e/cleanup.sh' EXIT; $(GO) run ./e2e/bench $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

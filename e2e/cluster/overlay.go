@@ -48,7 +48,15 @@ type OverlayHost struct {
 func NewOverlay(c *Cluster, t TB, prefix string) *Overlay {
 	t.Helper()
 	bins := BuildBinaries(t, "github.com/nodewire/nodewire/cmd/overlayd", "github.com/nodewire/nodewire/cmd/overlayctl")
-	o := &Overlay{C: c, Overlayd: bins["overlayd"], Ctl: bins["overlayctl"], File: filepath.Join(c.Dir(), "peers.yaml"), Hosts: map[string]*OverlayHost{}}
+	// A run may hold several overlays (the benchmarks do): each its own file.
+	file := filepath.Join(c.Dir(), "peers.yaml")
+	for i := 2; ; i++ {
+		if _, err := os.Stat(file); os.IsNotExist(err) {
+			break
+		}
+		file = filepath.Join(c.Dir(), fmt.Sprintf("peers-%d.yaml", i))
+	}
+	o := &Overlay{C: c, Overlayd: bins["overlayd"], Ctl: bins["overlayctl"], File: file, Hosts: map[string]*OverlayHost{}}
 	if _, err := o.Run("init", "--file", o.File, "--prefix", prefix); err != nil {
 		t.Fatalf("%v", err)
 	}
