@@ -57,6 +57,10 @@ type RowResult struct {
 	Metrics map[string]Stat `json:"metrics"`
 	// Daemons is the resident memory of the row's daemons over the run.
 	Daemons []DaemonMem `json:"daemons,omitempty"`
+	// BulkCPU is each process's CPU use during the single-sender bulk
+	// workload, in percent of one core: a process near 100% (or the sum
+	// near the machine's CPUs) is what limits the row.
+	BulkCPU map[string]Stat `json:"bulk_cpu_percent,omitempty"`
 	raw     map[string][]float64
 }
 
@@ -74,6 +78,7 @@ type rowRun struct {
 	pair *Pair
 	res  *RowResult
 	mem  map[string]*rssSampler
+	cpu  map[string][]float64 // CPU % of each process during bulk, per round
 }
 
 // Run sets up every row on a fresh cluster, runs the workloads Rounds
@@ -112,7 +117,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("row %s: %s cannot reach %s (pong %v, %v)", row.ID, pair.A.Name, pair.B.Name, ok, err)
 		}
 		logf("row %s up in %v", row.ID, time.Since(t0).Round(time.Millisecond))
-		rr := &rowRun{row: row, pair: pair, mem: map[string]*rssSampler{},
+		rr := &rowRun{row: row, pair: pair, mem: map[string]*rssSampler{}, cpu: map[string][]float64{},
 			res: &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}}}
 		for host, p := range pair.Daemons {
 			rr.mem[host] = startRSSSampler(p.Pid(), 100*time.Millisecond)
@@ -144,6 +149,10 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		}
 		for k, v := range rr.res.raw {
 			rr.res.Metrics[k] = summarize(v)
+		}
+		rr.res.BulkCPU = map[string]Stat{}
+		for k, v := range rr.cpu {
+			rr.res.BulkCPU[k] = summarize(v)
 		}
 		rep.Rows = append(rep.Rows, *rr.res)
 	}
@@ -183,6 +192,11 @@ func measureRound(rr *rowRun, sz Sizes) error {
 		return context.WithTimeout(context.Background(), d)
 	}
 
+	pids := map[string]int{"node A (sender)": a.Process.Pid(), "node B (receiver)": b.Process.Pid()}
+	for host, d := range rr.pair.Daemons {
+		pids["daemon on "+host] = d.Pid()
+	}
+	meter := startCPUMeter(pids)
 	ctx, cancel := ctxFor(sz.BulkDuration + 2*time.Minute)
 	mbps, err := stream(ctx, a, b, 1, sz.MessageSize, sz.Window, sz.BulkDuration)
 	cancel()
@@ -190,6 +204,9 @@ func measureRound(rr *rowRun, sz Sizes) error {
 		return fmt.Errorf("bulk: %w", err)
 	}
 	add("bulk_mbps", mbps)
+	for k, v := range meter.stop() {
+		rr.cpu[k] = append(rr.cpu[k], v)
+	}
 
 	ctx, cancel = ctxFor(sz.BulkDuration + 2*time.Minute)
 	mbps, err = stream(ctx, a, b, sz.Senders, sz.MessageSize, sz.ParallelWindow, sz.BulkDuration)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -60,6 +61,22 @@ func PrintTable(w io.Writer, rep *Report) {
 		}
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nCPU use during bulk, 1 sender (%% of one core, median of the rounds; %d CPUs in all):", rep.Machine.CPUs)
+	for _, r := range rep.Rows {
+		keys := make([]string, 0, len(r.BulkCPU))
+		for k := range r.BulkCPU {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		total := 0.0
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.0f%%", k, r.BulkCPU[k].Median))
+			total += r.BulkCPU[k].Median
+		}
+		fmt.Fprintf(w, "\n  %-24s %s; sum %.0f%%", r.Name+":", strings.Join(parts, ", "), total)
+	}
+	fmt.Fprintln(w)
 	for _, r := range rep.Rows {
 		for _, d := range r.Daemons {
 			fmt.Fprintf(w, "\n%s overlayd on %s: VmRSS peak %.1f MiB (sampled every 100 ms), VmHWM %.1f MiB, at end %.1f MiB",

@@ -87,3 +87,63 @@ func (s *rssSampler) stop() DaemonMem {
 	defer s.mu.Unlock()
 	return DaemonMem{PeakRSSKB: s.peak, HWMKB: hwm, EndRSSKB: rss}
 }
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
+// (100 on every Linux architecture Go supports).
+const clockTick = 100
+
+// procCPU is the CPU time (user + system) pid has used so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	// utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * time.Second / clockTick, nil
+}
+
+// cpuMeter measures the CPU share (100% = one core) of a set of processes
+// over an interval: who is the bottleneck of a workload.
+type cpuMeter struct {
+	pids  map[string]int
+	start map[string]time.Duration
+	t0    time.Time
+}
+
+func startCPUMeter(pids map[string]int) *cpuMeter {
+	m := &cpuMeter{pids: pids, start: map[string]time.Duration{}, t0: time.Now()}
+	for k, pid := range pids {
+		m.start[k], _ = procCPU(pid)
+	}
+	return m
+}
+
+// stop returns each process's CPU use in percent of one core.
+func (m *cpuMeter) stop() map[string]float64 {
+	wall := time.Since(m.t0)
+	out := map[string]float64{}
+	for k, pid := range m.pids {
+		end, err := procCPU(pid)
+		if err != nil || wall <= 0 {
+			continue
+		}
+		out[k] = 100 * float64(end-m.start[k]) / float64(wall)
+	}
+	return out
+}
