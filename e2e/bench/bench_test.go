@@ -16,13 +16,13 @@ import (
 )
 
 // TestBenchSmoke runs the whole harness with tiny workloads, one round,
-// every row, the scale and the profile phases, and checks that every figure
+// every row, the scale phases (idle and under load) and the profile phase, and checks that every figure
 // is a sane number. It proves the harness works; it judges no speed.
 func TestBenchSmoke(t *testing.T) {
 	cluster.Require(t)
 	start := time.Now()
 	profDir := t.TempDir()
-	rep, err := Run(t, Config{Sizes: QuickSizes, Rounds: 1, ScalePeers: []int{50}, ProfileDir: profDir})
+	rep, err := Run(t, Config{Sizes: QuickSizes, Rounds: 1, ScalePeers: []int{50}, LoadedScalePeers: []int{20}, ProfileDir: profDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +84,15 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if len(rep.Scale) != 1 || rep.Scale[0].Peers != 50 || rep.Scale[0].RSSKB < 1024 || !(rep.Scale[0].ReadyMs > 0) {
 		t.Errorf("scale: %+v", rep.Scale)
+	}
+	if len(rep.LoadedScale) != 1 || len(rep.LoadedScale[0].Daemons) != 2 || !(rep.LoadedScale[0].BulkMBps > 0) {
+		t.Errorf("scale under load: %+v", rep.LoadedScale)
+	} else {
+		for _, d := range rep.LoadedScale[0].Daemons {
+			if d.PeakRSSKB < 1024 || d.PeakRSSKB > 4<<20 {
+				t.Errorf("scale under load: overlayd on %s: implausible memory %+v", d.Host, d)
+			}
+		}
 	}
 	if len(rep.Profiles) != 2 {
 		t.Errorf("%d profiles, want sender and receiver", len(rep.Profiles))

@@ -21,6 +21,10 @@ type Config struct {
 	// ScalePeers lists peer-file sizes for which a real overlayd is started
 	// alone and its start time and resident memory reported.
 	ScalePeers []int
+	// LoadedScalePeers lists peer-file sizes for which the userspace row is
+	// set up again with that many peers and its daemons' memory sampled
+	// under the bulk workloads.
+	LoadedScalePeers []int
 	// ProfileDir, if set, gets CPU and heap profiles of the sending and the
 	// receiving overlayd under the bulk workload, and their top entries.
 	ProfileDir string
@@ -38,7 +42,9 @@ type Report struct {
 	Baseline string        `json:"baseline"`
 	Rows     []RowResult   `json:"rows"`
 	Scale    []ScaleResult `json:"scale,omitempty"`
-	Profiles []Profile     `json:"profiles,omitempty"`
+	// LoadedScale: nodewire's daemons with big peer files, under bulk.
+	LoadedScale []LoadedScaleResult `json:"loaded_scale,omitempty"`
+	Profiles    []Profile           `json:"profiles,omitempty"`
 }
 
 // Machine says where the figures come from.
@@ -165,6 +171,14 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		}
 		logf("scale: %d peers: ready in %v, VmRSS %d KiB", n, time.Duration(s.ReadyMs*float64(time.Millisecond)).Round(time.Millisecond), s.RSSKB)
 		rep.Scale = append(rep.Scale, s)
+	}
+	for _, n := range cfg.LoadedScalePeers {
+		s, err := measureLoadedScale(env, n, cfg.Sizes)
+		if err != nil {
+			return nil, fmt.Errorf("scale %d peers under load: %w", n, err)
+		}
+		logf("scale: %d peers under bulk: %.0f MB/s, daemons' peak VmRSS %d and %d KiB", n, s.BulkMBps, s.Daemons[0].PeakRSSKB, s.Daemons[1].PeakRSSKB)
+		rep.LoadedScale = append(rep.LoadedScale, s)
 	}
 	if cfg.ProfileDir != "" {
 		profs, err := profileBulk(env, cfg.ProfileDir, cfg.Sizes, logf)

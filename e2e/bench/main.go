@@ -24,6 +24,7 @@ func main() {
 	quick := flag.Bool("quick", false, "tiny workloads (a smoke run)")
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
+	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	flag.Parse()
 
@@ -45,15 +46,12 @@ func main() {
 			cfg.Rows = append(cfg.Rows, id)
 		}
 	}
-	for _, f := range strings.Split(*scale, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		var n int
-		if _, err := fmt.Sscan(f, &n); err != nil || n < 2 {
-			tb.Fatalf("-scale: %q is not a peer count of at least 2", f)
-		}
-		cfg.ScalePeers = append(cfg.ScalePeers, n)
+	var err error
+	if cfg.ScalePeers, err = peerCounts(*scale); err != nil {
+		tb.Fatalf("-scale: %v", err)
+	}
+	if cfg.LoadedScalePeers, err = peerCounts(*loaded); err != nil {
+		tb.Fatalf("-loaded-scale: %v", err)
 	}
 	rep, err := Run(tb, cfg)
 	if err != nil {
@@ -75,4 +73,20 @@ func defaultResults() string {
 		return "results"
 	}
 	return filepath.Join(filepath.Dir(file), "results")
+}
+
+// peerCounts parses a comma-separated list of peer counts.
+func peerCounts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil || n < 2 {
+			return nil, fmt.Errorf("%q is not a peer count of at least 2", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -90,6 +90,16 @@ func PrintTable(w io.Writer, rep *Report) {
 		fmt.Fprintf(w, "\nscale: overlayd with a %d-peer file: applied and answering in %.0f ms, VmRSS %.1f MiB (VmHWM %.1f MiB)",
 			s.Peers, s.ReadyMs, kib(s.RSSKB), kib(s.HWMKB))
 	}
+	for _, s := range rep.LoadedScale {
+		fmt.Fprintf(w, "\nscale: userspace row with a %d-peer file, under bulk (%.0f MB/s, 8 senders %.0f MB/s): overlayd VmRSS peak", s.Peers, s.BulkMBps, s.ParallelMBps)
+		for i, d := range s.Daemons {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			fmt.Fprintf(w, "%s %.1f MiB on %s", sep, kib(d.PeakRSSKB), d.Host)
+		}
+	}
 	fmt.Fprintln(w)
 	for _, p := range rep.Profiles {
 		fmt.Fprintf(w, "\nCPU profile of the %s's overlayd (bulk %.0f MB/s), %s:\n%s\n", p.Role, p.MBps, p.CPU, indent(p.Top))

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
 )
@@ -37,6 +42,9 @@ type Env struct {
 	ErlArgs []string // every node must get these (they load benchwork)
 	// DaemonArgs, if set, adds overlayd flags for a host (profiles).
 	DaemonArgs func(host string) []string
+	// FillerPeers, if set, adds that many peers (in a network of their own,
+	// never reached) to nodewire's peer file: a daemon of a big overlay.
+	FillerPeers int
 
 	overlayd string // built on first use
 }
@@ -117,6 +125,11 @@ func setupUserspace(e *Env, id string) (*Pair, error) {
 		}
 		hosts = append(hosts, oh)
 	}
+	if e.FillerPeers > 0 {
+		if err := addFillerPeers(o, e.FillerPeers); err != nil {
+			return nil, err
+		}
+	}
 	p := &Pair{Daemons: map[string]*cluster.Process{}}
 	for _, oh := range hosts {
 		if err := o.StartDaemon(oh); err != nil {
@@ -140,4 +153,39 @@ func rowByID(id string) (Row, error) {
 		}
 	}
 	return Row{}, fmt.Errorf("no row %q", id)
+}
+
+// addFillerPeers adds n peers in a network "filler" to the overlay's peer
+// file: appended as text, since the file ends with its peers section and
+// overlayctl would take a process per peer.
+func addFillerPeers(o *cluster.Overlay, n int) error {
+	if n > 4000 {
+		return fmt.Errorf("%d filler peers: at most 4000 fit the filler network", n)
+	}
+	if _, err := o.Run("add-network", "--file", o.File, "--name", "filler", "--prefix", "10.78.16.0/20"); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i := range n {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		a := i + 1
+		fmt.Fprintf(&b, "  filler-%d: {network: filler, public_key: %s, address: 10.78.%d.%d, endpoint: 192.0.2.%d:51820}\n",
+			i, base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), 16+(a>>8), a&0xff, a%250+1)
+	}
+	f, err := os.OpenFile(o.File, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	_, err = o.Run("check", "--file", o.File)
+	return err
 }

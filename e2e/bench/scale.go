@@ -106,3 +106,49 @@ func (e *Env) overlaydBin() string {
 	}
 	return e.overlayd
 }
+
+// LoadedScaleResult is the userspace row again with a peer file of Peers
+// peers (the two hosts and fillers): resident memory of both daemons while
+// the bulk workloads run, since idle figures hide the packet buffers.
+type LoadedScaleResult struct {
+	Peers        int         `json:"peers"`
+	BulkMBps     float64     `json:"bulk_mbps"`
+	ParallelMBps float64     `json:"parallel_mbps"`
+	Daemons      []DaemonMem `json:"daemons"`
+}
+
+func measureLoadedScale(e *Env, n int, sz Sizes) (LoadedScaleResult, error) {
+	res := LoadedScaleResult{Peers: n}
+	pe := *e
+	pe.FillerPeers = n - 2
+	pe.DaemonArgs = nil
+	pair, err := setupUserspace(&pe, fmt.Sprintf("f%d", n))
+	if err != nil {
+		return res, err
+	}
+	samplers := map[string]*rssSampler{}
+	for host, d := range pair.Daemons {
+		samplers[host] = startRSSSampler(d.Pid(), 100*time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*sz.BulkDuration+4*time.Minute)
+	defer cancel()
+	if res.BulkMBps, err = stream(ctx, pair.A, pair.B, 1, sz.MessageSize, sz.Window, sz.BulkDuration); err != nil {
+		return res, fmt.Errorf("bulk: %w", err)
+	}
+	if res.ParallelMBps, err = stream(ctx, pair.A, pair.B, sz.Senders, sz.MessageSize, sz.ParallelWindow, sz.BulkDuration); err != nil {
+		return res, fmt.Errorf("parallel: %w", err)
+	}
+	for _, host := range []string{pair.A.Host.Name, pair.B.Host.Name} {
+		m := samplers[host].stop()
+		m.Host = host
+		res.Daemons = append(res.Daemons, m)
+	}
+	// Stop this pair now: idle or not, it should not share the machine
+	// with what runs next.
+	for _, p := range []interface{ Stop() error }{pair.A, pair.B, pair.Daemons[pair.A.Host.Name], pair.Daemons[pair.B.Host.Name]} {
+		if err := p.Stop(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
