@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +86,8 @@ type rowRun struct {
 	res  *RowResult
 	mem  map[string]*rssSampler
 	cpu  map[string][]float64 // CPU % of each process during bulk, per round
+	// pidA, pidB are the nodes' emulator processes.
+	pidA, pidB int
 }
 
 // Run sets up every row on a fresh cluster, runs the workloads Rounds
@@ -123,7 +126,21 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("row %s: %s cannot reach %s (pong %v, %v)", row.ID, pair.A.Name, pair.B.Name, ok, err)
 		}
 		logf("row %s up in %v", row.ID, time.Since(t0).Round(time.Millisecond))
-		rr := &rowRun{row: row, pair: pair, mem: map[string]*rssSampler{}, cpu: map[string][]float64{},
+		// The emulator's own PID, for the CPU meter (erl execs it, but
+		// ask rather than assume).
+		var osPIDs [2]int
+		for i, n := range []*cluster.Node{pair.A, pair.B} {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			out, err := n.Eval(ctx, "list_to_integer(os:getpid()).")
+			cancel()
+			if err == nil {
+				osPIDs[i], err = strconv.Atoi(out)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("row %s: os:getpid() on %s: %v", row.ID, n.Name, err)
+			}
+		}
+		rr := &rowRun{row: row, pair: pair, pidA: osPIDs[0], pidB: osPIDs[1], mem: map[string]*rssSampler{}, cpu: map[string][]float64{},
 			res: &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}}}
 		for host, p := range pair.Daemons {
 			rr.mem[host] = startRSSSampler(p.Pid(), 100*time.Millisecond)
@@ -206,7 +223,7 @@ func measureRound(rr *rowRun, sz Sizes) error {
 		return context.WithTimeout(context.Background(), d)
 	}
 
-	pids := map[string]int{"node A (sender)": a.Process.Pid(), "node B (receiver)": b.Process.Pid()}
+	pids := map[string]int{"node A (sender)": rr.pidA, "node B (receiver)": rr.pidB}
 	for host, d := range rr.pair.Daemons {
 		pids["daemon on "+host] = d.Pid()
 	}
