@@ -266,15 +266,20 @@ func measureRound(rr *rowRun, sz Sizes) error {
 	add("erpc_p99_us", micros(percentile(ds, 99)))
 
 	var cold []time.Duration
+	retries := 0
 	for range sz.ColdSamples {
 		ctx, cancel = ctxFor(time.Minute)
-		d, err := coldConnect(ctx, a, b)
+		d, r, err := coldConnect(ctx, a, b)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("cold connect: %w", err)
 		}
 		cold = append(cold, d)
+		retries += r
 	}
+	// Not a table figure: how often the nodes reconnected on their own
+	// before a sample could be taken (JSON only).
+	add("cold_retries", float64(retries))
 	slices.Sort(cold)
 	add("cold_p50_ms", millis(percentile(cold, 50)))
 	add("cold_max_ms", millis(cold[len(cold)-1]))

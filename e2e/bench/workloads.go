@@ -130,37 +130,54 @@ func erpcRTT(ctx context.Context, a, b *cluster.Node, n int) ([]time.Duration, e
 	return durations(out, n)
 }
 
-// coldConnect measures one fresh connection: it drops the connection from
-// a's side, waits until neither node has one to the other, then times a's
+// coldConnect measures one fresh connection: it drops the connection on
+// both sides, waits until neither node has one to the other, then times a's
 // first net_adm:ping (EPMD lookup, connect, handshake). If something
-// reconnects the nodes in between, it starts over.
-func coldConnect(ctx context.Context, a, b *cluster.Node) (time.Duration, error) {
+// reconnects the nodes in between (a process on b sending to a, say), it
+// starts over.
+// retries counts the starts over.
+func coldConnect(ctx context.Context, a, b *cluster.Node) (d time.Duration, retries int, err error) {
 	aAtom, bAtom := cluster.Atom(a.Name), cluster.Atom(b.Name)
-	for attempt := 0; attempt < 5; attempt++ {
-		if _, err := a.Eval(ctx, fmt.Sprintf("benchwork:disconnect(%s, 10000).", bAtom)); err != nil {
-			return 0, err
+	for ; retries < 10; retries++ {
+		// b's side too: a's disconnect alone leaves b free to dial a
+		// again at once, and b is what a connects to next.
+		for _, d := range []struct {
+			n     *cluster.Node
+			other string
+		}{{a, bAtom}, {b, aAtom}} {
+			if _, err := d.n.Eval(ctx, fmt.Sprintf("benchwork:disconnect(%s, 10000).", d.other)); err != nil {
+				return 0, retries, err
+			}
 		}
-		// B's side must be gone too, or a's ping could ride on a
-		// half-closed connection B still holds.
-		err := cluster.Poll(ctx, 5*time.Millisecond, func() (bool, error) {
-			out, err := b.Eval(ctx, fmt.Sprintf("benchwork:connected(%s).", aAtom))
-			return out == "false", err
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = cluster.Poll(wctx, 5*time.Millisecond, func() (bool, error) {
+			for _, d := range []struct {
+				n     *cluster.Node
+				other string
+			}{{a, bAtom}, {b, aAtom}} {
+				out, err := d.n.Eval(wctx, fmt.Sprintf("benchwork:connected(%s).", d.other))
+				if err != nil || out != "false" {
+					return false, nil
+				}
+			}
+			return true, nil
 		})
+		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("%s still connected to %s: %w", b.Name, a.Name, err)
+			continue // reconnected meanwhile: drop it again
 		}
 		out, err := a.Eval(ctx, fmt.Sprintf("benchwork:cold(%s, %d).", bAtom, erlTimeout(ctx)))
 		if err != nil {
-			return 0, err
+			return 0, retries, err
 		}
 		if out == "already_connected" {
 			continue
 		}
 		ns, err := strconv.ParseInt(out, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("benchwork:cold: unexpected result %s", out)
+			return 0, retries, fmt.Errorf("benchwork:cold: unexpected result %s", out)
 		}
-		return time.Duration(ns), nil
+		return time.Duration(ns), retries, nil
 	}
-	return 0, fmt.Errorf("%s: something kept reconnecting to %s; no cold sample", a.Name, b.Name)
+	return 0, retries, fmt.Errorf("%s and %s kept reconnecting; no cold sample", a.Name, b.Name)
 }
