@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	rounds := flag.Int("rounds", 3, "rounds of every workload on every row")
+	rounds := flag.Int("rounds", 5, "rounds of every workload on every row")
 	rows := flag.String("rows", "", "comma-separated row IDs to run (default all; the baseline always runs)")
 	quick := flag.Bool("quick", false, "tiny workloads (a smoke run)")
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
