@@ -15,8 +15,10 @@ import (
 
 // Row is one way of carrying Erlang distribution between two hosts. Every
 // row runs the same workloads; ratios are taken against the row whose ID is
-// [BaselineRow]. To add a row (nodewire's TUN mode, say) append one entry
-// to [Rows] with a Setup that starts two connected nodes.
+// [BaselineRow]. To add a row append one entry to [Rows] with a Setup that
+// starts two connected nodes; nodewire's TUN mode, for one, would be
+//
+//	{ID: "nwtun", Name: "nodewire TUN", Judged: true, Setup: overlayRow("tun")},
 type Row struct {
 	ID   string // short [a-z0-9], at most 9 chars: host names, JSON, -rows
 	Name string // for the table
@@ -109,17 +111,35 @@ func setupTLS(e *Env, id string) (*Pair, error) {
 
 // setupUserspace: overlayd on each host, epmd and nodes exactly as
 // `overlayctl show` says.
-func setupUserspace(e *Env, id string) (*Pair, error) {
+var setupUserspace = overlayRow("")
+
+// overlayRow sets up a nodewire row: the overlay's peer file made with
+// overlayctl, overlayd on each host (in mode, if set: the peers' mode in the
+// file and overlayd's --mode), epmd and nodes exactly as `overlayctl show`
+// says.
+func overlayRow(mode string) func(e *Env, id string) (*Pair, error) {
+	return func(e *Env, id string) (*Pair, error) { return setupOverlay(e, id, mode) }
+}
+
+func setupOverlay(e *Env, id, mode string) (*Pair, error) {
+	var modeArgs []string
+	if mode != "" {
+		modeArgs = []string{"--mode", mode}
+	}
 	o := cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
-	if e.DaemonArgs != nil {
-		o.DaemonArgs = func(oh *cluster.OverlayHost) []string { return e.DaemonArgs(oh.Name) }
+	o.DaemonArgs = func(oh *cluster.OverlayHost) []string {
+		args := append([]string{}, modeArgs...)
+		if e.DaemonArgs != nil {
+			args = append(args, e.DaemonArgs(oh.Name)...)
+		}
+		return args
 	}
 	if _, err := o.Run("add-network", "--file", o.File, "--name", "bench", "--prefix", "10.78.1.0/24"); err != nil {
 		return nil, err
 	}
 	var hosts []*cluster.OverlayHost
 	for _, suffix := range []string{"a", "b"} {
-		oh, err := o.AddPeer(id+suffix, "bench-"+suffix, "bench")
+		oh, err := o.AddPeer(id+suffix, "bench-"+suffix, "bench", modeArgs...)
 		if err != nil {
 			return nil, err
 		}
