@@ -186,7 +186,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("scale %d peers: %w", n, err)
 		}
-		logf("scale: %d peers: ready in %v, VmRSS %d KiB", n, time.Duration(s.ReadyMs*float64(time.Millisecond)).Round(time.Millisecond), s.RSSKB)
+		logf("scale: %d peers: applied in %.0f ms, VmRSS %d KiB, status in %.0f ms", n, s.ReadyMs, s.RSSKB, s.StatusMs)
 		rep.Scale = append(rep.Scale, s)
 	}
 	for _, n := range cfg.LoadedScalePeers {
