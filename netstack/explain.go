@@ -21,3 +21,9 @@ func (s *Stack) ErlangPorts(ctx context.Context, peer string) ([]NameEntry, erro
 	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
 	return out, err
 }
+
+// RemoteErlangPorts is ErlangPorts for every other peer at once, by peer
+// name: the nodes this Stack learned from their epmd replies.
+func (s *Stack) RemoteErlangPorts() map[string][]NameEntry {
+	return s.faces.allDistPorts("")
+}

@@ -275,15 +275,23 @@ func (fs *faceSet) ensureDist(p *peers.Peer, port uint16, node string) error {
 // distPorts lists the distribution ports learned for peer, with the node
 // names their PORT2_RESPs gave, sorted by port.
 func (fs *faceSet) distPorts(peer string) []NameEntry {
+	return fs.allDistPorts(peer)[peer]
+}
+
+// allDistPorts is distPorts for every peer (or only for peer, if not ""),
+// in one pass over the faces: status asks for all peers at once.
+func (fs *faceSet) allDistPorts(peer string) map[string][]NameEntry {
 	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	var out []NameEntry
+	out := make(map[string][]NameEntry)
 	for k, f := range fs.faces {
-		if k.peer == peer && !f.epmd && f.erlang.Load() {
-			out = append(out, NameEntry{Name: f.nodeName(), Port: k.port})
+		if (peer == "" || k.peer == peer) && !f.epmd && f.erlang.Load() {
+			out[k.peer] = append(out[k.peer], NameEntry{Name: f.nodeName(), Port: k.port})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	fs.mu.Unlock()
+	for _, es := range out {
+		sort.Slice(es, func(i, j int) bool { return es[i].Port < es[j].Port })
+	}
 	return out
 }
 

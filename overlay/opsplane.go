@@ -14,8 +14,13 @@ type opsPlane interface {
 	PolicyCounters() ([]netstack.DecisionCount, []netstack.EPMDCount)
 	LastRefusals() map[string]netstack.Refusal
 	ErlangPorts(ctx context.Context, peer string) ([]netstack.NameEntry, error)
+	RemoteErlangPorts() map[string][]netstack.NameEntry
 	Packets() netstack.PacketCounts
 }
+
+// The userspace plane must offer it: a method missing here would silently
+// empty status, metrics and explain.
+var _ opsPlane = userspacePlane{}
 
 // ops returns the data plane's operator view, or nil when it has none.
 func (d *Daemon) ops() opsPlane {

@@ -41,13 +41,13 @@ func (d *Daemon) addOpsStatus(st *Status) {
 	}
 	st.Nodes = nodeList(local)
 	last := ops.LastRefusals()
+	remote := ops.RemoteErlangPorts()
 	for i := range st.Peers {
 		p := &st.Peers[i]
 		if r, ok := last[p.Name]; ok {
 			p.LastRefusal = &r
 		}
-		remote, _ := ops.ErlangPorts(ctx, p.Name)
-		p.Nodes = nodeList(remote)
+		p.Nodes = nodeList(remote[p.Name])
 	}
 }
 

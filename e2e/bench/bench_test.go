@@ -71,13 +71,13 @@ func TestBenchSmoke(t *testing.T) {
 		if r.ID == BaselineRow && ms["bulk_mbps"].Ratio != 1 {
 			t.Errorf("baseline's ratio to itself is %v", ms["bulk_mbps"].Ratio)
 		}
-		if r.ID == "nwuser" {
+		if r.ID == "nwuser" || r.ID == "nwtun" {
 			if len(r.Daemons) != 2 {
-				t.Errorf("nwuser: %d daemons' memory, want 2", len(r.Daemons))
+				t.Errorf("%s: %d daemons' memory, want 2", r.ID, len(r.Daemons))
 			}
 			for _, d := range r.Daemons {
 				if d.PeakRSSKB < 1024 || d.PeakRSSKB > 4<<20 || d.HWMKB < d.PeakRSSKB {
-					t.Errorf("nwuser: overlayd on %s: implausible memory %+v", d.Host, d)
+					t.Errorf("%s: overlayd on %s: implausible memory %+v", r.ID, d.Host, d)
 				}
 			}
 		}
