@@ -61,6 +61,18 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reason, why)
 	}
+	if !st.enterPending() {
+		deny("too many connections from this peer (limits: pending, open)")
+		return
+	}
+	pending := true
+	setupDone := func() {
+		if pending {
+			pending = false
+			st.leavePending()
+		}
+	}
+	defer setupDone()
 
 	if port == s.epmdPort {
 		d := snap.File.Decide(src, self, peers.EPMDPort, true)
@@ -78,6 +90,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 			return
 		}
+		setupDone()
 		tc := s.newTracked(snap, src, dirIn, peers.EPMDPort, true)
 		tc.epmd = true
 		s.relayEPMD(conn, src, grantsErlang(d), tc)
@@ -135,9 +148,43 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 		return
 	}
+	if erlang {
+		// A distribution port: the node named in the handshake must be
+		// the source peer's.
+		if why := s.checkSendName(conn, local, src); why != "" {
+			st.deniedIn.Add(1)
+			local.SetLinger(0)
+			local.Close()
+			conn.abort()
+			s.logDenied(dirIn, src.Name, self.Name, port, why)
+			return
+		}
+	}
+	setupDone()
 	tc := s.newTracked(snap, src, dirIn, port, erlang)
 	tc.node = node
 	s.carry(tc, local, conn)
+}
+
+// checkSendName reads the distribution handshake's first message from the
+// peer, refuses it (returning why) unless the node it names belongs to src,
+// and passes the bytes read on to local. TLS distribution has no clear-text
+// name and passes unchecked: its certificates identify the node.
+func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (why string) {
+	var buf [MaxSendName + 2]byte
+	conn.SetReadDeadline(deadlineIn(sendNameTimeout))
+	frame, name, err := ReadSendName(conn, buf[:])
+	conn.SetReadDeadline(noDeadline)
+	switch {
+	case errors.Is(err, ErrSendNameTLS):
+	case err != nil:
+		return "distribution handshake refused: " + err.Error()
+	case !NameIsPeers(name, src):
+		return fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (face %v)", name, src.Name, src.Face)
+	}
+	// A failed write leaves local broken: carry then ends at once.
+	local.Write(frame)
+	return ""
 }
 
 // newTracked describes a new connection to peer p under snap.

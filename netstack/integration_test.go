@@ -71,6 +71,7 @@ func testOverlay(t *testing.T, link string) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		distHello(t, c, "app@mon-1")
 		roundTrip(t, c.(*net.TCPConn), 4<<20)
 		st := p.mon.stack.Stats()["pay-1"]
 		if st.BytesOut < 4<<20 || st.BytesIn < 4<<20 {
@@ -175,11 +176,39 @@ func testOverlay(t *testing.T, link string) {
 			c, err = p.mon.stack.dialOverlay(ctx, netip.MustParseAddrPort("10.77.1.1:"+itoa(other)))
 			return err == nil
 		})
+		distHello(t, c, "app@mon-1")
 		roundTrip(t, c, 1000)
 	})
 
+	t.Run("a dist connection naming another peer's node is refused", func(t *testing.T) {
+		before := p.pay.stack.Stats()["mon-1"].DeniedIn
+		for _, msg := range [][]byte{
+			sendNameNew("app@pay-1"),               // pay-1's own node, from mon-1
+			sendNameOld("app@" + paySelf.String()), // the same, old format
+			[]byte("GET / HTTP/1.0\r\n\r\n"),       // not a handshake
+		} {
+			c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(payOnMon, nodePort).String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write(msg)
+			if err := readErrSoon(c, 5*time.Second); err == nil || !isRefused(err) {
+				t.Errorf("send_name %q: %v, want the connection reset", msg, err)
+			}
+			c.Close()
+		}
+		if after := p.pay.stack.Stats()["mon-1"].DeniedIn; after != before+3 {
+			t.Errorf("pay-1 DeniedIn for mon-1 went %d -> %d, want +3", before, after)
+		}
+	})
+
 	t.Run("apply closes what the new policy denies, keeps the rest", func(t *testing.T) {
-		dist := dialAndPing(t, netip.AddrPortFrom(payOnMon, nodePort))
+		dist, err := net.DialTimeout("tcp4", netip.AddrPortFrom(payOnMon, nodePort).String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		distHello(t, dist, "app@mon-1")
+		ping(t, dist)
 		defer dist.Close()
 		exposed := dialAndPing(t, netip.AddrPortFrom(payOnMon, w.exposePort))
 		defer exposed.Close()

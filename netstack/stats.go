@@ -44,6 +44,7 @@ func (s *Stack) Stats() map[string]PeerStats {
 // data path.
 type peerCounters struct {
 	open      atomic.Int64
+	pending   atomic.Int64 // inbound connections being set up (limits.go)
 	total     atomic.Uint64
 	deniedIn  atomic.Uint64
 	deniedOut atomic.Uint64
