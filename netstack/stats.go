@@ -127,6 +127,19 @@ type logLimiter struct {
 
 	mu   sync.Mutex
 	last map[limitKey]*limitState
+	// budget caps lines per pair of hosts and direction, whatever the
+	// port: a scan of every port is 65535 keys of last, not one.
+	budget map[limitKey]*budgetState
+}
+
+// pairBudget is how many lines about one pair and direction pass per
+// interval; the rest are counted and reported by the next line that passes.
+const pairBudget = 20
+
+type budgetState struct {
+	start time.Time
+	used  int
+	held  int
 }
 
 // limitKey is what one line is about: a peer (or source address), a port,
@@ -144,7 +157,33 @@ type limitState struct {
 }
 
 func newLogLimiter(every time.Duration, max int) *logLimiter {
-	return &logLimiter{every: every, max: max, last: make(map[limitKey]*limitState)}
+	return &logLimiter{every: every, max: max, last: make(map[limitKey]*limitState), budget: make(map[limitKey]*budgetState)}
+}
+
+// spend takes one line from k's budget for the current interval. held is
+// what was refused since the last line that passed (plus extra, lines the
+// caller held back for k before asking).
+func (l *logLimiter) spend(k limitKey, extra int, now time.Time) (ok bool, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.budget[k]
+	if st == nil {
+		if len(l.budget) >= l.max {
+			clear(l.budget)
+		}
+		st = new(budgetState)
+		l.budget[k] = st
+	}
+	if now.Sub(st.start) >= l.every {
+		st.start, st.used = now, 0
+	}
+	if st.used >= pairBudget {
+		st.held += 1 + extra
+		return false, 0
+	}
+	st.used++
+	held, st.held = st.held+extra, 0
+	return true, held
 }
 
 // allow reports whether to log about k now, and how many lines about k were
@@ -186,9 +225,23 @@ func (l *logLimiter) evict(now time.Time) {
 // logDenied logs a refused connection or request at Warn, rate-limited per
 // (source, destination, port, direction, reason). why is the decision
 // ("deny default ...", the rule) or what else refused it.
+// Beyond that, at most pairBudget lines per interval pass for one pair and
+// direction, so a scan of every port logs a few lines, not one per port.
 func (s *Stack) logDenied(dir direction, from, to string, port uint16, why string) {
-	s.logLimited(slog.LevelWarn, limitKey{who: from + ">" + to, port: port, dir: dir, why: why},
-		"netstack: refused", "dir", dir.String(), "from", from, "to", to, "port", port, "decision", why)
+	now := time.Now()
+	ok, held := s.limiter.allow(limitKey{who: from + ">" + to, port: port, dir: dir, why: why}, now)
+	if !ok {
+		return
+	}
+	ok, held = s.limiter.spend(limitKey{who: from + ">" + to, dir: dir}, held, now)
+	if !ok {
+		return
+	}
+	attrs := []any{"dir", dir.String(), "from", from, "to", to, "port", port, "decision", why}
+	if held > 0 {
+		attrs = append(attrs, "suppressed", held)
+	}
+	s.log.Log(context.Background(), slog.LevelWarn, "netstack: refused", attrs...)
 }
 
 // logLimited logs msg at level unless a line with the same key was logged
