@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +79,29 @@ type Status struct {
 	PublicKey string   `json:"public_key"`            // this host's, as WireGuard uses it now
 	Nodes     []string `json:"local_nodes,omitempty"` // "name:port" registered with this host's epmd
 	NodesErr  string   `json:"local_nodes_error,omitempty"`
+	// Goroutines and RSSBytes are the daemon process's, so operators and
+	// soak tests can see that connections leave nothing behind.
+	Goroutines int    `json:"goroutines"`
+	RSSBytes   uint64 `json:"rss_bytes"`
+}
+
+// processStats returns the goroutine count and resident memory of this
+// process (0 where /proc is not available).
+func processStats() (goroutines int, rss uint64) {
+	goroutines = runtime.NumGoroutine()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return goroutines, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return goroutines, 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return goroutines, 0
+	}
+	return goroutines, pages * uint64(os.Getpagesize())
 }
 
 // PeerStatus is one peer as this daemon sees it.

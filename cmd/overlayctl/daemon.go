@@ -91,6 +91,9 @@ func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
 	}
 	fmt.Fprintln(w)
 	writeStatusHost(w, st)
+	if st.Goroutines > 0 {
+		fmt.Fprintf(w, "process: %d goroutines, %.1f MiB resident\n", st.Goroutines, float64(st.RSSBytes)/(1<<20))
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tNETWORK\tADDRESS\tFACE\tENDPOINT\tHANDSHAKE\tRX\tTX\tCONNS\tDENIED")
