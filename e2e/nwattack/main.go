@@ -6,6 +6,9 @@
 //	nwattack hsflood -to ADDR:PORT -pub KEY -for D  handshake initiations with a valid mac1; counts cookie replies
 //	nwattack syn     -src IP -dst IP -ports LO-HI -per N -wait D
 //	                                                raw TCP SYNs (any source address); counts SYN-ACKs and resets
+//	nwattack link    -a ADDR:PORT -b ADDR:PORT -to-a ADDR:PORT -to-b ADDR:PORT -delay D -loss P
+//	                                                a lossy, slow UDP link (netem in userspace): what arrives
+//	                                                on a goes to to-b from b, and back
 //
 // It is a test tool: it needs root (raw sockets) and is never installed.
 package main
@@ -17,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -42,6 +46,8 @@ func main() {
 		err = hsflood(os.Args[2:])
 	case "syn":
 		err = syn(os.Args[2:])
+	case "link":
+		err = link(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -340,4 +346,83 @@ func buildSYN(pkt []byte, src, dst netip.Addr, sport, dport uint16) {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(t[16:], ^uint16(sum))
+}
+
+// link relays UDP between two sockets, delaying every datagram by delay
+// and dropping each with probability loss, in both directions: the
+// kernel here has no netem. Datagrams arriving on a go to toB (sent from
+// b); those arriving on b go to toA (sent from a). It runs until killed.
+func link(args []string) error {
+	fs := flag.NewFlagSet("link", flag.ExitOnError)
+	aS := fs.String("a", "", "listen address of the A side")
+	bS := fs.String("b", "", "listen address of the B side")
+	toA := fs.String("to-a", "", "where the A side's host listens")
+	toB := fs.String("to-b", "", "where the B side's host listens")
+	delay := fs.Duration("delay", 50*time.Millisecond, "one-way delay")
+	loss := fs.Float64("loss", 0.05, "drop probability per datagram")
+	fs.Parse(args)
+	listen := func(s string) (*net.UDPConn, error) {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return nil, err
+		}
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(ap))
+		if err == nil {
+			c.SetReadBuffer(8 << 20)
+			c.SetWriteBuffer(8 << 20)
+		}
+		return c, err
+	}
+	a, err := listen(*aS)
+	if err != nil {
+		return err
+	}
+	b, err := listen(*bS)
+	if err != nil {
+		return err
+	}
+	dstA, err := netip.ParseAddrPort(*toA)
+	if err != nil {
+		return err
+	}
+	dstB, err := netip.ParseAddrPort(*toB)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("link up a=%s b=%s delay=%v loss=%v\n", *aS, *bS, *delay, *loss)
+	errc := make(chan error, 2)
+	go func() { errc <- relay(a, b, dstB, *delay, *loss) }()
+	go func() { errc <- relay(b, a, dstA, *delay, *loss) }()
+	return <-errc
+}
+
+type delayed struct {
+	due time.Time
+	b   []byte
+}
+
+// relay reads from in and, after delay, writes to dst through out, in
+// order, dropping with probability loss.
+func relay(in, out *net.UDPConn, dst netip.AddrPort, delay time.Duration, loss float64) error {
+	q := make(chan delayed, 65536)
+	go func() {
+		for d := range q {
+			time.Sleep(time.Until(d.due))
+			out.WriteToUDPAddrPort(d.b, dst)
+		}
+	}()
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := in.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return err
+		}
+		if mrand.Float64() < loss {
+			continue
+		}
+		select {
+		case q <- delayed{time.Now().Add(delay), append([]byte(nil), buf[:n]...)}:
+		default: // queue full: a tail drop, as a router would
+		}
+	}
 }
