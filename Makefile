@@ -4,7 +4,7 @@ BIN      := bin
 FUZZTIME ?= 30000x
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all build test unit vet fuzz e2e demo bench deps clean
+.PHONY: all build test unit vet fuzz e2e soak demo bench deps clean
 
 all: build
 
@@ -39,6 +39,12 @@ fuzz:
 ## e2e: real epmd/erl on network-namespace hosts (root). Always cleans up.
 e2e: build
 	@bash e2e/run.sh -timeout $(E2E_TIMEOUT)
+
+## soak: the long e2e runs: SOAK (default 60s) of 200 connections and 200
+## erpc streams through one daemon, 64 MiB over a lossy, slow link (~15 min).
+SOAK ?= 60s
+soak: deps build
+	@NODEWIRE_SOAK=$(SOAK) bash e2e/run.sh -timeout 60m -run 'TestSoak|TestFaults'
 
 ## test: everything, on a fresh machine too.
 test: deps vet build unit fuzz e2e

@@ -260,6 +260,114 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("truncated and half-written peer files are never applied", func(t *testing.T) {
+		good := mustReadFile(t, f1.PeerFile)
+		defer func() {
+			must(t, os.WriteFile(f1.PeerFile, []byte(good), 0o644))
+			_, err := o.Run("reload", "--control", f1.Control)
+			must(t, err)
+		}()
+		r0 := status(t, f1).Reloads
+		// Cut in the middle of every line, and to nothing.
+		cuts := []int{0}
+		off := 0
+		for _, line := range strings.SplitAfter(good, "\n") {
+			if len(strings.TrimSpace(line)) > 1 {
+				cuts = append(cuts, off+len(line)/2)
+			}
+			off += len(line)
+		}
+		var applied []string
+		for _, cut := range cuts {
+			must(t, os.WriteFile(f1.PeerFile, []byte(good[:cut]), 0o644))
+			if _, err := o.Run("reload", "--control", f1.Control); err == nil {
+				applied = append(applied, fmt.Sprintf("cut at byte %d: %q", cut, lastLine(good[:cut])))
+				must(t, os.WriteFile(f1.PeerFile, []byte(good), 0o644))
+				_, err := o.Run("reload", "--control", f1.Control)
+				must(t, err)
+			}
+		}
+		st := status(t, f1)
+		t.Logf("%d truncations tried, %d applied; reloads %d -> %d; last error: %s", len(cuts), len(applied), r0, st.Reloads, st.ReloadErr)
+		if len(applied) > 0 {
+			t.Errorf("truncated files were applied:\n%s", strings.Join(applied, "\n"))
+		}
+		if len(st.Peers) != 2 || st.ReloadErr == "" {
+			t.Fatalf("after the truncated files: %d peers, last error %q", len(st.Peers), st.ReloadErr)
+		}
+		if got := eval(t, f1.Node, fmt.Sprintf("erpc:call(%s, erlang, node, [])", cluster.Atom(f2.Node.Name))); got != cluster.Atom(f2.Node.Name) {
+			t.Fatalf("f1 -> f2 after the truncated files: %s", got)
+		}
+	})
+
+	t.Run("a peer file swapped during reloads: every reload sees one whole version", func(t *testing.T) {
+		verA := mustReadFile(t, f1.PeerFile)
+		bFile := f1.PeerFile + ".b"
+		must(t, os.WriteFile(bFile, []byte(verA), 0o644))
+		key := mustRun(t, o, "genkey")
+		_, err := o.Run("add-peer", "--file", bFile, "--name", "flt-swap", "--network", "core", "--public-key", pubkeyOf(t, o, key))
+		must(t, err)
+		verB := mustReadFile(t, bFile)
+		d12 := downs(t, f1.Node, f2.Node.Name)
+		for _, mode := range []string{"rename", "rewrite in place"} {
+			stop := make(chan struct{})
+			swapped := make(chan int)
+			go func() {
+				n := 0
+				defer func() { swapped <- n }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					text := verA
+					if n%2 == 1 {
+						text = verB
+					}
+					if mode == "rename" {
+						tmp := f1.PeerFile + ".tmp"
+						if os.WriteFile(tmp, []byte(text), 0o644) != nil || os.Rename(tmp, f1.PeerFile) != nil {
+							return
+						}
+					} else if os.WriteFile(f1.PeerFile, []byte(text), 0o644) != nil {
+						return
+					}
+					n++
+				}
+			}()
+			ok, refused := 0, 0
+			for range 40 {
+				if _, err := o.Run("reload", "--control", f1.Control); err != nil {
+					refused++
+					continue
+				}
+				ok++
+				n := len(status(t, f1).Peers)
+				if n != 2 && n != 3 { // version A or version B, nothing else
+					close(stop)
+					<-swapped
+					t.Fatalf("%s: a reload applied a file with %d peers", mode, n)
+				}
+			}
+			close(stop)
+			n := <-swapped
+			t.Logf("%s: %d swaps during 40 reloads: %d applied a whole version, %d refused (file read while half-written)", mode, n, ok, refused)
+			if mode == "rename" && refused > 0 {
+				t.Errorf("atomic swaps made %d reloads fail", refused)
+			}
+		}
+		must(t, os.WriteFile(f1.PeerFile, []byte(verA), 0o644))
+		_, err = o.Run("reload", "--control", f1.Control)
+		must(t, err)
+		if n := len(status(t, f1).Peers); n != 2 {
+			t.Fatalf("after the swaps and a final reload of version A: %d peers", n)
+		}
+		if d := downs(t, f1.Node, f2.Node.Name); d != d12 {
+			t.Fatalf("f1 saw f2 go down during the swaps (%d -> %d)", d12, d)
+		}
+	})
+
 	t.Run("5% loss and 50 ms delay on the underlay: the cluster connects, a transfer arrives intact", func(t *testing.T) {
 		size := 2 << 20
 		if long {
@@ -327,4 +435,12 @@ func pubkeyOf(t *testing.T, o *cluster.Overlay, key string) string {
 	must(t, os.WriteFile(path, []byte(key), 0o600))
 	h := &cluster.OverlayHost{KeyFile: path}
 	return pubkey(t, o, h)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }

@@ -62,7 +62,12 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reason, why)
 	}
 	if !st.enterPending() {
-		deny("too many connections from this peer (limits: pending, open)")
+		// Dropped without a reset, as by a full SYN backlog: a real
+		// client retries its SYN (a burst of connections still gets
+		// through, a little later); a flood just costs nothing.
+		st.deniedIn.Add(1)
+		r.Complete(false)
+		s.logDenied(dirIn, src.Name, self.Name, port, "SYN dropped: too many connections from this peer in setup or open")
 		return
 	}
 	pending := true

@@ -5,11 +5,12 @@ package netstack
 // completed (a half-open connection) holds its slot for about a minute of
 // SYN-ACK retries. Without a per-peer bound one peer flooding SYNs would
 // lock every other peer out; with it a flood costs that peer its own
-// connections only.
+// connections only. A SYN over the bound is dropped, not reset, so a burst
+// of honest connections is delayed (the clients retry), not refused.
 const (
 	// maxPendingPerPeer bounds a peer's inbound connections still being
 	// set up: policy, local dial, TCP handshake, send_name.
-	maxPendingPerPeer = 64
+	maxPendingPerPeer = 128
 	// maxOpenPerPeer bounds a peer's open forwarded connections (both
 	// directions). Distribution needs one per node pair; this leaves room
 	// for exposed services with many connections.
