@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -392,6 +393,18 @@ func TestFaults(t *testing.T) {
 			}
 			must(t, os.WriteFile(h.PeerFile, []byte(strings.Replace(text, from, "endpoint: "+to.String(), 1)), 0o644))
 		}
+		// And nothing between f1 and f2 goes around it.
+		for _, argv := range [][]string{
+			{"nft", "add", "table", "inet", "nwlink"},
+			{"nft", "add", "chain", "inet", "nwlink", "in", "{ type filter hook input priority 0; }"},
+			{"nft", "add", "chain", "inet", "nwlink", "out", "{ type filter hook output priority 0; }"},
+			{"nft", "add", "rule", "inet", "nwlink", "in", "ip", "saddr", f2.Addr.String(), "drop"},
+			{"nft", "add", "rule", "inet", "nwlink", "out", "ip", "daddr", f2.Addr.String(), "drop"},
+		} {
+			_, err := f1.Exec(ctxFor(t, 10*time.Second), argv...)
+			must(t, err)
+		}
+		defer f1.Exec(context.Background(), "nft", "delete", "table", "inet", "nwlink")
 		setEndpoint(f1, f2, sideA)
 		setEndpoint(f2, f1, sideB)
 		_, err = o.Run("reload", "--control", f1.Control)
@@ -410,9 +423,6 @@ func TestFaults(t *testing.T) {
 		took := time.Since(began)
 		if got != "true" {
 			t.Fatalf("%d MiB across the lossy underlay: md5 %s", size>>20, got)
-		}
-		if ep := peerStatus(t, f1, f2.Peer).Endpoint; ep != sideA.String() {
-			t.Fatalf("f1 reaches f2 at %s, not through the link %s", ep, sideA)
 		}
 		t.Logf("link f1 <-> f2 with 50 ms delay and 5%% loss each way: connected in %v, erpc round trip %v, %d MiB intact in %v (%.2f MB/s)",
 			connected.Round(time.Millisecond), rttTook.Round(time.Millisecond), size>>20, took.Round(time.Millisecond), float64(size)/took.Seconds()/1e6)
