@@ -24,6 +24,9 @@ const MaxSendName = 1100
 // to send its name; a real node sends it at once.
 const sendNameTimeout = 10 * time.Second
 
+// reasonNodeName labels refused handshakes (metrics, refusals).
+const reasonNodeName = "node_name"
+
 // Errors of ParseSendName and ReadSendName. Fixed values: the parser does
 // not allocate.
 var (

@@ -67,7 +67,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		// through, a little later); a flood just costs nothing.
 		st.deniedIn.Add(1)
 		r.Complete(false)
-		s.logDenied(dirIn, src.Name, self.Name, port, "SYN dropped: too many connections from this peer in setup or open")
+		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reasonPeerLimit, "SYN dropped: too many connections from this peer in setup or open")
 		return
 	}
 	pending := true
@@ -161,7 +161,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			local.SetLinger(0)
 			local.Close()
 			conn.abort()
-			s.logDenied(dirIn, src.Name, self.Name, port, why)
+			s.refuse(dirIn, src.Name, src.Name, self.Name, port, reasonNodeName, why)
 			return
 		}
 	}

@@ -17,6 +17,9 @@ const (
 	maxOpenPerPeer = 4096
 )
 
+// reasonPeerLimit labels SYNs dropped over a bound (metrics, refusals).
+const reasonPeerLimit = "peer_limit"
+
 // enterPending counts one more inbound connection in setup for the peer;
 // false (nothing counted) when the peer is at a bound.
 func (c *peerCounters) enterPending() bool {

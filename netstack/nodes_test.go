@@ -35,7 +35,9 @@ func TestNodeRules(t *testing.T) {
 		if err != nil || !r.OK() || r.Port != metricsPort {
 			t.Fatalf("PORT_PLEASE2 metrics: %+v, %v", r, err)
 		}
-		roundTrip(t, dialTCP(t, netip.AddrPortFrom(payOnMon, metricsPort)), 64<<10)
+		c := dialTCP(t, netip.AddrPortFrom(payOnMon, metricsPort))
+		distHello(t, c, "app@mon-1") // a dist port: the handshake must name mon-1's node
+		roundTrip(t, c, 64<<10)
 	})
 
 	t.Run("other node refused at the source", func(t *testing.T) {
