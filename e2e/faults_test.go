@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -290,6 +291,24 @@ func TestFaults(t *testing.T) {
 		}
 		st := status(t, f1)
 		t.Logf("%d truncations tried, %d applied; reloads %d -> %d; last error: %s", len(cuts), len(applied), r0, st.Reloads, st.ReloadErr)
+		// A cut at a line boundary can leave a shorter valid file (fewer
+		// peers or rules): nothing in the bytes says it was cut, so only
+		// atomic writes (overlayctl's rename) protect against it. Counted
+		// for the record, not applied.
+		tmp := filepath.Join(c.Dir(), "cut.yaml")
+		valid, boundaries, end := 0, 0, 0
+		for _, line := range strings.SplitAfter(good, "\n") {
+			end += len(line)
+			if end >= len(good) {
+				break
+			}
+			boundaries++
+			must(t, os.WriteFile(tmp, []byte(good[:end]), 0o644))
+			if _, err := o.Run("check", "--file", tmp); err == nil {
+				valid++
+			}
+		}
+		t.Logf("cuts at line boundaries: %d of %d leave a valid (shorter) peer file", valid, boundaries)
 		if len(applied) > 0 {
 			t.Errorf("truncated files were applied:\n%s", strings.Join(applied, "\n"))
 		}
