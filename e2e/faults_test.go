@@ -438,7 +438,8 @@ func TestFaults(t *testing.T) {
 		eval(t, f1.Node, fmt.Sprintf("erpc:call(%s, erlang, node, [])", cluster.Atom(f2.Node.Name)))
 		rttTook := time.Since(rtt)
 		began := time.Now()
-		got := eval(t, f1.Node, fmt.Sprintf("B = rand:bytes(%d), erpc:call(%s, erlang, md5, [B], infinity) =:= erlang:md5(B)", size, cluster.Atom(f2.Node.Name)))
+		got, err := f1.Node.Eval(ctxFor(t, 40*time.Minute), fmt.Sprintf("B = rand:bytes(%d), erpc:call(%s, erlang, md5, [B], infinity) =:= erlang:md5(B)", size, cluster.Atom(f2.Node.Name)))
+		must(t, err)
 		took := time.Since(began)
 		if got != "true" {
 			t.Fatalf("%d MiB across the lossy underlay: md5 %s", size>>20, got)

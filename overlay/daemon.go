@@ -383,7 +383,7 @@ func (d *Daemon) Status() Status {
 		LoadedAt: d.loadedAt, Reloads: d.reloads, ReloadErr: d.reloadErr, Uptime: time.Since(d.started),
 	}
 	d.mu.Unlock()
-	st.Goroutines, st.RSSBytes = processStats()
+	processStats(&st)
 
 	var wgState map[peers.Key]wgPeerState
 	if text, err := d.dev.IpcGet(); err == nil {

@@ -1,10 +1,15 @@
 package overlay
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 func TestProcessStats(t *testing.T) {
-	g, rss := processStats()
-	if g < 1 || rss < 1<<20 {
-		t.Fatalf("processStats() = %d goroutines, %d bytes resident", g, rss)
+	runtime.GC()
+	var st Status
+	processStats(&st)
+	if st.Goroutines < 1 || st.RSSBytes < 1<<20 || st.HeapLiveBytes == 0 || st.GCCycles == 0 {
+		t.Fatalf("processStats: %d goroutines, %d bytes resident, %d live heap, %d GCs", st.Goroutines, st.RSSBytes, st.HeapLiveBytes, st.GCCycles)
 	}
 }

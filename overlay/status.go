@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -83,25 +84,35 @@ type Status struct {
 	// soak tests can see that connections leave nothing behind.
 	Goroutines int    `json:"goroutines"`
 	RSSBytes   uint64 `json:"rss_bytes"`
+	// HeapLiveBytes is the Go heap marked live by the last GC (GCCycles
+	// so far): unlike RSS it does not include garbage awaiting the next GC.
+	HeapLiveBytes uint64 `json:"heap_live_bytes"`
+	GCCycles      uint64 `json:"gc_cycles"`
 }
 
-// processStats returns the goroutine count and resident memory of this
-// process (0 where /proc is not available).
-func processStats() (goroutines int, rss uint64) {
-	goroutines = runtime.NumGoroutine()
+// processStats fills in the goroutine count, resident memory and live heap
+// of this process (RSS 0 where /proc is not available).
+func processStats(st *Status) {
+	st.Goroutines = runtime.NumGoroutine()
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(samples)
+	if samples[0].Value.Kind() == metrics.KindUint64 {
+		st.HeapLiveBytes = samples[0].Value.Uint64()
+	}
+	if samples[1].Value.Kind() == metrics.KindUint64 {
+		st.GCCycles = samples[1].Value.Uint64()
+	}
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
-		return goroutines, 0
+		return
 	}
 	f := strings.Fields(string(b))
 	if len(f) < 2 {
-		return goroutines, 0
+		return
 	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return goroutines, 0
+	if pages, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+		st.RSSBytes = pages * uint64(os.Getpagesize())
 	}
-	return goroutines, pages * uint64(os.Getpagesize())
 }
 
 // PeerStatus is one peer as this daemon sees it.
