@@ -92,7 +92,8 @@ func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
 	fmt.Fprintln(w)
 	writeStatusHost(w, st)
 	if st.Goroutines > 0 {
-		fmt.Fprintf(w, "process: %d goroutines, %.1f MiB resident\n", st.Goroutines, float64(st.RSSBytes)/(1<<20))
+		fmt.Fprintf(w, "process: %d goroutines, %.1f MiB resident, %.1f MiB live heap\n",
+			st.Goroutines, float64(st.RSSBytes)/(1<<20), float64(st.HeapLiveBytes)/(1<<20))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
