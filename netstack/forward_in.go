@@ -49,16 +49,21 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	port := id.LocalPort
 	src := snap.File.PeerByAddr(srcAddr)
 	if src == nil || src.Name == self.Name {
-		r.Complete(true)
+		r.Complete(false) // not a peer: no answer at all
 		s.refuse(dirIn, srcAddr.String(), srcAddr.String(), self.Name, port, reasonUnknownSource, "unknown source address")
 		return
 	}
 	st := s.stats.peer(src.Name)
-	// deny refuses with a reset; reason is "" for a policy decision
-	// (counted by the caller), else the label of the other refusal.
+	// deny refuses; reason is "" for a policy decision (counted by the
+	// caller), else the label of the other refusal. A peer the policy lets
+	// reach this host at all gets a reset, so a misconfigured client fails
+	// at once; one from a network with no way here gets no answer on any
+	// port, so probing teaches it nothing (an honest nodewire peer has
+	// refused at its own end already).
+	reaches := snap.File.Reaches(src, self)
 	deny := func(reason, why string) {
-		st.deniedIn.Add(1) // before the reset, so whoever sees it sees the count
-		r.Complete(true)
+		st.deniedIn.Add(1) // before the answer, so whoever sees it sees the count
+		r.Complete(reaches)
 		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reason, why)
 	}
 	if !st.enterPending() {

@@ -138,21 +138,34 @@ func testOverlay(t *testing.T, link string) {
 		}
 	})
 
-	t.Run("denied pair refused at the destination", func(t *testing.T) {
+	t.Run("a network with no way to the destination gets no answer there", func(t *testing.T) {
 		before := p.mon.stack.Stats()["pay-1"].DeniedIn
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		// Bypass pay-1's face (and its policy check): dial mon-1 directly.
+		// No rule lets payments reach monitoring, so mon-1 stays silent
+		// rather than resetting: a probe learns nothing.
 		c, err := p.pay.stack.dialOverlay(ctx, netip.MustParseAddrPort("10.77.2.1:"+itoa(w.epmdPort)))
 		if err == nil {
 			c.Close()
 			t.Fatal("mon-1 accepted pay-1 on its epmd port; policy denies it")
 		}
-		if !strings.Contains(err.Error(), "refused") {
-			t.Errorf("dial error %v, want connection refused", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("dial error %v, want no answer (the dial's deadline)", err)
 		}
-		if after := p.mon.stack.Stats()["pay-1"].DeniedIn; after != before+1 {
+		if after := p.mon.stack.Stats()["pay-1"].DeniedIn; after <= before {
 			t.Errorf("mon-1 DeniedIn for pay-1 went %d → %d", before, after)
+		}
+	})
+
+	t.Run("a peer that may reach the destination gets a reset on other ports", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// monitoring may reach pay-1's Erlang ports and the exposed one,
+		// so a port outside them is refused at once, not left to time out.
+		_, err := p.mon.stack.dialOverlay(ctx, netip.MustParseAddrPort("10.77.1.1:1"))
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("dial error %v, want connection refused", err)
 		}
 	})
 

@@ -183,6 +183,28 @@ func (f *File) Decide(from, to *Peer, port uint16, erlang bool) Decision {
 	return d
 }
 
+// Reaches reports whether from may open any connection at all to to: same
+// network, or some rule from one to the other, whatever its ports. A host
+// answers a peer that does not reach it with silence (nothing to learn by
+// probing), and one that does with a reset on ports it may not use.
+func (f *File) Reaches(from, to *Peer) bool {
+	if !f.owns(from) || !f.owns(to) {
+		return false
+	}
+	if from == to || from.Network == to.Network {
+		return true
+	}
+	pol := &f.policy
+	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
+	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
+	for _, e := range [][2]int32{{fn, tn}, {fp, tn}, {fn, tp}, {fp, tp}} {
+		if pol.edges[edgeKey(e[0], e[1])] != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // first returns the earlier of best and the first rule from src to dst
 // that allows port.
 func (pol *policy) first(src, dst int32, best *Rule, port uint16, erlang bool) *Rule {

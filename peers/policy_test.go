@@ -310,3 +310,38 @@ func TestReasonString(t *testing.T) {
 		}
 	}
 }
+
+func TestReaches(t *testing.T) {
+	f := mustParse(t, policyFile)
+	for _, tc := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"a-1", "a-2", true},  // same network
+		{"a-1", "a-1", true},  // self
+		{"a-2", "b-1", true},  // network rule
+		{"b-1", "a-1", false}, // rules are one way
+		{"c-1", "b-2", true},  // between: both ways
+		{"b-2", "c-1", true},
+		{"d-1", "b-2", true},  // to a named peer
+		{"d-1", "b-1", false}, // ... and only that peer
+		{"d-1", "a-2", true},  // named peer to named peer
+		{"c-1", "d-1", true},
+		{"b-1", "d-1", false},
+	} {
+		if got := f.Reaches(f.Peer(tc.from), f.Peer(tc.to)); got != tc.want {
+			t.Errorf("Reaches(%s, %s) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+		// Reaches must agree with Decide: some port is allowed iff it reaches.
+		any := false
+		for _, port := range []uint16{1, 22, 23, 80, 443, 4369, 5432, 7000, 9150, 65535} {
+			any = any || f.Decide(f.Peer(tc.from), f.Peer(tc.to), port, true).Allow
+		}
+		if any != tc.want {
+			t.Errorf("%s -> %s: Decide allows some port = %v, Reaches says %v", tc.from, tc.to, any, tc.want)
+		}
+	}
+	if f.Reaches(nil, f.Peer("a-1")) {
+		t.Error("a foreign peer reaches a-1")
+	}
+}
