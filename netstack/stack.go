@@ -48,8 +48,9 @@ const (
 	tcpSendBufMax = 6 << 20
 	// maxInFlight bounds handshakes the inbound forwarder works on at once,
 	// so a SYN flood costs bounded goroutines; more SYNs are dropped (and
-	// retried by the sender).
-	maxInFlight = 512
+	// retried by the sender). It is well above the per-peer bound
+	// (limits.go), so a few flooding peers cannot fill it for the others.
+	maxInFlight = 4096
 	nicID       = tcpip.NICID(1)
 )
 
