@@ -26,6 +26,15 @@ func (c *cmdFlags) load(path string) (*peers.File, int, bool) {
 	return f, exitOK, true
 }
 
+// peer finds name in f, or fails saying which file lacks it (and that name
+// is a network, if it is one).
+func (c *cmdFlags) peer(f *peers.File, path, name string) (*peers.Peer, int, bool) {
+	if p := f.Peer(name); p != nil {
+		return p, exitOK, true
+	}
+	return nil, c.failf("no peer %s in %s%s", name, path, networkHint(f, name)), false
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
@@ -96,8 +105,8 @@ node's distribution port is judged as that node's.`)
 	}
 	var ends [2]*peers.Peer
 	for i, name := range pos[:2] {
-		if ends[i] = f.Peer(name); ends[i] == nil {
-			return fs.failf("no peer %s in %s%s", name, *file, networkHint(f, name))
+		if ends[i], code, ok = fs.peer(f, *file, name); !ok {
+			return code
 		}
 	}
 	if *node != "" {
@@ -136,9 +145,9 @@ only, as userspace mode needs.`)
 	if !ok {
 		return code
 	}
-	p := f.Peer(pos[0])
-	if p == nil {
-		return fs.failf("no peer %s in %s%s", pos[0], *file, networkHint(f, pos[0]))
+	p, code, ok := fs.peer(f, *file, pos[0])
+	if !ok {
+		return code
 	}
 	fmt.Fprint(e.stdout, showText(p))
 	fmt.Fprint(e.stdout, namesText(*file, p))

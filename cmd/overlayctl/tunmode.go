@@ -69,9 +69,9 @@ app@PEER.DOMAIN on every host.`)
 	if !ok {
 		return code
 	}
-	p := f.Peer(*self)
-	if p == nil {
-		return fs.failf("no peer %s in %s%s", *self, *file, networkHint(f, *self))
+	p, code, ok := fs.peer(f, *file, *self)
+	if !ok {
+		return code
 	}
 	mode := p.Mode
 	if *modeFlag != "" {
@@ -112,9 +112,9 @@ leave that host. The other hosts still enforce the policy on what it sends.`)
 	if !ok {
 		return code
 	}
-	p := f.Peer(pos[0])
-	if p == nil {
-		return fs.failf("no peer %s in %s%s", pos[0], *file, networkHint(f, pos[0]))
+	p, code, ok := fs.peer(f, *file, pos[0])
+	if !ok {
+		return code
 	}
 	privateKey := "<the private key of " + p.Name + ": wg genkey, its public key in the peer file>"
 	if *keyFile != "" {
