@@ -28,7 +28,7 @@ func newTestHost(t *testing.T) testHost {
 }
 
 // freePort returns a port that was free on both TCP and UDP a moment ago.
-func freePort(t *testing.T) uint16 {
+func freePort(t testing.TB) uint16 {
 	t.Helper()
 	for range 20 {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")

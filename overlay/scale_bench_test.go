@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -55,8 +54,8 @@ func scaleConfig(tb testing.TB, dir, priv string) Config {
 		PeerFile:       filepath.Join(dir, "peers.yaml"),
 		Self:           "p-0",
 		PrivateKeyFile: filepath.Join(dir, "key"),
-		ListenPort:     freeUDPAndTCP(tb),
-		EPMDPort:       freeUDPAndTCP(tb),
+		ListenPort:     freePort(tb),
+		EPMDPort:       freePort(tb),
 		ControlPath:    filepath.Join(dir, "ctl.sock"),
 		Interface:      "nwbench-scale",
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -65,24 +64,6 @@ func scaleConfig(tb testing.TB, dir, priv string) Config {
 		tb.Fatal(err)
 	}
 	return cfg
-}
-
-func freeUDPAndTCP(tb testing.TB) uint16 {
-	tb.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if u, err := net.ListenUDP("udp", &net.UDPAddr{Port: port}); err == nil {
-			u.Close()
-			return uint16(port)
-		}
-	}
-	tb.Fatal("no free port")
-	return 0
 }
 
 func writePeers(tb testing.TB, path string, data []byte) {
