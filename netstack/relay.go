@@ -29,19 +29,29 @@ import (
 
 // relayEPMD serves one inbound EPMD connection from src (filter relay).
 func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool, tc *trackedConn) {
+	s.serveEPMD(tc, client, func(buf []byte) { s.filterEPMD(client, src, allowNames, tc, buf) })
+}
+
+// serveEPMD runs one EPMD exchange on client while tc is registered (so
+// Apply and Close can end it), with a pooled buffer, and closes tc after.
+func (s *Stack) serveEPMD(tc *trackedConn, client io.Closer, exchange func(buf []byte)) {
 	tc.attach(client)
 	if !s.track(tc) {
 		return
 	}
 	defer s.conns.remove(tc)
 	defer tc.close()
-
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
+	exchange(*bp)
+}
 
+// filterEPMD is relayEPMD's exchange: read one request, pass it to the
+// local epmd only if the filter admits it, and relay the reply.
+func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool, tc *trackedConn, buf []byte) {
 	client.SetReadDeadline(deadlineIn(epmdRequestTimeout))
 	self := tc.snap.Self
-	frame, body, err := ReadRequest(client, *bp, MaxRequestBody)
+	frame, body, err := ReadRequest(client, buf, MaxRequestBody)
 	if err != nil {
 		if errors.Is(err, ErrRequestTooLarge) || errors.Is(err, ErrEmptyRequest) {
 			tc.stats.deniedIn.Add(1)
@@ -119,7 +129,7 @@ func (s *Stack) relayEPMD(client *overlayConn, src *peers.Peer, allowNames bool,
 		return
 	}
 
-	reply, err := readPort2Resp(epmd, *bp)
+	reply, err := readPort2Resp(epmd, buf)
 	if err != nil {
 		s.log.Debug("netstack: PORT2_RESP from local epmd", "err", err)
 		return
@@ -164,18 +174,13 @@ func readPort2Resp(r io.Reader, buf []byte) ([]byte, error) {
 // cannot be, the client gets a "not found" reply rather than an address
 // that leads nowhere (or, worse, to a local process on the wildcard).
 func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
-	tc.attach(client)
-	if !s.track(tc) {
-		return
-	}
-	defer s.conns.remove(tc)
-	defer tc.close()
+	s.serveEPMD(tc, client, func(buf []byte) { s.forwardEPMD(client, p, tc, buf) })
+}
 
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-
+// forwardEPMD is proxyEPMD's exchange.
+func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn, buf []byte) {
 	client.SetReadDeadline(deadlineIn(epmdRequestTimeout))
-	frame, body, err := ReadRequest(client, *bp, MaxRequestBody)
+	frame, body, err := ReadRequest(client, buf, MaxRequestBody)
 	if err != nil {
 		s.log.Debug("netstack: no EPMD request from local client", "peer", p.Name, "err", err)
 		return
@@ -220,7 +225,7 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 	}
 
 	remote.SetReadDeadline(deadlineIn(epmdReplyTimeout))
-	reply, err := readPort2Resp(remote, *bp)
+	reply, err := readPort2Resp(remote, buf)
 	if err != nil {
 		s.log.Debug("netstack: PORT2_RESP from peer", "peer", p.Name, "err", err)
 		return
