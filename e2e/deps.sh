@@ -11,6 +11,8 @@ command -v ip    >/dev/null 2>&1 || need+=(iproute2)
 command -v tc    >/dev/null 2>&1 || need+=(iproute2)
 command -v wg    >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
+command -v nft   >/dev/null 2>&1 || need+=(nftables)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
