@@ -29,7 +29,11 @@ type Config struct {
 	// ProfileDir, if set, gets CPU and heap profiles of the sending and the
 	// receiving overlayd under the bulk workload, and their top entries.
 	ProfileDir string
-	Logf       func(format string, args ...any)
+	// Before, if set, is a git revision of this repository: a row "before"
+	// runs nodewire userspace with overlayd built at that revision, so that
+	// a change's before and after are measured in one run.
+	Before string
+	Logf   func(format string, args ...any)
 }
 
 // Report is everything a run measured; it is also the JSON written under
@@ -109,9 +113,17 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	}
 	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
 
+	rows := slices.Clone(Rows)
+	if cfg.Before != "" {
+		row, err := beforeRow(tb, cfg.Before)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
 	var runs []*rowRun
-	for _, row := range Rows {
-		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow {
+	for _, row := range rows {
+		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && row.ID != BeforeRow {
 			continue
 		}
 		t0 := time.Now()
@@ -179,7 +191,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		}
 		rep.Rows = append(rep.Rows, *rr.res)
 	}
-	judge(rep)
+	judge(rep, rows)
 
 	for _, n := range cfg.ScalePeers {
 		s, err := measureScale(env, n)
@@ -288,7 +300,7 @@ func measureRound(rr *rowRun, sz Sizes) error {
 
 // judge fills in the ratios to the baseline and, for judged rows, whether
 // each target is met.
-func judge(rep *Report) {
+func judge(rep *Report, rows []Row) {
 	var base *RowResult
 	for i := range rep.Rows {
 		if rep.Rows[i].ID == rep.Baseline {
@@ -299,7 +311,7 @@ func judge(rep *Report) {
 		return
 	}
 	judged := map[string]bool{}
-	for _, r := range Rows {
+	for _, r := range rows {
 		judged[r.ID] = r.Judged
 	}
 	for i := range rep.Rows {

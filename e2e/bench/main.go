@@ -25,6 +25,7 @@ func main() {
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
+	before := flag.String("before", "", "also run nodewire userspace with overlayd built at this git `REV` (a before/after in one run)")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	flag.Parse()
 
@@ -34,7 +35,7 @@ func main() {
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
 	}
-	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, Logf: log.Printf}
+	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, Before: *before, Logf: log.Printf}
 	if *quick {
 		cfg.Sizes = QuickSizes
 	}

@@ -117,15 +117,20 @@ var setupUserspace = overlayRow("")
 // file and overlayd's --mode), epmd and nodes exactly as `overlayctl show`
 // says.
 func overlayRow(mode string) func(e *Env, id string) (*Pair, error) {
-	return func(e *Env, id string) (*Pair, error) { return setupOverlay(e, id, mode) }
+	return func(e *Env, id string) (*Pair, error) { return setupOverlay(e, id, mode, "") }
 }
 
-func setupOverlay(e *Env, id, mode string) (*Pair, error) {
+// setupOverlay starts a nodewire row; overlayd, if set, is the daemon
+// binary to run instead of this tree's.
+func setupOverlay(e *Env, id, mode, overlayd string) (*Pair, error) {
 	var modeArgs []string
 	if mode != "" {
 		modeArgs = []string{"--mode", mode}
 	}
 	o := cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
+	if overlayd != "" {
+		o.Overlayd = overlayd
+	}
 	o.DaemonArgs = func(oh *cluster.OverlayHost) []string {
 		args := append([]string{}, modeArgs...)
 		if e.DaemonArgs != nil {
