@@ -15,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // erlangRule lets monitoring reach payments' Erlang ports and the exposed
@@ -332,7 +336,8 @@ func TestRepeatedLookups(t *testing.T) {
 	p := newPair(t, "pipe", erlangRule)
 	p.pay.epmd.register("app", 4370)
 	var slowest time.Duration
-	for i := range 600 {
+	const lookups = 2000
+	for i := range lookups {
 		start := time.Now()
 		r, err := portPlease(t, netip.AddrPortFrom(p.mon.face("pay-1"), p.w.epmdPort), "app")
 		if err != nil || !r.OK() || r.Port != 4370 {
@@ -340,5 +345,96 @@ func TestRepeatedLookups(t *testing.T) {
 		}
 		slowest = max(slowest, time.Since(start))
 	}
-	t.Logf("600 lookups, slowest %v", slowest)
+	t.Logf("%d lookups, slowest %v", lookups, slowest)
+}
+
+// TestLookupTimeWaitOnClient checks which end closes an EPMD lookup first:
+// the asking host's proxy, so TIME-WAIT lands on its stack, whose port
+// picker skips those ports, and never on the answering host's forwarder,
+// which would drop a SYN that reuses the 4-tuple (see relay.go). Both
+// stacks hold TIME-WAIT for a minute here, so the endpoints are counted
+// without racing their expiry.
+func TestLookupTimeWaitOnClient(t *testing.T) {
+	for _, tc := range []struct {
+		name, node string
+		ok         bool
+	}{
+		{"found", "app", true},
+		{"not found", "nobody", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t, "pipe", erlangRule)
+			p.pay.epmd.register("app", 4370)
+			holdTimeWait(t, p.pay.stack, time.Minute)
+			holdTimeWait(t, p.mon.stack, time.Minute)
+			const lookups = 200
+			addr := netip.AddrPortFrom(p.mon.face("pay-1"), p.w.epmdPort)
+			for i := range lookups {
+				r, err := portPlease(t, addr, tc.node)
+				if err != nil || r.OK() != tc.ok {
+					t.Fatalf("lookup %d of %q: %+v, %v", i, tc.node, r, err)
+				}
+			}
+			// Every lookup is over when its endpoints are closed or in
+			// TIME-WAIT on both stacks.
+			var asking, answering epmdEndpoints
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				asking = countEPMDEndpoints(p.mon.stack, p.w.epmdPort)
+				answering = countEPMDEndpoints(p.pay.stack, p.w.epmdPort)
+				if asking.open == 0 && answering.open == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("EPMD connections still open: asking %+v, answering %+v", asking, answering)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Logf("after %d lookups: TIME-WAIT on mon-1 (asking) %d, on pay-1 (answering) %d",
+				lookups, asking.timeWait, answering.timeWait)
+			if answering.timeWait != 0 {
+				t.Errorf("pay-1 (answering) holds %d EPMD connections in TIME-WAIT, want 0", answering.timeWait)
+			}
+			if asking.timeWait == 0 {
+				t.Errorf("mon-1 (asking) holds no EPMD connection in TIME-WAIT, want the lookups it closed")
+			}
+		})
+	}
+}
+
+// holdTimeWait sets how long s's closed connections stay in TIME-WAIT.
+func holdTimeWait(t *testing.T, s *Stack, d time.Duration) {
+	t.Helper()
+	opt := tcpip.TCPTimeWaitTimeoutOption(d)
+	if terr := s.ip.SetTransportProtocolOption(tcp.ProtocolNumber, &opt); terr != nil {
+		t.Fatalf("set TIME-WAIT: %s", terr)
+	}
+}
+
+// epmdEndpoints counts a stack's TCP endpoints of EPMD connections: those
+// in TIME-WAIT, and those not yet closed.
+type epmdEndpoints struct{ timeWait, open int }
+
+// countEPMDEndpoints counts the endpoints s's demultiplexer holds (those a
+// SYN would meet) whose local or remote port is port.
+func countEPMDEndpoints(s *Stack, port uint16) epmdEndpoints {
+	var c epmdEndpoints
+	for _, ep := range s.ip.RegisteredEndpoints() {
+		tep, ok := ep.(*tcp.Endpoint)
+		if !ok {
+			continue
+		}
+		id := tep.Info().(*stack.TransportEndpointInfo).ID
+		if id.LocalPort != port && id.RemotePort != port {
+			continue
+		}
+		switch tep.EndpointState() {
+		case tcp.StateTimeWait:
+			c.timeWait++
+		case tcp.StateClose, tcp.StateError:
+		default:
+			c.open++
+		}
+	}
+	return c
 }

@@ -14,6 +14,16 @@ package netstack
 // request passed on unfiltered (the destination filters), and an ok
 // PORT2_RESP makes this host open a face listener on the announced port
 // before the reply reaches the client, so the client's next dial finds it.
+//
+// Who closes a lookup's connection first matters: that end holds the
+// 4-tuple in TIME-WAIT. On the destination it would sit on a forwarder
+// with no listener, so gVisor drops a later SYN that reuses the tuple and
+// the lookup waits a second for the retransmission. So the outbound proxy
+// closes as soon as it has a whole PORT2_RESP, and the inbound relay, after
+// answering, waits for that close before its own: TIME-WAIT lands on the
+// source, whose port picker skips a port held by it (or, with TIME-WAIT
+// reuse, takes it over after a second, ending its own TIME-WAIT; the
+// destination then holds nothing for the tuple).
 
 import (
 	"encoding/binary"
@@ -75,7 +85,9 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 			s.countDecision(dirIn, src.Name, d)
 			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, "", d.String())
 			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
-			client.Write([]byte{TagPort2Resp, 1})
+			if _, err := client.Write([]byte{TagPort2Resp, 1}); err == nil {
+				awaitSourceClose(client, src)
+			}
 			return
 		}
 	case tag == TagNamesReq && allowNames:
@@ -143,7 +155,25 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 		return
 	}
 	tc.stats.bytesOut.Add(uint64(len(reply)))
-	// Closing now (deferred) is what the Erlang client waits for.
+	// Closing (deferred) is what the Erlang client waits for; a userspace
+	// source's proxy closes first.
+	awaitSourceClose(client, src)
+}
+
+// awaitSourceClose waits, at most epmdCloseWait, for src to close its end
+// of a lookup answered on client, when src is a userspace host: its
+// overlayd closes first once it has the whole reply (forwardEPMD), so
+// TIME-WAIT lands there and not on this host's forwarder (see the top of
+// this file). Erlang on a TUN or WireGuard host dials here directly and
+// waits for this end to close, so there is nothing to wait for. Close and
+// Apply end the wait by closing client.
+func awaitSourceClose(client *overlayConn, src *peers.Peer) {
+	if src.Mode != peers.ModeUserspace {
+		return
+	}
+	client.SetReadDeadline(deadlineIn(epmdCloseWait))
+	var b [1]byte
+	client.Read(b[:]) // EOF when the source closes; anything else ends the wait too
 }
 
 // readPort2Resp reads a PORT2_RESP into buf: until it is complete or the
@@ -226,6 +256,9 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 
 	remote.SetReadDeadline(deadlineIn(epmdReplyTimeout))
 	reply, err := readPort2Resp(remote, buf)
+	// The reply is whole: close first, so TIME-WAIT lands here (the peer's
+	// relay waits for this close; see the top of this file).
+	remote.Close()
 	if err != nil {
 		s.log.Debug("netstack: PORT2_RESP from peer", "peer", p.Name, "err", err)
 		return

@@ -61,6 +61,7 @@ const (
 	overlayDialTimeout = 12 * time.Second
 	epmdRequestTimeout = 10 * time.Second // client must send its request within
 	epmdReplyTimeout   = 15 * time.Second // epmd (local or remote) must answer within
+	epmdCloseWait      = 2 * time.Second  // the inbound relay waits for a userspace source to close first (relay.go)
 	timeWait           = time.Second      // see newIPStack
 	keepaliveIdle      = 30 * time.Second
 	keepaliveInterval  = 10 * time.Second
@@ -196,10 +197,12 @@ func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, err
 	}
 	// TIME-WAIT: the forwarder has no listening endpoint, so gVisor drops a
 	// new SYN for a 4-tuple in TIME-WAIT instead of handing it on (Linux
-	// would accept it). A peer that reuses a source port (about one EPMD
-	// lookup in 250 does) would retry for 12 s and fail. Over WireGuard,
-	// which neither duplicates nor delays packets for long, a second of
-	// TIME-WAIT is enough; the SYN's first retransmission then gets through.
+	// would accept it). EPMD lookups from userspace peers close first and
+	// leave TIME-WAIT with them (relay.go); for other connections a peer
+	// that reuses a source port would retry for 12 s and fail. Over
+	// WireGuard, which neither duplicates nor delays packets for long, a
+	// second of TIME-WAIT is enough; the SYN's first retransmission then
+	// gets through.
 	tw := tcpip.TCPTimeWaitTimeoutOption(timeWait)
 	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); terr != nil {
 		return fail("set TCP TIME-WAIT timeout", terr)
