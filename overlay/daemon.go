@@ -378,7 +378,7 @@ func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	f, self := d.file, d.self
 	st := Status{
-		Self: self.Name, Network: self.Network.Name, Address: self.Address.String(), Face: self.Face.String(),
+		Self: self.Name, Network: self.Network.Name, Mode: d.mode.String(), Address: self.Address.String(), Face: self.Face.String(),
 		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
 		LoadedAt: d.loadedAt, Reloads: d.reloads, ReloadErr: d.reloadErr, Uptime: time.Since(d.started),
 	}
