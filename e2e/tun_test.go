@@ -19,6 +19,7 @@ import (
 // overlayd keeps (or, on the laptop, `overlayctl erl-inetrc`).
 func TestTUNOverlay(t *testing.T) {
 	cluster.Require(t)
+	suite := t
 	start := time.Now()
 	c := cluster.New(t, "tun")
 	o := cluster.NewOverlay(c, t, "10.77.0.0/16")
@@ -85,6 +86,24 @@ func TestTUNOverlay(t *testing.T) {
 		}
 		if got := mustReadFile(t, inetrc(pay1)); !strings.Contains(got, `{host, {10,77,1,2}, ["pay-2.nodewire"]}.`) {
 			t.Errorf("pay-1's inetrc:\n%s", got)
+		}
+	})
+
+	t.Run("status shows each daemon's mode", func(t *testing.T) {
+		for _, tc := range []struct {
+			h    *cluster.OverlayHost
+			mode string
+		}{{pay1, "tun"}, {pay2, "userspace"}} {
+			out, err := o.Run("status", "--control", tc.h.Control)
+			must(t, err)
+			if want := fmt.Sprintf("(network payments, %s mode)", tc.mode); !strings.Contains(out, want) {
+				t.Errorf("%s: status lacks %q:\n%s", tc.h.Peer, want, out)
+			}
+			out, err = o.Run("status", "--control", tc.h.Control, "--json")
+			must(t, err)
+			if want := fmt.Sprintf(`"mode": %q`, tc.mode); !strings.Contains(out, want) {
+				t.Errorf("%s: status --json lacks %s", tc.h.Peer, want)
+			}
 		}
 	})
 
@@ -167,7 +186,9 @@ func TestTUNOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatalf("wg-quick up: %v\n%s", err, log)
 		}
-		t.Cleanup(func() { _, _ = laptop.Exec(ctxFor(t, 30*time.Second), "wg-quick", "down", conf) })
+		// Up until the suite ends: a later subtest sends from the laptop
+		// once the policy no longer lets monitoring reach payments.
+		suite.Cleanup(func() { _, _ = laptop.Exec(ctxFor(suite, 30*time.Second), "wg-quick", "down", conf) })
 		t.Logf("wg-quick up:\n%s", log)
 		laptopRC := filepath.Join(laptop.Dir, "inetrc")
 		_, err = o.Run("erl-inetrc", "--file", o.File, "--self", "laptop", "--out", laptopRC)
@@ -184,10 +205,16 @@ func TestTUNOverlay(t *testing.T) {
 			t.Fatalf("pay-1 -> laptop: %s, want pang", got)
 		}
 		// The laptop enforces nothing: a port pay-1 does not offer is
-		// refused by pay-1's filter.
-		got := eval(t, laptop.Node, `case gen_tcp:connect({10,77,1,1}, 22, [], 3000) of {ok, S} -> gen_tcp:close(S), connected; {error, E} -> E end`)
-		if got == "connected" {
-			t.Fatalf("laptop reached pay-1:22")
+		// refused by pay-1's filter, with a reset (monitoring reaches
+		// payments on the erlang ports, so its client should fail at
+		// once), as pay-2's userspace stack refuses it.
+		for _, addr := range []string{"{10,77,1,1}", "{10,77,1,2}"} {
+			began := time.Now()
+			got := eval(t, laptop.Node, `case gen_tcp:connect(`+addr+`, 22, [], 10000) of {ok, S} -> gen_tcp:close(S), connected; {error, E} -> E end`)
+			if got != "econnrefused" {
+				t.Fatalf("laptop -> %s:22: %s, want econnrefused (a reset from the host's overlayd)", addr, got)
+			}
+			t.Logf("laptop -> %s:22 refused in %v", addr, time.Since(began).Round(time.Millisecond))
 		}
 		out2, err := laptop.Exec(ctxFor(t, 10*time.Second), "wg", "show", "nwlap", "latest-handshakes")
 		must(t, err)
@@ -227,6 +254,26 @@ func TestTUNOverlay(t *testing.T) {
 			t.Fatalf("mon-1 -> pay-1 after the rule was removed: %s", got)
 		}
 		call(t, pay1, pay2)
+		// Monitoring now reaches payments on no port: the laptop, which
+		// enforces nothing, gets no answer at all from pay-1, on epmd or
+		// on any other port, though its packets arrive (pay-1 logs them).
+		for _, port := range []string{"4369", "22"} {
+			got := eval(t, laptop.Node, `case gen_tcp:connect({10,77,1,1}, `+port+`, [], 3000) of {ok, S} -> gen_tcp:close(S), connected; {error, E} -> E end`)
+			if got != "timeout" {
+				t.Fatalf("laptop -> pay-1:%s after the rule was removed: %s, want timeout (no answer)", port, got)
+			}
+		}
+		err = cluster.Poll(ctxFor(t, 10*time.Second), 50*time.Millisecond, func() (bool, error) {
+			for _, l := range strings.Split(pay1.Daemon.Log(), "\n") {
+				if strings.Contains(l, "packetfilter: refused") && strings.Contains(l, "from=laptop") && strings.Contains(l, "port=4369") {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("pay-1 did not log the laptop's refused SYN:\n%s", pay1.Daemon.Tail(20))
+		}
 	})
 
 	t.Run("the TUN interface goes away with the daemon", func(t *testing.T) {

@@ -12,6 +12,9 @@
 //     a port the host exposes. Outbound, a port counts as Erlang when it is
 //     epmd or the peer's epmd gave it in a PORT2_RESP. A refused outbound
 //     SYN is answered at once with a reset, so the local client fails fast.
+//     A refused inbound SYN is answered with a reset too when the peer
+//     reaches this host on some port (peers.File.Reaches), and not at all
+//     when it reaches it on none, as in userspace mode.
 //   - UDP: like TCP, without the Erlang ports (epmd and distribution are
 //     TCP): outbound by the port rules, inbound only to exposed ports. Replies
 //     pass while the flow is alive.
@@ -21,8 +24,10 @@
 package packetfilter
 
 import (
+	"errors"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +69,14 @@ const (
 	// injectOffset is the headroom of packets the filter writes to the
 	// kernel itself (resets); the TUN device needs room for its virtio header.
 	injectOffset = 16
+	// maxAnswers bounds the resets waiting to go to peers; a SYN flood from
+	// a peer that reaches this host costs at most this many, the rest go
+	// unanswered (the peer retries its SYN, as with a full backlog).
+	maxAnswers = 256
 )
+
+// aLongTimeAgo is a read deadline in the past: it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Filter is a tun.Device: it wraps the kernel TUN device handed to
 // WireGuard. Read (kernel to WireGuard) checks outbound packets, Write
@@ -84,6 +96,15 @@ type Filter struct {
 	stats      map[string]*counters // per peer name
 	limiter    map[limitKey]*limitState
 	nextSweep  int64
+
+	// answers are packets the filter itself sends to peers (resets of
+	// refused connections), handed to WireGuard by the next Read. wake,
+	// when the device supports read deadlines, interrupts a Read blocked
+	// in the kernel so that they leave at once.
+	answerMu sync.Mutex
+	answers  [][]byte
+	nAnswers atomic.Int32
+	wake     *os.File
 }
 
 type peerPort struct {
@@ -125,15 +146,38 @@ func New(dev tun.Device, cfg Config, snap *Snapshot) *Filter {
 		limiter:    make(map[limitKey]*limitState),
 	}
 	f.snap.Store(snap)
+	// The kernel TUN device is a pollable file: a read deadline interrupts
+	// its Read. Without one, answers wait for the next packet the kernel
+	// sends.
+	if file := dev.File(); file != nil && file.SetReadDeadline(time.Time{}) == nil {
+		f.wake = file
+	}
 	return f
 }
 
 func (f *Filter) now() int64 { return int64(time.Since(f.epoch)) }
 
 // Read reads packets the kernel sends into the overlay and blanks (size 0,
-// which WireGuard skips) those the policy refuses.
+// which WireGuard skips) those the policy refuses. The filter's own answers
+// to peers go first.
 func (f *Filter) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := f.Device.Read(bufs, sizes, offset)
+	var (
+		n   int
+		err error
+	)
+	for {
+		if n = f.takeAnswers(bufs, sizes, offset); n > 0 {
+			return n, nil
+		}
+		n, err = f.Device.Read(bufs, sizes, offset)
+		if n <= 0 && f.wake != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Woken for an answer: clear the deadline before taking the
+			// answers, so one queued after this wakes the next Read.
+			f.wake.SetReadDeadline(time.Time{})
+			continue
+		}
+		break
+	}
 	if n <= 0 {
 		return n, err
 	}
@@ -292,8 +336,14 @@ func (f *Filter) open(snap *Snapshot, k flowKey, srcIsA bool, p *packet, dir dir
 			from, to = to, from
 		}
 		f.logDenied(dir, from, to, p, why)
-		if dir == dirOut && p.proto == protoTCP {
+		switch {
+		case p.proto != protoTCP:
+		case dir == dirOut:
 			f.refuse(p)
+		case snap.File.Reaches(remote, self):
+			// The peer may use some port here: a misconfigured client
+			// fails at once. One with no way here learns nothing.
+			f.answerReset(p)
 		}
 		return drop
 	}
@@ -383,6 +433,46 @@ func (f *Filter) refuse(p *packet) {
 	if _, err := f.Device.Write([][]byte{buf[:injectOffset+n]}, injectOffset); err != nil {
 		f.log.Debug("packetfilter: could not write a reset to the kernel", "err", err)
 	}
+}
+
+// answerReset sends the peer a reset for its refused SYN p, as a kernel
+// with no listener would: the dialling socket gets ECONNREFUSED at once.
+func (f *Filter) answerReset(p *packet) {
+	b := make([]byte, 40) // refusals only: not the steady state
+	f.answer(b[:tcpReset(b, p, 0, p.seq+segLen(p))])
+}
+
+// answer queues pkt for WireGuard to carry to its peer, and wakes the
+// reader. Beyond maxAnswers waiting, pkt is dropped.
+func (f *Filter) answer(pkt []byte) {
+	f.answerMu.Lock()
+	if len(f.answers) >= maxAnswers {
+		f.answerMu.Unlock()
+		return
+	}
+	f.answers = append(f.answers, pkt)
+	f.nAnswers.Add(1)
+	f.answerMu.Unlock()
+	if f.wake != nil {
+		f.wake.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// takeAnswers moves queued answers into bufs and returns how many.
+func (f *Filter) takeAnswers(bufs [][]byte, sizes []int, offset int) int {
+	if f.nAnswers.Load() == 0 {
+		return 0
+	}
+	f.answerMu.Lock()
+	defer f.answerMu.Unlock()
+	n := 0
+	for n < len(bufs) && n < len(f.answers) {
+		sizes[n] = copy(bufs[n][offset:], f.answers[n])
+		n++
+	}
+	f.answers = append(f.answers[:0], f.answers[n:]...)
+	f.nAnswers.Add(-int32(n))
+	return n
 }
 
 func (f *Filter) count(peer string, dir direction) {

@@ -3,12 +3,14 @@ package packetfilter
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 
@@ -47,6 +49,10 @@ func (d *fakeTUN) Write(bufs [][]byte, offset int) (int, error) {
 
 func (d *fakeTUN) BatchSize() int { return 8 }
 
+// File is nil: the fake has no file to set deadlines on; its Read never
+// blocks, so answers leave with the next Read anyway.
+func (d *fakeTUN) File() *os.File { return nil }
+
 func (d *fakeTUN) take() [][]byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -57,12 +63,13 @@ func (d *fakeTUN) take() [][]byte {
 
 // Addresses of the fixture (testdata/peers.yaml): the host under test is
 // pay-1; pay-2 shares its network; mon-1 is in monitoring, which may reach
-// payments on the erlang ports only.
+// payments on the erlang ports only; guest-1's network may reach nothing.
 var (
-	pay1  = netip.MustParseAddr("10.77.1.1")
-	pay2  = netip.MustParseAddr("10.77.1.2")
-	mon1  = netip.MustParseAddr("10.77.2.1")
-	alien = netip.MustParseAddr("10.77.9.9")
+	pay1   = netip.MustParseAddr("10.77.1.1")
+	pay2   = netip.MustParseAddr("10.77.1.2")
+	mon1   = netip.MustParseAddr("10.77.2.1")
+	guest1 = netip.MustParseAddr("10.77.3.1")
+	alien  = netip.MustParseAddr("10.77.9.9")
 )
 
 func loadSnap(t testing.TB, path string, edit func(string) string) *Snapshot {
@@ -167,6 +174,7 @@ func TestFilter(t *testing.T) {
 		name    string
 		steps   []step
 		resets  int      // resets the filter writes to the kernel itself
+		answers int      // resets the filter sends to peers for refused SYNs
 		logHas  []string // each must appear in the log
 		logNone bool     // nothing may be logged
 	}{
@@ -199,18 +207,30 @@ func TestFilter(t *testing.T) {
 			logHas: []string{"packetfilter: refused", "dir=out", "from=pay-1", "to=mon-1", "deny default", "port=4369"},
 		},
 		{
-			name: "inbound across networks against the policy: dropped and logged",
+			name: "inbound against the policy from a peer that reaches this host on other ports: a reset, logged",
 			steps: []step{
 				in(tcp(mon1, 40000, pay1, 22, syn, 1, 0), false),
 			},
-			logHas: []string{"dir=in", "from=mon-1", "to=pay-1", "deny default", "port=22"},
+			answers: 1,
+			logHas:  []string{"dir=in", "from=mon-1", "to=pay-1", "deny default", "port=22"},
 		},
 		{
-			name: "same network, a port nothing offers: refused as in userspace mode",
+			name: "inbound from a network that reaches this host on no port: no answer at all, logged",
+			steps: []step{
+				in(tcp(guest1, 40000, pay1, 4369, syn, 1, 0), false),
+				in(tcp(guest1, 40001, pay1, 22, syn, 1, 0), false),
+				in(udp(guest1, 5000, pay1, 9100), false),
+			},
+			logHas: []string{"dir=in", "from=guest-1", "to=pay-1", "deny default", "port=4369"},
+		},
+		{
+			name: "same network, a port nothing offers: refused with a reset as in userspace mode",
 			steps: []step{
 				in(tcp(pay2, 40000, pay1, 22, syn, 1, 0), false),
+				in(udp(pay2, 5000, pay1, 22), false), // UDP: nothing to reset
 			},
-			logHas: []string{"port not offered"},
+			answers: 1,
+			logHas:  []string{"port not offered"},
 		},
 		{
 			name: "a distribution port becomes reachable once the local epmd hands it out",
@@ -224,6 +244,7 @@ func TestFilter(t *testing.T) {
 				out(tcp(pay1, 35000, mon1, 40003, synack, 9, 2), true),
 				in(tcp(mon1, 40003, pay1, 35001, syn, 1, 0), false), // its neighbour is not
 			},
+			answers: 2,
 		},
 		{
 			name: "a peer's PORT2_RESP makes its port an Erlang port for dialling out",
@@ -315,10 +336,18 @@ func TestFilter(t *testing.T) {
 			var logBuf bytes.Buffer
 			dev := &fakeTUN{}
 			f := New(dev, Config{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, snap)
+			answers := 0
 			for i, s := range tt.steps {
 				if got := runStep(t, f, dev, s); got != s.pass {
 					t.Fatalf("step %d (%s): passed %v, want %v\nlog:\n%s", i, s.dir, got, s.pass, logBuf.String())
 				}
+				for _, a := range takeAnswers(t, f) {
+					checkAnswer(t, a, s.pkt)
+					answers++
+				}
+			}
+			if answers != tt.answers {
+				t.Errorf("%d resets sent to peers, want %d", answers, tt.answers)
 			}
 			resets := 0
 			for _, w := range dev.take() {
@@ -379,6 +408,45 @@ func runStep(t *testing.T, f *Filter, dev *fakeTUN, s step) bool {
 		t.Fatalf("Read: %d, %v", n, err)
 	}
 	return sizes[0] > 0
+}
+
+// takeAnswers returns what the filter sends to peers of its own accord:
+// the packets a Read yields when the kernel has nothing to send.
+func takeAnswers(t *testing.T, f *Filter) [][]byte {
+	t.Helper()
+	const off = 16
+	bufs := make([][]byte, 8)
+	for i := range bufs {
+		bufs[i] = make([]byte, off+128)
+	}
+	sizes := make([]int, len(bufs))
+	n, err := f.Read(bufs, sizes, off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for i := 0; i < n; i++ {
+		out = append(out, bufs[i][off:off+sizes[i]])
+	}
+	return out
+}
+
+// checkAnswer checks that a is the reset a kernel with no listener sends
+// for the SYN synPkt: from its destination back to its source, RST|ACK
+// acknowledging the SYN, with valid checksums.
+func checkAnswer(t *testing.T, a, synPkt []byte) {
+	t.Helper()
+	var r, p packet
+	if !parse(a, &r) || !parse(synPkt, &p) {
+		t.Fatalf("answer or step does not parse: % x", a)
+	}
+	if r.proto != protoTCP || r.flags != rstack || r.src != p.dst || r.dst != p.src || r.sport != p.dport || r.dport != p.sport || r.ack != p.seq+1 {
+		t.Errorf("answer %+v is not the reset of SYN %+v", r, p)
+	}
+	pseudo := checksum(a[12:20], uint32(protoTCP)+uint32(len(a)-20))
+	if checksum(a[:20], 0) != 0xffff || checksum(a[20:], uint32(pseudo)) != 0xffff {
+		t.Errorf("answer has a bad checksum: % x", a)
+	}
 }
 
 func TestTCPResetChecksum(t *testing.T) {
@@ -488,5 +556,87 @@ func TestReadBlanksRefusedKeepsOthers(t *testing.T) {
 	}
 	if sizes[0] == 0 || sizes[1] != 0 || sizes[2] == 0 {
 		t.Fatalf("sizes %v: want the packet to mon-1 blanked only", sizes)
+	}
+}
+
+// pipeTUN's Read blocks on a pipe, as the kernel TUN device's does on its
+// file: answers must wake it through the file's read deadline.
+type pipeTUN struct {
+	fakeTUN
+	r *os.File
+}
+
+func (d *pipeTUN) File() *os.File { return d.r }
+
+func (d *pipeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.r.Read(bufs[0][offset:])
+	if err != nil {
+		return 0, err
+	}
+	sizes[0] = n
+	return 1, nil
+}
+
+func TestAnswerWakesBlockedRead(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	dev := &pipeTUN{r: r}
+	f := New(dev, Config{Logger: slog.New(slog.DiscardHandler)}, loadSnap(t, "testdata/peers.yaml", nil))
+	if f.wake == nil {
+		t.Fatal("a pollable device file was not taken for waking reads")
+	}
+	type result struct {
+		pkt []byte
+		err error
+	}
+	read := func() <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			const off = 16
+			bufs := [][]byte{make([]byte, off+2048)}
+			sizes := []int{0}
+			n, err := f.Read(bufs, sizes, off)
+			if n != 1 {
+				ch <- result{nil, fmt.Errorf("Read: %d packets, %v", n, err)}
+				return
+			}
+			ch <- result{bufs[0][off : off+sizes[0]], err}
+		}()
+		return ch
+	}
+	wait := func(ch <-chan result) result {
+		t.Helper()
+		select {
+		case res := <-ch:
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			return res
+		case <-time.After(10 * time.Second):
+			t.Fatal("Read did not return")
+			return result{}
+		}
+	}
+
+	// A Read waiting for the kernel returns the reset of a refused SYN.
+	pending := read()
+	denied := tcp(mon1, 40000, pay1, 22, syn, 41, 0)
+	if _, err := f.Write([][]byte{append(make([]byte, 16), denied...)}, 16); err != nil {
+		t.Fatal(err)
+	}
+	checkAnswer(t, wait(pending).pkt, denied)
+
+	// The deadline is cleared: the next Read gets what the kernel sends.
+	pending = read()
+	outPkt := tcp(pay1, 40001, pay2, 4369, syn, 1, 0)
+	if _, err := w.Write(outPkt); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(pending).pkt; !bytes.Equal(got, outPkt) {
+		t.Fatalf("after the answer, Read returned % x, want the kernel's packet", got)
 	}
 }
