@@ -118,7 +118,6 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if d.mode == peers.ModeTUN {
-		warnNodesInTUN(d.log, f, self)
 		d.plane, err = newTUNPlane(cfg, d.log, f, self)
 	} else {
 		d.plane, err = newUserspacePlane(ctx, cfg, d.log, f, self)
@@ -259,9 +258,6 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 		return err
 	} else if m != d.mode {
 		return fmt.Errorf("%s:%d: peers.%s.mode changed from %s to %s: restart overlayd to change mode", d.cfg.PeerFile, self.Line, self.Name, d.mode, m)
-	}
-	if d.mode == peers.ModeTUN {
-		warnNodesInTUN(d.log, f, self)
 	}
 	want := desiredPeers(f, self, d.resolve(ctx, f, self))
 	diff := uapiDiff(d.have, want)

@@ -131,10 +131,31 @@ func icmp(src, dst netip.Addr, typ uint8, id uint16, quoted []byte) []byte {
 	return ip(protoICMP, src, dst, l4)
 }
 
-// port2Resp is epmd's ok answer to PORT_PLEASE2 for a node on port.
-func port2RespBytes(port uint16) []byte {
-	b := []byte{tagPort2Resp, 0, byte(port >> 8), byte(port), 77, 0, 0, 6, 0, 5, 0, 3, 'a', 'p', 'p', 0, 0}
-	return b
+// port2RespBytes is epmd's ok answer to PORT_PLEASE2 for node app on port.
+func port2RespBytes(port uint16) []byte { return port2RespFor("app", port) }
+
+// port2RespFor is epmd's ok answer to PORT_PLEASE2 for node on port.
+func port2RespFor(node string, port uint16) []byte {
+	b := []byte{tagPort2Resp, 0, byte(port >> 8), byte(port), 77, 0, 0, 6, 0, 5}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(node)))
+	b = append(b, node...)
+	return append(b, 0, 0)
+}
+
+// epmdReq is a framed EPMD request: tag, then body.
+func epmdReq(tag byte, body string) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, uint16(1+len(body))), append([]byte{tag}, body...)...)
+}
+
+// sendName is the distribution handshake's first message (OTP 23+) naming
+// node, with its 2-byte length.
+func sendName(node string) []byte {
+	body := []byte{'N'}
+	body = binary.BigEndian.AppendUint64(body, 0x0d07df7fbd)
+	body = binary.BigEndian.AppendUint32(body, 0x64a1b2c3)
+	body = binary.BigEndian.AppendUint16(body, uint16(len(node)))
+	body = append(body, node...)
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
 }
 
 func fragment(b []byte) []byte {
@@ -169,15 +190,18 @@ type step struct {
 func in(pkt []byte, pass bool) step  { return step{dirIn, pkt, pass} }
 func out(pkt []byte, pass bool) step { return step{dirOut, pkt, pass} }
 
+// filterCase is packets through a new filter, and what it must have done.
+type filterCase struct {
+	name    string
+	steps   []step
+	resets  int      // resets the filter writes to the kernel itself
+	answers int      // resets the filter sends to peers (refused SYNs and first segments)
+	logHas  []string // each must appear in the log
+	logNone bool     // nothing may be logged
+}
+
 func TestFilter(t *testing.T) {
-	tests := []struct {
-		name    string
-		steps   []step
-		resets  int      // resets the filter writes to the kernel itself
-		answers int      // resets the filter sends to peers for refused SYNs
-		logHas  []string // each must appear in the log
-		logNone bool     // nothing may be logged
-	}{
+	tests := []filterCase{
 		{
 			name: "same network: epmd in, replies out, then the connection closes",
 			steps: []step{
@@ -330,7 +354,11 @@ func TestFilter(t *testing.T) {
 			logHas: []string{"unknown address", "IP fragment", "protocol not carried"},
 		},
 	}
-	snap := loadSnap(t, "testdata/peers.yaml", nil)
+	runFilterCases(t, loadSnap(t, "testdata/peers.yaml", nil), tests)
+}
+
+func runFilterCases(t *testing.T, snap *Snapshot, tests []filterCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logBuf bytes.Buffer
@@ -431,17 +459,17 @@ func takeAnswers(t *testing.T, f *Filter) [][]byte {
 	return out
 }
 
-// checkAnswer checks that a is the reset a kernel with no listener sends
-// for the SYN synPkt: from its destination back to its source, RST|ACK
-// acknowledging the SYN, with valid checksums.
-func checkAnswer(t *testing.T, a, synPkt []byte) {
+// checkAnswer checks that a is the reset a kernel sends for the refused
+// packet pkt (a SYN, or a connection's first segment): from its destination
+// back to its source, RST|ACK acknowledging it, with valid checksums.
+func checkAnswer(t *testing.T, a, pkt []byte) {
 	t.Helper()
 	var r, p packet
-	if !parse(a, &r) || !parse(synPkt, &p) {
+	if !parse(a, &r) || !parse(pkt, &p) {
 		t.Fatalf("answer or step does not parse: % x", a)
 	}
-	if r.proto != protoTCP || r.flags != rstack || r.src != p.dst || r.dst != p.src || r.sport != p.dport || r.dport != p.sport || r.ack != p.seq+1 {
-		t.Errorf("answer %+v is not the reset of SYN %+v", r, p)
+	if r.proto != protoTCP || r.flags != rstack || r.src != p.dst || r.dst != p.src || r.sport != p.dport || r.dport != p.sport || r.ack != p.seq+segLen(&p) {
+		t.Errorf("answer %+v is not the reset of %+v", r, p)
 	}
 	pseudo := checksum(a[12:20], uint32(protoTCP)+uint32(len(a)-20))
 	if checksum(a[:20], 0) != 0xffff || checksum(a[20:], uint32(pseudo)) != 0xffff {
@@ -477,14 +505,16 @@ func TestApplyRevokes(t *testing.T) {
 	dev := &fakeTUN{}
 	f := New(dev, Config{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, snap)
 	// mon-1 looks pay-1's node up and connects to it; pay-2 talks to pay-1.
+	hello := sendName("app@10.77.2.1")
+	next := 1001 + uint32(len(hello)) // mon-1's next sequence number after its send_name
 	for i, s := range []step{
 		in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0), true),
 		out(tcp(pay1, 4369, mon1, 40002, synack, 9, 2), true),
 		out(tcp(pay1, 4369, mon1, 40002, ack, 10, 6, port2RespBytes(35000)...), true),
 		in(tcp(mon1, 40003, pay1, 35000, syn, 1000, 0), true),
 		out(tcp(pay1, 35000, mon1, 40003, synack, 5000, 1001), true),
-		in(tcp(mon1, 40003, pay1, 35000, ack, 1001, 5001, 'h', 'i'), true),
-		out(tcp(pay1, 35000, mon1, 40003, ack, 5001, 1003), true),
+		in(tcp(mon1, 40003, pay1, 35000, ack, 1001, 5001, hello...), true),
+		out(tcp(pay1, 35000, mon1, 40003, ack, 5001, next), true),
 		in(tcp(pay2, 40004, pay1, 4369, syn, 1, 0), true),
 	} {
 		if got := runStep(t, f, dev, s); got != s.pass {
@@ -512,16 +542,16 @@ func TestApplyRevokes(t *testing.T) {
 		if r.flags&tcpRST == 0 || r.src != mon1 || r.dst != pay1 {
 			t.Errorf("not a reset from mon-1 to pay-1: %+v", r)
 		}
-		if r.sport == 40003 && r.seq != 1003 {
-			t.Errorf("reset of the dist connection has seq %d, want 1003 (what pay-1 acknowledged last)", r.seq)
+		if r.sport == 40003 && r.seq != next {
+			t.Errorf("reset of the dist connection has seq %d, want %d (what pay-1 acknowledged last)", r.seq, next)
 		}
 	}
 	if !strings.Contains(logBuf.String(), "packetfilter: closed") || !strings.Contains(logBuf.String(), "deny default") {
 		t.Errorf("revocation not logged:\n%s", logBuf.String())
 	}
 	for i, s := range []step{
-		in(tcp(mon1, 40003, pay1, 35000, ack, 1003, 5001, 'x'), true), // to the kernel, which resets it
-		out(tcp(pay1, 35000, mon1, 40003, ack, 5001, 1004), false),
+		in(tcp(mon1, 40003, pay1, 35000, ack, next, 5001, 'x'), true), // to the kernel, which resets it
+		out(tcp(pay1, 35000, mon1, 40003, ack, 5001, next+1), false),
 		out(tcp(pay1, 35000, mon1, 40003, rst, 5001, 0), true),
 		in(tcp(mon1, 40005, pay1, 35000, syn, 1, 0), false), // new connections are denied
 		in(tcp(pay2, 40004, pay1, 4369, ack, 2, 1), true),   // same network untouched
@@ -638,5 +668,168 @@ func TestAnswerWakesBlockedRead(t *testing.T) {
 	}
 	if got := wait(pending).pkt; !bytes.Equal(got, outPkt) {
 		t.Fatalf("after the answer, Read returned % x, want the kernel's packet", got)
+	}
+}
+
+// withNodes is the fixture with the monitoring rule limited to node app.
+func withNodes(s string) string {
+	return strings.Replace(s, "    ports: [erlang]\n", "    ports: [erlang]\n    nodes: [app]\n", 1)
+}
+
+// TestFilterErlangNames: nodes lists and the send_name check, judged on
+// the first segment a peer sends on an Erlang port. pay-1's epmd has app
+// (port 35000) and secret (36000); mon-1 may reach app only; pay-2 (same
+// network) every node.
+func TestFilterErlangNames(t *testing.T) {
+	// lookup is a peer's PORT_PLEASE2 for node and epmd's answer with port.
+	lookup := func(from netip.Addr, sport uint16, node string, port uint16) []step {
+		req := epmdReq(tagPortPlease2Req, node)
+		return []step{
+			in(tcp(from, sport, pay1, 4369, syn, 100, 0), true),
+			out(tcp(pay1, 4369, from, sport, synack, 900, 101), true),
+			in(tcp(from, sport, pay1, 4369, ack, 101, 901, req...), true),
+			out(tcp(pay1, 4369, from, sport, ack, 901, 101+uint32(len(req)), port2RespFor(node, port)...), true),
+		}
+	}
+	// dial is a connection to a dist port whose first segment is first.
+	dial := func(from netip.Addr, sport, port uint16, first []byte, pass bool) []step {
+		return []step{
+			in(tcp(from, sport, pay1, port, syn, 500, 0), true),
+			out(tcp(pay1, port, from, sport, synack, 7000, 501), true),
+			in(tcp(from, sport, pay1, port, ack, 501, 7001), true),
+			in(tcp(from, sport, pay1, port, ack, 501, 7001, first...), pass),
+		}
+	}
+	cat := func(parts ...[]step) []step {
+		var out []step
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []filterCase{
+		{
+			name:  "the allowed node: looked up, dialled, named as mon-1's",
+			steps: cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@10.77.2.1"), true)),
+		},
+		{
+			name: "PORT_PLEASE2 for a node the rule leaves out: both ends reset, nothing more passes",
+			steps: cat(lookup(mon1, 40000, "secret", 36000)[:2], []step{
+				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(tagPortPlease2Req, "secret")...), false),
+				in(tcp(mon1, 40000, pay1, 4369, ack, 108, 901, 'x'), false),
+				out(tcp(pay1, 4369, mon1, 40000, ack, 901, 101), false),
+				out(tcp(pay1, 4369, mon1, 40000, rstack, 901, 101), true), // the kernel's own reset
+			}),
+			resets: 1, answers: 1,
+			logHas: []string{"PORT_PLEASE2 refused", "deny node secret"},
+		},
+		{
+			name:   "NAMES under a rule with nodes: reset",
+			steps:  cat(lookup(mon1, 40000, "x", 1)[:2], []step{in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(tagNamesReq, "")...), false)}),
+			resets: 1, answers: 1,
+			logHas: []string{"NAMES refused", "only nodes [app]"},
+		},
+		{
+			name: "same network: any node, NAMES too",
+			steps: cat(lookup(pay2, 40000, "secret", 36000),
+				[]step{
+					in(tcp(pay2, 40001, pay1, 4369, syn, 1, 0), true),
+					in(tcp(pay2, 40001, pay1, 4369, ack, 2, 1, epmdReq(tagNamesReq, "")...), true),
+				},
+				dial(pay2, 40002, 36000, sendName("secret@pay-2.nodewire"), true)),
+		},
+		{
+			name: "a dist port registered to a node the rule leaves out: refused at the SYN with a reset",
+			steps: cat(lookup(pay2, 40000, "secret", 36000), []step{
+				in(tcp(mon1, 40001, pay1, 36000, syn, 500, 0), false),
+			}),
+			answers: 1,
+			logHas:  []string{"dir=in", "from=mon-1", "port=36000", "deny node secret"},
+		},
+		{
+			name:   "send_name naming another peer's node: both ends reset",
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@10.77.1.2"), false)),
+			resets: 1, answers: 1,
+			logHas: []string{"distribution handshake refused", `node name \"app@10.77.1.2\" is not peer mon-1's`},
+		},
+		{
+			name:   "send_name naming this host's own node: reset",
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@pay-1.nodewire"), false)),
+			resets: 1, answers: 1,
+		},
+		{
+			name:   "send_name cut short: reset",
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@10.77.2.1")[:9], false)),
+			resets: 1, answers: 1,
+			logHas: []string{"send_name: truncated"},
+		},
+		{
+			name:   "send_name with more after it: reset",
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, append(sendName("app@10.77.2.1"), 0, 1, 'x'), false)),
+			resets: 1, answers: 1,
+		},
+		{
+			name:  "TLS distribution: no clear-text name, passes",
+			steps: cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, []byte{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}, true)),
+		},
+		{
+			name: "a first segment not at the stream's start: reset",
+			steps: cat(lookup(mon1, 40000, "app", 35000), []step{
+				in(tcp(mon1, 40001, pay1, 35000, syn, 500, 0), true),
+				out(tcp(pay1, 35000, mon1, 40001, synack, 7000, 501), true),
+				in(tcp(mon1, 40001, pay1, 35000, ack, 601, 7001, sendName("app@10.77.2.1")...), false),
+			}),
+			resets: 1, answers: 1,
+			logHas: []string{"out of order"},
+		},
+		{
+			name: "an EPMD request cut short, or data on the SYN: refused",
+			steps: cat(lookup(mon1, 40000, "app", 1)[:2], []step{
+				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(tagPortPlease2Req, "app")[:4]...), false),
+				in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0, epmdReq(tagNamesReq, "")...), false),
+			}),
+			resets: 1, answers: 1,
+			logHas: []string{"EPMD request not whole", "data on a SYN"},
+		},
+		{
+			name: "other EPMD requests go to epmd, which refuses them from a peer itself",
+			steps: cat(lookup(mon1, 40000, "x", 1)[:2], []step{
+				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(115, "app")...), true), // STOP
+			}),
+		},
+	}
+	runFilterCases(t, loadSnap(t, "testdata/peers.yaml", withNodes), tests)
+}
+
+// TestFirstSegmentResetsBothEnds checks the two resets of a refused first
+// segment: the local socket's at the sequence number it expects next, the
+// peer's at the one it expects from pay-1.
+func TestFirstSegmentResetsBothEnds(t *testing.T) {
+	dev := &fakeTUN{}
+	f := New(dev, Config{Logger: slog.New(slog.DiscardHandler)}, loadSnap(t, "testdata/peers.yaml", withNodes))
+	req := epmdReq(tagPortPlease2Req, "secret")
+	for i, s := range []step{
+		in(tcp(mon1, 40000, pay1, 4369, syn, 100, 0), true),
+		out(tcp(pay1, 4369, mon1, 40000, synack, 900, 101), true),
+		in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901), true),
+		in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, req...), false),
+	} {
+		if got := runStep(t, f, dev, s); got != s.pass {
+			t.Fatalf("step %d: passed %v", i, got)
+		}
+	}
+	var local, peer packet
+	if w := dev.take(); len(w) != 1 || !parse(w[0], &local) {
+		t.Fatalf("written to the kernel: %d packets, want one reset", len(w))
+	}
+	if local.src != mon1 || local.sport != 40000 || local.dst != pay1 || local.dport != 4369 || local.flags&tcpRST == 0 || local.seq != 101 {
+		t.Errorf("reset to the local socket %+v: want mon-1:40000 -> pay-1:4369 seq 101", local)
+	}
+	a := takeAnswers(t, f)
+	if len(a) != 1 || !parse(a[0], &peer) {
+		t.Fatalf("sent to the peer: %d packets, want one reset", len(a))
+	}
+	if peer.src != pay1 || peer.dst != mon1 || peer.dport != 40000 || peer.flags&tcpRST == 0 || peer.seq != 901 || peer.ack != 101+uint32(len(req)) {
+		t.Errorf("reset to the peer %+v: want seq 901 ack %d", peer, 101+len(req))
 	}
 }
