@@ -14,11 +14,12 @@ import (
 // TestTUNOverlay is TUN mode end to end, in a mixed overlay: payments has
 // pay-1 (TUN) and pay-2 (userspace); monitoring has mon-1 (TUN) and a
 // laptop with the standard tools only (wg-quick + wireguard-go, no
-// nodewire). One rule: monitoring -> payments on the erlang ports. Every
-// node is app@PEER.nodewire, resolved through the inetrc its host's
-// overlayd keeps (or, on the laptop, `overlayctl erl-inetrc`).
+// nodewire). One rule: monitoring -> payments on the erlang ports, node app
+// only. Every node is app@PEER.nodewire, resolved through the inetrc its
+// host's overlayd keeps (or, on the laptop, `overlayctl erl-inetrc`).
 func TestTUNOverlay(t *testing.T) {
 	cluster.Require(t)
+	suite := t
 	start := time.Now()
 	c := cluster.New(t, "tun")
 	o := cluster.NewOverlay(c, t, "10.77.0.0/16")
@@ -39,6 +40,13 @@ func TestTUNOverlay(t *testing.T) {
 	must(t, err)
 	_, err = o.Run("allow", "--file", o.File, "--from", "monitoring", "--to", "payments", "--ports", "erlang")
 	must(t, err)
+	const rule = "  - from: monitoring\n    to: payments\n    ports: [erlang]\n"
+	const nodesRule = rule + "    nodes: [app]\n"
+	text := mustReadFile(t, o.File)
+	if !strings.Contains(text, rule) {
+		t.Fatalf("%s: the rule is not where expected:\n%s", o.File, text)
+	}
+	must(t, os.WriteFile(o.File, []byte(strings.Replace(text, rule, nodesRule, 1)), 0o644))
 	_, err = o.Run("check", "--file", o.File)
 	must(t, err)
 
@@ -85,6 +93,24 @@ func TestTUNOverlay(t *testing.T) {
 		}
 		if got := mustReadFile(t, inetrc(pay1)); !strings.Contains(got, `{host, {10,77,1,2}, ["pay-2.nodewire"]}.`) {
 			t.Errorf("pay-1's inetrc:\n%s", got)
+		}
+	})
+
+	t.Run("status shows each daemon's mode", func(t *testing.T) {
+		for _, tc := range []struct {
+			h    *cluster.OverlayHost
+			mode string
+		}{{pay1, "tun"}, {pay2, "userspace"}} {
+			out, err := o.Run("status", "--control", tc.h.Control)
+			must(t, err)
+			if want := fmt.Sprintf("(network payments, %s mode)", tc.mode); !strings.Contains(out, want) {
+				t.Errorf("%s: status lacks %q:\n%s", tc.h.Peer, want, out)
+			}
+			out, err = o.Run("status", "--control", tc.h.Control, "--json")
+			must(t, err)
+			if want := fmt.Sprintf(`"mode": %q`, tc.mode); !strings.Contains(out, want) {
+				t.Errorf("%s: status --json lacks %s", tc.h.Peer, want)
+			}
 		}
 	})
 
@@ -167,7 +193,9 @@ func TestTUNOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatalf("wg-quick up: %v\n%s", err, log)
 		}
-		t.Cleanup(func() { _, _ = laptop.Exec(ctxFor(t, 30*time.Second), "wg-quick", "down", conf) })
+		// Up until the suite ends: a later subtest sends from the laptop
+		// once the policy no longer lets monitoring reach payments.
+		suite.Cleanup(func() { _, _ = laptop.Exec(ctxFor(suite, 30*time.Second), "wg-quick", "down", conf) })
 		t.Logf("wg-quick up:\n%s", log)
 		laptopRC := filepath.Join(laptop.Dir, "inetrc")
 		_, err = o.Run("erl-inetrc", "--file", o.File, "--self", "laptop", "--out", laptopRC)
@@ -184,14 +212,80 @@ func TestTUNOverlay(t *testing.T) {
 			t.Fatalf("pay-1 -> laptop: %s, want pang", got)
 		}
 		// The laptop enforces nothing: a port pay-1 does not offer is
-		// refused by pay-1's filter.
-		got := eval(t, laptop.Node, `case gen_tcp:connect({10,77,1,1}, 22, [], 3000) of {ok, S} -> gen_tcp:close(S), connected; {error, E} -> E end`)
-		if got == "connected" {
-			t.Fatalf("laptop reached pay-1:22")
+		// refused by pay-1's filter, with a reset (monitoring reaches
+		// payments on the erlang ports, so its client should fail at
+		// once), as pay-2's userspace stack refuses it.
+		for _, addr := range []string{"{10,77,1,1}", "{10,77,1,2}"} {
+			began := time.Now()
+			got := eval(t, laptop.Node, `case gen_tcp:connect(`+addr+`, 22, [], 10000) of {ok, S} -> gen_tcp:close(S), connected; {error, E} -> E end`)
+			if got != "econnrefused" {
+				t.Fatalf("laptop -> %s:22: %s, want econnrefused (a reset from the host's overlayd)", addr, got)
+			}
+			t.Logf("laptop -> %s:22 refused in %v", addr, time.Since(began).Round(time.Millisecond))
 		}
 		out2, err := laptop.Exec(ctxFor(t, 10*time.Second), "wg", "show", "nwlap", "latest-handshakes")
 		must(t, err)
 		t.Logf("wg show nwlap latest-handshakes:\n%s", out2)
+	})
+
+	t.Run("a TUN host enforces nodes: and the send_name check", func(t *testing.T) {
+		// A second node on pay-1 that the rule does not name.
+		secret, err := pay1.StartNode(cluster.NodeOptions{Name: "secret@pay-1.nodewire",
+			Env: append(append([]string{}, pay1.ErlEnv...), "ERL_INETRC="+inetrc(pay1)), Args: pay1.ErlArgs})
+		must(t, err)
+		t.Cleanup(func() { _ = secret.Stop() })
+		secretAtom := cluster.Atom(secret.Name)
+		// Same network: every node.
+		if got := eval(t, pay2.Node, fmt.Sprintf("net_adm:ping(%s)", secretAtom)); got != "pong" {
+			t.Fatalf("pay-2 -> secret on pay-1: %s, want pong", got)
+		}
+		// mon-1's lookup of secret is reset by pay-1's filter; app still answers.
+		if got := eval(t, mon1.Node, fmt.Sprintf("net_adm:ping(%s)", secretAtom)); got != "pang" {
+			t.Fatalf("mon-1 -> secret on pay-1: %s, want pang", got)
+		}
+		call(t, mon1, pay1)
+
+		// The laptop enforces nothing: it sends what it likes, and pay-1
+		// resets it. EPMD first: NAMES, and PORT_PLEASE2 for secret.
+		epmd := func(req string) string {
+			return eval(t, laptop.Node, `{ok, S} = gen_tcp:connect({10,77,1,1}, 4369, [binary, {active, false}], 5000), R = case gen_tcp:send(S, `+req+`) of ok -> gen_tcp:recv(S, 0, 5000); E -> E end, gen_tcp:close(S), R`)
+		}
+		for _, req := range []string{`<<1:16, 110>>`, `<<7:16, 122, "secret">>`} {
+			if got := epmd(req); !strings.HasPrefix(got, "{error,") {
+				t.Errorf("laptop's EPMD request %s: %s, want the connection reset", req, got)
+			}
+		}
+		got := epmd(`<<4:16, 122, "app">>`)
+		if !strings.HasPrefix(got, "{ok,<<119,0,") {
+			t.Fatalf("laptop's PORT_PLEASE2 for app: %s", got)
+		}
+		// Then a distribution handshake naming pay-2's node, on app's port.
+		forged := eval(t, laptop.Node, `{ok, <<119, 0, Port:16, _/binary>>} = begin {ok, S0} = gen_tcp:connect({10,77,1,1}, 4369, [binary, {active, false}], 5000), ok = gen_tcp:send(S0, <<4:16, 122, "app">>), R0 = gen_tcp:recv(S0, 0, 5000), gen_tcp:close(S0), R0 end,
+			{ok, S} = gen_tcp:connect({10,77,1,1}, Port, [binary, {active, false}], 5000),
+			Name = <<"evil@pay-2.nodewire">>, Body = <<$N, 16#0d07df7fbd:64, 1:32, (byte_size(Name)):16, Name/binary>>,
+			R = case gen_tcp:send(S, <<(byte_size(Body)):16, Body/binary>>) of ok -> gen_tcp:recv(S, 0, 5000); E -> E end, gen_tcp:close(S), R`)
+		if !strings.HasPrefix(forged, "{error,") {
+			t.Fatalf("laptop's send_name as evil@pay-2.nodewire: %s, want the connection reset", forged)
+		}
+		ctx := ctxFor(t, 10*time.Second)
+		err = cluster.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+			log := pay1.Daemon.Log()
+			for _, want := range []string{"NAMES refused", "PORT_PLEASE2 refused", "deny node secret", `node name \"evil@pay-2.nodewire\" is not peer laptop's`} {
+				if !strings.Contains(log, want) {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("pay-1's log does not record the refusals:\n%s", pay1.Daemon.Tail(30))
+		}
+		// The genuine nodes still connect: their send_name names their host.
+		eval(t, laptop.Node, fmt.Sprintf("erlang:disconnect_node(%s)", atom(pay1)))
+		call(t, laptop, pay1)
+		if strings.Contains(pay1.Daemon.Log(), "nodes: list is not enforced") {
+			t.Errorf("pay-1 still warns that TUN mode does not enforce nodes:")
+		}
 	})
 
 	t.Run("a policy change closes connections it now denies", func(t *testing.T) {
@@ -200,13 +294,12 @@ func TestTUNOverlay(t *testing.T) {
 		if got := eval(t, mon1.Node, connected); got != "true" {
 			t.Fatalf("mon-1 not connected to pay-1: %s", got)
 		}
-		const rule = "  - from: monitoring\n    to: payments\n    ports: [erlang]\n"
 		for _, h := range []*cluster.OverlayHost{pay1, pay2, mon1} {
 			text := mustReadFile(t, h.PeerFile)
-			if !strings.Contains(text, rule) {
+			if !strings.Contains(text, nodesRule) {
 				t.Fatalf("%s: the rule is not where expected:\n%s", h.PeerFile, text)
 			}
-			must(t, os.WriteFile(h.PeerFile, []byte(strings.Replace(text, rule, "", 1)), 0o644))
+			must(t, os.WriteFile(h.PeerFile, []byte(strings.Replace(text, nodesRule, "", 1)), 0o644))
 			_, err := o.Run("reload", "--control", h.Control)
 			must(t, err)
 		}
@@ -227,6 +320,26 @@ func TestTUNOverlay(t *testing.T) {
 			t.Fatalf("mon-1 -> pay-1 after the rule was removed: %s", got)
 		}
 		call(t, pay1, pay2)
+		// Monitoring now reaches payments on no port: the laptop, which
+		// enforces nothing, gets no answer at all from pay-1, on epmd or
+		// on any other port, though its packets arrive (pay-1 logs them).
+		for _, port := range []string{"4369", "22"} {
+			got := eval(t, laptop.Node, `case gen_tcp:connect({10,77,1,1}, `+port+`, [], 3000) of {ok, S} -> gen_tcp:close(S), connected; {error, E} -> E end`)
+			if got != "timeout" {
+				t.Fatalf("laptop -> pay-1:%s after the rule was removed: %s, want timeout (no answer)", port, got)
+			}
+		}
+		err = cluster.Poll(ctxFor(t, 10*time.Second), 50*time.Millisecond, func() (bool, error) {
+			for _, l := range strings.Split(pay1.Daemon.Log(), "\n") {
+				if strings.Contains(l, "packetfilter: refused") && strings.Contains(l, "from=laptop") && strings.Contains(l, "port=4369") {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("pay-1 did not log the laptop's refused SYN:\n%s", pay1.Daemon.Tail(20))
+		}
 	})
 
 	t.Run("the TUN interface goes away with the daemon", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodewire/nodewire/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -32,7 +33,7 @@ func sendNameOld(name string) []byte {
 }
 
 func TestParseSendName(t *testing.T) {
-	long := bytes.Repeat([]byte{'x'}, MaxSendName)
+	long := bytes.Repeat([]byte{'x'}, erldist.MaxSendName)
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -43,19 +44,19 @@ func TestParseSendName(t *testing.T) {
 		{"old format", sendNameOld("app@pay-1"), "app@pay-1", nil},
 		{"new, trailing bytes ignored", append(sendNameNew("a@b"), 1, 2), "a@b", nil},
 		{"dynamic name: host only", sendNameNew("127.77.1.1"), "127.77.1.1", nil},
-		{"empty", []byte{0, 0}, "", ErrSendNameShort},
-		{"length only", []byte{0, 9}, "", ErrSendNameShort},
-		{"new, name cut", sendNameNew("app@127.77.1.1")[:12], "", ErrSendNameShort},
-		{"new, Nlen beyond body", func() []byte { b := sendNameNew("a@b"); b[2+14] = 200; return b }(), "", ErrSendNameShort},
-		{"new, empty name", sendNameNew(""), "", ErrSendNameEmpty},
-		{"old, empty name", sendNameOld(""), "", ErrSendNameEmpty},
-		{"old, cut", sendNameOld("a@b")[:6], "", ErrSendNameShort},
-		{"other tag", []byte{0, 3, 's', 'o', 'k'}, "", ErrSendNameTag},
-		{"too large", append([]byte{0xff, 0xff}, long...), "", ErrSendNameTooLarge},
-		{"TLS record", []byte{0x16, 0x03, 0x01, 0x02, 0x00}, "", ErrSendNameTLS},
+		{"empty", []byte{0, 0}, "", erldist.ErrSendNameShort},
+		{"length only", []byte{0, 9}, "", erldist.ErrSendNameShort},
+		{"new, name cut", sendNameNew("app@127.77.1.1")[:12], "", erldist.ErrSendNameShort},
+		{"new, Nlen beyond body", func() []byte { b := sendNameNew("a@b"); b[2+14] = 200; return b }(), "", erldist.ErrSendNameShort},
+		{"new, empty name", sendNameNew(""), "", erldist.ErrSendNameEmpty},
+		{"old, empty name", sendNameOld(""), "", erldist.ErrSendNameEmpty},
+		{"old, cut", sendNameOld("a@b")[:6], "", erldist.ErrSendNameShort},
+		{"other tag", []byte{0, 3, 's', 'o', 'k'}, "", erldist.ErrSendNameTag},
+		{"too large", append([]byte{0xff, 0xff}, long...), "", erldist.ErrSendNameTooLarge},
+		{"TLS record", []byte{0x16, 0x03, 0x01, 0x02, 0x00}, "", erldist.ErrSendNameTLS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			buf := make([]byte, MaxSendName+2)
+			buf := make([]byte, erldist.MaxSendName+2)
 			frame, name, err := ReadSendName(bytes.NewReader(tc.in), buf)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err %v, want %v", err, tc.err)
@@ -73,47 +74,8 @@ func TestParseSendName(t *testing.T) {
 	}
 }
 
-func TestNameIsPeers(t *testing.T) {
-	p := &peers.Peer{Name: "pay-1", Face: netip.MustParseAddr("127.77.1.1")}
-	for _, tc := range []struct {
-		name string
-		want bool
-	}{
-		{"app@127.77.1.1", true},
-		{"app@pay-1", true},
-		{"app@pay-1.nodewire", true},
-		{"127.77.1.1", true}, // dynamic name
-		{"app@127.77.1.2", false},
-		{"app@127.77.1.10", false},
-		{"app@pay-10", false},
-		{"app@pay-1x.nodewire", false},
-		{"app@pay-1.", false},
-		{"app@", false},
-		{"app@mon-1@127.77.1.1", true}, // host part after the last '@'
-		{"pay-1@127.77.2.1", false},
-	} {
-		if got := NameIsPeers([]byte(tc.name), p); got != tc.want {
-			t.Errorf("NameIsPeers(%q) = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestSendNameZeroAlloc(t *testing.T) {
-	msg := sendNameNew("app@127.77.1.1")
-	p := &peers.Peer{Name: "pay-1", Face: netip.MustParseAddr("127.77.1.1")}
-	allocs := testing.AllocsPerRun(100, func() {
-		name, err := ParseSendName(msg[2:])
-		if err != nil || !NameIsPeers(name, p) {
-			t.Fatal("parse failed")
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per parse and check, want 0", allocs)
-	}
-}
-
 // FuzzSendName checks that parsing never panics, that a parsed name lies
-// inside the input, and that ReadSendName agrees with ParseSendName.
+// inside the input, and that ReadSendName agrees with erldist.ParseSendName.
 func FuzzSendName(f *testing.F) {
 	f.Add(sendNameNew("app@127.77.1.1"))
 	f.Add(sendNameOld("app@pay-1"))
@@ -122,7 +84,7 @@ func FuzzSendName(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 'n'})
 	p := &peers.Peer{Name: "pay-1", Face: netip.MustParseAddr("127.77.1.1")}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		buf := make([]byte, MaxSendName+2)
+		buf := make([]byte, erldist.MaxSendName+2)
 		frame, name, err := ReadSendName(bytes.NewReader(in), buf)
 		if err != nil {
 			return
@@ -130,14 +92,14 @@ func FuzzSendName(f *testing.F) {
 		if len(frame) < 3 || !bytes.Equal(frame, in[:len(frame)]) {
 			t.Fatalf("frame %x is not a prefix of the input", frame)
 		}
-		pname, perr := ParseSendName(frame[2:])
+		pname, perr := erldist.ParseSendName(frame[2:])
 		if perr != nil || !bytes.Equal(pname, name) {
-			t.Fatalf("ParseSendName disagrees: %q %v vs %q", pname, perr, name)
+			t.Fatalf("erldist.ParseSendName disagrees: %q %v vs %q", pname, perr, name)
 		}
 		if len(name) == 0 || len(name) > len(frame)-2 {
 			t.Fatalf("name of %d bytes from a %d-byte frame", len(name), len(frame))
 		}
-		NameIsPeers(name, p)
+		erldist.NameIsPeers(name, p)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nodewire/nodewire/erldist"
 	"github.com/nodewire/nodewire/peers"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -181,15 +182,15 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 // and passes the bytes read on to local. TLS distribution has no clear-text
 // name and passes unchecked: its certificates identify the node.
 func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (why string) {
-	var buf [MaxSendName + 2]byte
+	var buf [erldist.MaxSendName + 2]byte
 	conn.SetReadDeadline(deadlineIn(sendNameTimeout))
 	frame, name, err := ReadSendName(conn, buf[:])
 	conn.SetReadDeadline(noDeadline)
 	switch {
-	case errors.Is(err, ErrSendNameTLS):
+	case errors.Is(err, erldist.ErrSendNameTLS):
 	case err != nil:
 		return "distribution handshake refused: " + err.Error()
-	case !NameIsPeers(name, src):
+	case !erldist.NameIsPeers(name, src):
 		return fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (face %v)", name, src.Name, src.Face)
 	}
 	// A failed write leaves local broken: carry then ends at once.

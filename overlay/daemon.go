@@ -118,7 +118,6 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if d.mode == peers.ModeTUN {
-		warnNodesInTUN(d.log, f, self)
 		d.plane, err = newTUNPlane(cfg, d.log, f, self)
 	} else {
 		d.plane, err = newUserspacePlane(ctx, cfg, d.log, f, self)
@@ -260,9 +259,6 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	} else if m != d.mode {
 		return fmt.Errorf("%s:%d: peers.%s.mode changed from %s to %s: restart overlayd to change mode", d.cfg.PeerFile, self.Line, self.Name, d.mode, m)
 	}
-	if d.mode == peers.ModeTUN {
-		warnNodesInTUN(d.log, f, self)
-	}
 	want := desiredPeers(f, self, d.resolve(ctx, f, self))
 	diff := uapiDiff(d.have, want)
 	if diff != "" {
@@ -378,7 +374,7 @@ func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	f, self := d.file, d.self
 	st := Status{
-		Self: self.Name, Network: self.Network.Name, Address: self.Address.String(), Face: self.Face.String(),
+		Self: self.Name, Network: self.Network.Name, Mode: d.mode.String(), Address: self.Address.String(), Face: self.Face.String(),
 		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
 		LoadedAt: d.loadedAt, Reloads: d.reloads, ReloadErr: d.reloadErr, Uptime: time.Since(d.started),
 	}

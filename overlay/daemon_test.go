@@ -178,6 +178,9 @@ func TestDaemonReloadAndStatus(t *testing.T) {
 	if len(st.Peers) != 2 || st.ReloadErr == "" || st.Reloads != 1 {
 		t.Fatalf("after a rejected reload: %d peers, reloads %d, error %q", len(st.Peers), st.Reloads, st.ReloadErr)
 	}
+	if st.Mode != "userspace" {
+		t.Errorf("status mode %q, want userspace", st.Mode)
+	}
 
 	// Moving this host is refused: it would need a new stack.
 	moved := strings.Replace(mustRead(t, cfg.PeerFile), "bogus: 1\n", "", 1)

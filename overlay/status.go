@@ -66,6 +66,7 @@ func nodeList(es []netstack.NameEntry) []string {
 type Status struct {
 	Self       string        `json:"self"`
 	Network    string        `json:"network"`
+	Mode       string        `json:"mode"` // "userspace" or "tun": which data plane enforces the policy
 	Address    string        `json:"address"`
 	Face       string        `json:"face"`
 	ListenPort uint16        `json:"listen_port"`

@@ -46,17 +46,3 @@ func (d *Daemon) writeInetrc(f *peers.File, self *peers.Peer) error {
 	}
 	return nil
 }
-
-// warnNodesInTUN logs each rule with `nodes:` that admits connections to
-// this host when it runs in TUN mode: the packet filter judges ports only,
-// so there such a rule admits every node on its Erlang ports.
-func warnNodesInTUN(log interface{ Warn(string, ...any) }, f *peers.File, self *peers.Peer) {
-	is := func(target string) bool { return target == self.Name || target == self.Network.Name }
-	for _, r := range f.Rules {
-		if len(r.Nodes) == 0 || !(is(r.To) || r.Both && is(r.From)) {
-			continue
-		}
-		log.Warn("overlay: TUN mode judges ports only; this rule's nodes: list is not enforced on this host",
-			"rule", fmt.Sprintf("%s:%d", r.File, r.Line), "nodes", r.Nodes)
-	}
-}

@@ -38,6 +38,15 @@ const (
 	stClosing                  // TCP: both sides sent FIN
 	stReset                    // TCP: a reset crossed
 	stRevoked                  // a reload no longer allows it
+	stRefused                  // TCP: its first segment was refused; both ends were reset
+)
+
+// What an inbound TCP flow's first segment from the peer must show before
+// anything else of it reaches the kernel.
+const (
+	inspectNone     uint8 = iota
+	inspectEPMD           // one whole EPMD request; PORT_PLEASE2 and NAMES judged by the nodes lists
+	inspectSendName       // one whole send_name naming a node of the source peer
 )
 
 // flow is one tracked connection: a value in the table, so updating it
@@ -57,6 +66,9 @@ type flow struct {
 	haveSeq    bool   // localNext and localAck are known
 	localNext  uint32 // the local side's next sequence number
 	localAck   uint32 // the last acknowledgement the local side sent
+	remoteNext uint32 // inbound: the sequence number the peer's first segment must have
+	inspect    uint8  // inspectNone once the first segment passed
+	node       string // inbound to a distribution port: the node epmd registered it to, if known
 }
 
 // follow moves a tracked flow along with packet p. done is false when p
@@ -64,6 +76,16 @@ type flow struct {
 // judged anew.
 func (f *Filter) follow(fl *flow, p *packet, srcIsA bool, dir direction, now int64) (v verdict, done bool) {
 	fromInit := srcIsA == fl.initIsA
+	if fl.state == stRefused {
+		// Both ends were reset: only the kernel's own resets still pass.
+		if dir == dirOut && p.proto == protoTCP && p.flags&tcpRST != 0 {
+			return pass, true
+		}
+		if p.proto == protoTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN && fromInit {
+			return drop, false // a new connection on the same ports: judged anew
+		}
+		return drop, true
+	}
 	if fl.state == stRevoked {
 		// Let resets through, and the peer's packets to the kernel (which
 		// has no socket for them any more and answers with a reset).

@@ -12,6 +12,18 @@
 //     a port the host exposes. Outbound, a port counts as Erlang when it is
 //     epmd or the peer's epmd gave it in a PORT2_RESP. A refused outbound
 //     SYN is answered at once with a reset, so the local client fails fast.
+//     A refused inbound SYN is answered with a reset too when the peer
+//     reaches this host on some port (peers.File.Reaches), and not at all
+//     when it reaches it on none, as in userspace mode.
+//   - Erlang names, as in userspace mode: a distribution port counts for
+//     the node epmd's PORT2_RESP named, so a rule's `nodes:` list decides
+//     its SYN. The first segment a peer sends on an inbound connection to
+//     an Erlang port is read before the kernel gets it: to epmd across
+//     networks, a PORT_PLEASE2 for a node the rule leaves out, or a NAMES
+//     under a rule with `nodes:`, resets the connection; to a distribution
+//     port, a send_name whose node is not the source peer's does (package
+//     erldist). erl writes each of these whole in one segment, so a first
+//     segment that is not exactly one whole message is reset too.
 //   - UDP: like TCP, without the Erlang ports (epmd and distribution are
 //     TCP): outbound by the port rules, inbound only to exposed ports. Replies
 //     pass while the flow is alive.
@@ -21,14 +33,19 @@
 package packetfilter
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/nodewire/nodewire/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -64,7 +81,14 @@ const (
 	// injectOffset is the headroom of packets the filter writes to the
 	// kernel itself (resets); the TUN device needs room for its virtio header.
 	injectOffset = 16
+	// maxAnswers bounds the resets waiting to go to peers; a SYN flood from
+	// a peer that reaches this host costs at most this many, the rest go
+	// unanswered (the peer retries its SYN, as with a full backlog).
+	maxAnswers = 256
 )
+
+// aLongTimeAgo is a read deadline in the past: it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Filter is a tun.Device: it wraps the kernel TUN device handed to
 // WireGuard. Read (kernel to WireGuard) checks outbound packets, Write
@@ -79,11 +103,27 @@ type Filter struct {
 
 	mu         sync.Mutex // guards everything below; taken once per batch
 	flows      map[flowKey]flow
-	localDist  map[uint16]int64     // dist ports of local nodes → expiry
+	localDist  map[uint16]localNode // dist ports of local nodes
 	remoteDist map[peerPort]int64   // dist ports of peers' nodes → expiry
 	stats      map[string]*counters // per peer name
 	limiter    map[limitKey]*limitState
 	nextSweep  int64
+
+	// answers are packets the filter itself sends to peers (resets of
+	// refused connections), handed to WireGuard by the next Read. wake,
+	// when the device supports read deadlines, interrupts a Read blocked
+	// in the kernel so that they leave at once.
+	answerMu sync.Mutex
+	answers  [][]byte
+	nAnswers atomic.Int32
+	wake     *os.File
+}
+
+// localNode is a distribution port the local epmd handed out: the node it
+// is registered to, and until when the port counts as Erlang.
+type localNode struct {
+	expires int64
+	name    string
 }
 
 type peerPort struct {
@@ -119,21 +159,44 @@ func New(dev tun.Device, cfg Config, snap *Snapshot) *Filter {
 		maxFlows:   cfg.MaxFlows,
 		epoch:      time.Now(),
 		flows:      make(map[flowKey]flow, 1024),
-		localDist:  make(map[uint16]int64),
+		localDist:  make(map[uint16]localNode),
 		remoteDist: make(map[peerPort]int64),
 		stats:      make(map[string]*counters),
 		limiter:    make(map[limitKey]*limitState),
 	}
 	f.snap.Store(snap)
+	// The kernel TUN device is a pollable file: a read deadline interrupts
+	// its Read. Without one, answers wait for the next packet the kernel
+	// sends.
+	if file := dev.File(); file != nil && file.SetReadDeadline(time.Time{}) == nil {
+		f.wake = file
+	}
 	return f
 }
 
 func (f *Filter) now() int64 { return int64(time.Since(f.epoch)) }
 
 // Read reads packets the kernel sends into the overlay and blanks (size 0,
-// which WireGuard skips) those the policy refuses.
+// which WireGuard skips) those the policy refuses. The filter's own answers
+// to peers go first.
 func (f *Filter) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := f.Device.Read(bufs, sizes, offset)
+	var (
+		n   int
+		err error
+	)
+	for {
+		if n = f.takeAnswers(bufs, sizes, offset); n > 0 {
+			return n, nil
+		}
+		n, err = f.Device.Read(bufs, sizes, offset)
+		if n <= 0 && f.wake != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Woken for an answer: clear the deadline before taking the
+			// answers, so one queued after this wakes the next Read.
+			f.wake.SetReadDeadline(time.Time{})
+			continue
+		}
+		break
+	}
 	if n <= 0 {
 		return n, err
 	}
@@ -238,6 +301,15 @@ func (f *Filter) check(snap *Snapshot, b []byte, dir direction, now int64) verdi
 	k, srcIsA := keyOf(p.proto, p.src, p.sport, p.dst, p.dport)
 	if fl, ok := f.flows[k]; ok && fl.expires > now {
 		if v, done := f.follow(&fl, &p, srcIsA, dir, now); done {
+			if v == pass && fl.inspect != inspectNone && dir == dirIn && len(p.payload) > 0 && p.flags&tcpRST == 0 {
+				if why := f.inspect(snap, &fl, &p, remote); why != "" {
+					f.count(remote.Name, dir)
+					f.logDenied(dir, remote.Name, self.Name, &p, why)
+					f.refuseFlow(&fl, &p, now)
+					v = drop
+				}
+				fl.inspect = inspectNone
+			}
 			f.flows[k] = fl
 			if v == pass {
 				f.snoop(&p, dir, remote, now)
@@ -292,8 +364,14 @@ func (f *Filter) open(snap *Snapshot, k flowKey, srcIsA bool, p *packet, dir dir
 			from, to = to, from
 		}
 		f.logDenied(dir, from, to, p, why)
-		if dir == dirOut && p.proto == protoTCP {
+		switch {
+		case p.proto != protoTCP:
+		case dir == dirOut:
 			f.refuse(p)
+		case snap.File.Reaches(remote, self):
+			// The peer may use some port here: a misconfigured client
+			// fails at once. One with no way here learns nothing.
+			f.answerReset(p)
 		}
 		return drop
 	}
@@ -308,8 +386,86 @@ func (f *Filter) open(snap *Snapshot, k flowKey, srcIsA bool, p *packet, dir dir
 	if dir == dirOut && p.proto == protoTCP {
 		fl.localNext, fl.haveSeq = p.seq+segLen(p), true
 	}
+	if dir == dirIn && p.proto == protoTCP {
+		fl.remoteNext = p.seq + 1
+		switch {
+		case p.dport == f.epmdPort && d.Reason == peers.ReasonRule:
+			// Across networks, a rule's nodes list may limit what epmd
+			// tells this peer. Same network: every node.
+			fl.inspect = inspectEPMD
+		case p.dport != f.epmdPort && fl.erlang:
+			fl.inspect, fl.node = inspectSendName, d.Node
+		}
+		if fl.inspect != inspectNone && len(p.payload) > 0 {
+			f.count(remote.Name, dir)
+			f.logDenied(dir, remote.Name, self.Name, p, "data on a SYN to an Erlang port (erl never sends it)")
+			return drop
+		}
+	}
 	f.flows[k] = fl
 	return pass
+}
+
+// inspect judges the first segment the peer sends on an inbound flow to an
+// Erlang port, before the kernel sees it: why is empty when it may pass.
+// erl writes each EPMD request and the send_name message whole, in one
+// segment; anything else is refused.
+func (f *Filter) inspect(snap *Snapshot, fl *flow, p *packet, remote *peers.Peer) (why string) {
+	if p.seq != fl.remoteNext {
+		return "first segment out of order (not at the start of the stream)"
+	}
+	b := p.payload
+	switch fl.inspect {
+	case inspectEPMD:
+		if len(b) < 3 || int(binary.BigEndian.Uint16(b)) != len(b)-2 {
+			return "EPMD request not whole in the first segment"
+		}
+		switch b[2] {
+		case tagPortPlease2Req:
+			d := snap.File.DecideNode(remote, snap.Self, peers.EPMDPort, string(b[3:]))
+			if !d.Allow {
+				return "PORT_PLEASE2 refused: " + d.String()
+			}
+		case tagNamesReq:
+			d := snap.File.Decide(remote, snap.Self, peers.EPMDPort, true)
+			if d.Reason == peers.ReasonRule && len(d.Rule.Nodes) > 0 {
+				return fmt.Sprintf("NAMES refused: rule %s lets this peer see only nodes %v", d.Rule.Pos(), d.Rule.Nodes)
+			}
+		}
+		// Anything else (ALIVE2, KILL, STOP, DUMP) epmd itself refuses
+		// from a non-local address.
+	case inspectSendName:
+		name, n, err := erldist.SplitSendName(b)
+		switch {
+		case errors.Is(err, erldist.ErrSendNameTLS):
+			// inet_tls_dist: no clear-text name; its certificates
+			// identify the node.
+		case err != nil:
+			return "distribution handshake refused: " + err.Error()
+		case n != len(b):
+			return "distribution handshake refused: send_name not alone in the first segment"
+		case !erldist.NameIsPeers(name, remote):
+			return fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (address %v)", name, remote.Name, remote.Address)
+		}
+	}
+	return ""
+}
+
+// refuseFlow resets both ends of inbound flow fl, whose first segment p
+// the filter refused: the local socket (as if the peer reset it, at the
+// sequence number it expects) and the peer's (through WireGuard).
+func (f *Filter) refuseFlow(fl *flow, p *packet, now int64) {
+	fromPeer := packet{src: p.dst, sport: p.dport, dst: p.src, dport: p.sport}
+	buf := make([]byte, injectOffset+40) // refusals only: not the steady state
+	n := tcpReset(buf[injectOffset:], &fromPeer, p.seq, fl.localNext)
+	if _, err := f.Device.Write([][]byte{buf[:injectOffset+n]}, injectOffset); err != nil {
+		f.log.Debug("packetfilter: could not write a reset to the kernel", "err", err)
+	}
+	if fl.haveSeq {
+		b := make([]byte, 40)
+		f.answer(b[:tcpReset(b, p, fl.localNext, p.seq+segLen(p))])
+	}
+	fl.state, fl.expires, fl.inspect = stRefused, now+int64(resetTTL), inspectNone
 }
 
 // decide is the policy for a new flow between this host and remote; why is
@@ -328,15 +484,20 @@ func (f *Filter) decide(snap *Snapshot, remote *peers.Peer, dir direction, proto
 		}
 		return d, ""
 	}
-	erlang := false
+	erlang, node := false, ""
 	if proto == protoTCP {
 		if dir == dirOut {
 			erlang = f.remoteDist[peerPort{remote.Address, port}] > now
-		} else {
-			erlang = f.localDist[port] > now
+		} else if ln := f.localDist[port]; ln.expires > now {
+			erlang, node = true, ln.name
 		}
 	}
 	d := file.Decide(from, to, port, erlang)
+	if dir == dirIn && erlang && !(d.Allow && exposes(self, port)) {
+		// A node's port: the rule must name the node epmd registered it
+		// to, as in userspace mode.
+		d = file.DecideNode(from, to, port, node)
+	}
 	if !d.Allow {
 		return d, d.String()
 	}
@@ -367,7 +528,12 @@ func (f *Filter) snoop(p *packet, dir direction, remote *peers.Peer, now int64) 
 		return
 	}
 	if dir == dirOut {
-		f.localDist[port] = now + int64(learnedTTL)
+		ln := f.localDist[port]
+		if name := port2RespName(p.payload); ln.name != string(name) {
+			ln.name = string(name)
+		}
+		ln.expires = now + int64(learnedTTL)
+		f.localDist[port] = ln
 		return
 	}
 	pp := peerPort{remote.Address, port}
@@ -383,6 +549,46 @@ func (f *Filter) refuse(p *packet) {
 	if _, err := f.Device.Write([][]byte{buf[:injectOffset+n]}, injectOffset); err != nil {
 		f.log.Debug("packetfilter: could not write a reset to the kernel", "err", err)
 	}
+}
+
+// answerReset sends the peer a reset for its refused SYN p, as a kernel
+// with no listener would: the dialling socket gets ECONNREFUSED at once.
+func (f *Filter) answerReset(p *packet) {
+	b := make([]byte, 40) // refusals only: not the steady state
+	f.answer(b[:tcpReset(b, p, 0, p.seq+segLen(p))])
+}
+
+// answer queues pkt for WireGuard to carry to its peer, and wakes the
+// reader. Beyond maxAnswers waiting, pkt is dropped.
+func (f *Filter) answer(pkt []byte) {
+	f.answerMu.Lock()
+	if len(f.answers) >= maxAnswers {
+		f.answerMu.Unlock()
+		return
+	}
+	f.answers = append(f.answers, pkt)
+	f.nAnswers.Add(1)
+	f.answerMu.Unlock()
+	if f.wake != nil {
+		f.wake.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// takeAnswers moves queued answers into bufs and returns how many.
+func (f *Filter) takeAnswers(bufs [][]byte, sizes []int, offset int) int {
+	if f.nAnswers.Load() == 0 {
+		return 0
+	}
+	f.answerMu.Lock()
+	defer f.answerMu.Unlock()
+	n := 0
+	for n < len(bufs) && n < len(f.answers) {
+		sizes[n] = copy(bufs[n][offset:], f.answers[n])
+		n++
+	}
+	f.answers = append(f.answers[:0], f.answers[n:]...)
+	f.nAnswers.Add(-int32(n))
+	return n
 }
 
 func (f *Filter) count(peer string, dir direction) {
@@ -412,8 +618,8 @@ func (f *Filter) sweep(now int64) {
 			delete(f.flows, k)
 		}
 	}
-	for p, exp := range f.localDist {
-		if exp <= now {
+	for p, ln := range f.localDist {
+		if ln.expires <= now {
 			delete(f.localDist, p)
 		}
 	}
@@ -480,6 +686,9 @@ func (f *Filter) decideAgain(snap *Snapshot, remote *peers.Peer, dir direction, 
 		port = peers.EPMDPort
 	}
 	d := snap.File.Decide(from, to, port, fl.erlang)
+	if dir == dirIn && fl.erlang && port != peers.EPMDPort && !(d.Allow && exposes(snap.Self, port)) {
+		d = snap.File.DecideNode(from, to, port, fl.node)
+	}
 	if !d.Allow {
 		return d.String()
 	}

@@ -36,7 +36,7 @@ func cmdStatus(e *env, args []string) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parseDaemonFlags(e, fs, args, "usage: overlayctl status [--control SOCKET] [--json]\n\nShows this host, then each peer: endpoint, last handshake, bytes each way,\nopen connections and denials.\n"); done {
+	if code, done := parseDaemonFlags(e, fs, args, "usage: overlayctl status [--control SOCKET] [--json]\n\nShows this host (with its mode: userspace or tun), then each peer: endpoint,\nlast handshake, bytes each way, open connections and denials.\n"); done {
 		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
@@ -83,8 +83,12 @@ func parseDaemonFlags(e *env, fs *flag.FlagSet, args []string, usage string) (co
 
 // writeStatus renders a status for people: the host on top, a table of peers.
 func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
-	fmt.Fprintf(w, "%s (network %s)  address %s  face %s  udp %d  wg interface %s\n",
-		st.Self, st.Network, st.Address, st.Face, st.ListenPort, st.Interface)
+	mode := ""
+	if st.Mode != "" { // a daemon from before status had the mode leaves it out
+		mode = ", " + st.Mode + " mode"
+	}
+	fmt.Fprintf(w, "%s (network %s%s)  address %s  face %s  udp %d  wg interface %s\n",
+		st.Self, st.Network, mode, st.Address, st.Face, st.ListenPort, st.Interface)
 	fmt.Fprintf(w, "peer file %s, loaded %s ago, %d reloads", st.PeerFile, ago(now, st.LoadedAt), st.Reloads)
 	if st.ReloadErr != "" {
 		fmt.Fprintf(w, "; LAST RELOAD REJECTED: %s", st.ReloadErr)

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodewire/nodewire/overlay"
+)
+
+// fakeDaemon answers every control request on a unix socket with st, as
+// overlayd does: one JSON line in, one JSON line out.
+func fakeDaemon(t *testing.T, st overlay.Status) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+				json.NewEncoder(c).Encode(map[string]any{"ok": true, "status": st})
+			}
+			c.Close()
+		}
+	}()
+	return path
+}
+
+func TestStatusShowsMode(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		header string // the first line, exactly
+	}{
+		{"userspace", "pay-1 (network payments, userspace mode)  address 10.77.1.1  face 127.77.1.1  udp 51820  wg interface nw-pay-1"},
+		{"tun", "pay-1 (network payments, tun mode)  address 10.77.1.1  face 127.77.1.1  udp 51820  wg interface nw-pay-1"},
+		{"", "pay-1 (network payments)  address 10.77.1.1  face 127.77.1.1  udp 51820  wg interface nw-pay-1"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			st := overlay.Status{
+				Self: "pay-1", Network: "payments", Mode: tc.mode, Address: "10.77.1.1", Face: "127.77.1.1",
+				ListenPort: 51820, Interface: "nw-pay-1", PeerFile: "peers.yaml", LoadedAt: time.Now(),
+				Peers: []overlay.PeerStatus{{Name: "pay-2", Network: "payments", Address: "10.77.1.2", Face: "127.77.1.2"}},
+			}
+			ctl := fakeDaemon(t, st)
+
+			r := runCmd("", "status", "--control", ctl)
+			if r.code != exitOK || r.stderr != "" {
+				t.Fatalf("status: code %d, stderr %q", r.code, r.stderr)
+			}
+			if first, _, _ := strings.Cut(r.stdout, "\n"); first != tc.header {
+				t.Errorf("status header\n got %q\nwant %q", first, tc.header)
+			}
+
+			r = runCmd("", "status", "--control", ctl, "--json")
+			if r.code != exitOK || r.stderr != "" {
+				t.Fatalf("status --json: code %d, stderr %q", r.code, r.stderr)
+			}
+			var got map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+				t.Fatalf("status --json is not JSON: %v\n%s", err, r.stdout)
+			}
+			if got["mode"] != tc.mode {
+				t.Errorf("status --json mode = %v, want %q", got["mode"], tc.mode)
+			}
+		})
+	}
+}
