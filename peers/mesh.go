@@ -1,10 +1,12 @@
 package peers
 
 // Erlang's `global` (OTP 25+, prevent_overlapping_partitions) expects every
-// node it hears of to be reachable: when A and B are connected, and B and C,
-// A tries C; if that fails, global disconnects A and B, and B and C, to keep
-// partitions from overlapping. A policy that is not transitive breaks
-// clusters that way, so the tools warn about it.
+// node it hears of to be reachable: once B is connected to A and to C, global
+// on A tries C and global on C tries A; each failure is reported to B, which
+// has the other side disconnect, to keep partitions from overlapping. B loses
+// A or C, or both: whichever report arrives first decides, and every
+// reconnection starts it over (e2e TestPartialMesh). A policy that is not
+// transitive breaks clusters that way, so the tools warn about it.
 
 // Gap is a hole in the Erlang mesh: A and B reach each other, and B and C,
 // but A and C do not. Each is a network name, or a peer name for a peer

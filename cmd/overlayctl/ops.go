@@ -43,17 +43,19 @@ func writeMeshWarnings(w io.Writer, path string, f *peers.File) {
 	if len(gaps) > maxGapsShown {
 		fmt.Fprintf(w, "  ... and %d more\n", len(gaps)-maxGapsShown)
 	}
-	fmt.Fprintf(w, `  Erlang's global (OTP 25+, prevent_overlapping_partitions) connects every node
-  to every node it hears of. When a node of %s connects to one of %s and then
-  cannot reach %s, global tears down connections to prevent overlapping
-  partitions: the nodes that could talk lose each other too.
+	fmt.Fprintf(w, `  Erlang's global (OTP 25+, prevent_overlapping_partitions) meshes the nodes it
+  hears of. Once a node of %s is connected to nodes of both %s and %s, global
+  on each of those two tries the other, is refused, and reports it; the node
+  of %s then has one of them disconnect, sometimes both, to prevent
+  overlapping partitions. Which one is a race, and every reconnection starts
+  it over: nodes that may talk lose each other.
   Fix one of:
-    - start the nodes with -kernel connect_all false (no automatic mesh;
-      global then only sees the nodes each one connects to itself), or
-    - start the bridging nodes (%s) with -hidden, so their connections do not
-      join the others into one cluster, or
+    - start the nodes with -kernel connect_all false (global then hears of no
+      node and disconnects none), or
+    - start the bridging nodes (%s) with -hidden (global ignores hidden
+      connections), or
     - allow the missing connections (overlayctl allow ...).
-`, gaps[0].A, gaps[0].B, gaps[0].C, strings.Join(order, ", "))
+`, gaps[0].B, gaps[0].A, gaps[0].C, gaps[0].B, strings.Join(order, ", "))
 }
 
 // cmdExplainLive is `explain --control SOCKET FROM TO [PORT]`: the running
