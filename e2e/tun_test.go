@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -190,6 +191,7 @@ func TestTUNOverlay(t *testing.T) {
 		call(t, mon1, pay1)
 	})
 
+	suite := t
 	t.Run("a standard WireGuard peer (wg-quick) reaches Erlang on TUN and userspace hosts, as the policy allows", func(t *testing.T) {
 		conf := filepath.Join(laptop.Dir, "nwlap.conf")
 		out, err := o.Run("wg-config", "--file", o.File, "--private-key", laptop.KeyFile, "laptop")
@@ -202,7 +204,12 @@ func TestTUNOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatalf("wg-quick up: %v\n%s", err, log)
 		}
-		t.Cleanup(func() { _, _ = laptop.Exec(ctxFor(t, 30*time.Second), "wg-quick", "down", conf) })
+		// Down at the end of the suite: a later subtest pings from the laptop.
+		suite.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = laptop.Exec(ctx, "wg-quick", "down", conf)
+		})
 		t.Logf("wg-quick up:\n%s", log)
 		laptopRC := filepath.Join(laptop.Dir, "inetrc")
 		_, err = o.Run("erl-inetrc", "--file", o.File, "--self", "laptop", "--out", laptopRC)
@@ -270,8 +277,9 @@ func TestTUNOverlay(t *testing.T) {
 	})
 
 	t.Run("ping: with no rule, the userspace host ignores the laptop's ping and logs it", func(t *testing.T) {
-		// The laptop's configuration still has pay-2 (it enforces nothing);
-		// the rule that let monitoring reach payments is gone.
+		// The laptop's tunnel (up since its subtest) still has pay-2 (it
+		// enforces nothing); the rule that let monitoring reach payments is
+		// gone.
 		if ok, out := systemPing(t, laptop, "10.77.1.2"); ok {
 			t.Fatalf("laptop pings pay-2 with no rule: answered\n%s", out)
 		}
