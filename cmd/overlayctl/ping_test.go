@@ -9,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/overlay"
 )
 
 // fakeControl serves overlayd's control protocol on a unix socket: each
@@ -93,5 +97,20 @@ func TestPing(t *testing.T) {
 		if r := runCmd("", args...); r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%q: code %d, stderr %q, want a one-line usage error", args, r.code, r.stderr)
 		}
+	}
+}
+
+// A refused ping shows in status as a ping, not as port 0.
+func TestStatusShowsRefusedPing(t *testing.T) {
+	now := time.Now()
+	st := &overlay.Status{Peers: []overlay.PeerStatus{{Name: "pay-1", LastRefusal: &netstack.Refusal{
+		At: now, Dir: "in", From: "pay-1", To: "mon-1", Proto: "icmp",
+		Decision: "deny default (no rule allows payments -> monitoring on any port, which ping needs)",
+	}}}}
+	var b strings.Builder
+	writeStatusDetails(&b, st, now)
+	want := "pay-1: last refused 0s ago: in pay-1 -> mon-1 ping: deny default (no rule allows payments -> monitoring on any port, which ping needs)"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("status details:\n%s\nwant a line %q", b.String(), want)
 	}
 }
