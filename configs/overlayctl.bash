@@ -37,7 +37,7 @@ _overlayctl() {
     --network | -network | --from | -from | --to | -to | --between | -between | \
       --name | -name | --prefix | -prefix | --faces | -faces | --port | -port | --ports | -ports | \
       --public-key | -public-key | --address | -address | --endpoint | -endpoint | \
-      --keepalive | -keepalive | --node | -node)
+      --keepalive | -keepalive | --node | -node | -c | --c | -i | --i | --timeout | -timeout)
       return ;;
     --self | -self)
       COMPREPLY=($(compgen -W "$(_overlayctl_peers)" -- "$cur"))

@@ -13,6 +13,7 @@ command -v wg    >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v nft   >/dev/null 2>&1 || need+=(nftables)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v ping  >/dev/null 2>&1 || need+=(iputils-ping)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

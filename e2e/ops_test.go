@@ -201,6 +201,27 @@ func TestOps(t *testing.T) {
 		}
 	})
 
+	t.Run("overlayctl ping between userspace hosts, as the policy allows", func(t *testing.T) {
+		for _, tc := range []struct {
+			from *cluster.OverlayHost
+			to   string
+		}{{pay1, "pay-2"}, {mon1, "pay-1"}} {
+			out, err := o.Run("ping", "--control", tc.from.Control, "-c", "3", "-i", "200ms", tc.to)
+			must(t, err)
+			t.Logf("overlayctl ping %s on %s:\n%s", tc.to, tc.from.Peer, out)
+			for _, want := range []string{"PING " + tc.to + " (", "from " + tc.from.Peer + " (", "icmp_seq=1 time=", "icmp_seq=3 time=", "3 packets transmitted, 3 received, 0% packet loss"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%s -> %s: output lacks %q", tc.from.Peer, tc.to, want)
+				}
+			}
+		}
+		// payments may not reach monitoring: one line, with the decision.
+		_, err := o.Run("ping", "--control", pay1.Control, "-c", "1", "mon-1")
+		if want := "pay-1 may not ping mon-1: deny default (no rule allows payments -> monitoring on any port, which ping needs)"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("overlayctl ping mon-1 on pay-1: %v, want %q", err, want)
+		}
+	})
+
 	t.Run("rotate-key under a live stream: no nodedown", func(t *testing.T) {
 		downs := map[string]int{}
 		for _, h := range []*cluster.OverlayHost{pay1, pay2} {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -131,6 +132,41 @@ func TestTUNOverlay(t *testing.T) {
 		call(t, mon1, pay2)
 	})
 
+	// systemPing runs the system's ping once from h to addr and reports
+	// whether a reply came (-W bounds the wait).
+	systemPing := func(t *testing.T, h *cluster.OverlayHost, addr string) (bool, string) {
+		t.Helper()
+		out, err := h.Exec(ctxFor(t, 10*time.Second), "ping", "-n", "-c", "1", "-W", "2", addr)
+		return err == nil && strings.Contains(string(out), "1 received"), string(out)
+	}
+
+	t.Run("ping: the userspace host answers where the policy allows; overlayctl ping says why not", func(t *testing.T) {
+		// pay-1 (TUN) and pay-2 (userspace) share a network: the system's
+		// ping on pay-1 gets pay-2's stack to answer.
+		if ok, out := systemPing(t, pay1, "10.77.1.2"); !ok {
+			t.Fatalf("pay-1 pings pay-2 (same network): no reply\n%s", out)
+		}
+		// pay-2's daemon pings the TUN host.
+		out, err := o.Run("ping", "--control", pay2.Control, "-c", "2", "-i", "200ms", "pay-1")
+		must(t, err)
+		t.Logf("overlayctl ping pay-1 on pay-2:\n%s", out)
+		for _, want := range []string{"PING pay-1 (10.77.1.1) from pay-2 (10.77.1.2)", "icmp_seq=1 time=", "icmp_seq=2 time=", "2 packets transmitted, 2 received"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("overlayctl ping output lacks %q", want)
+			}
+		}
+		// payments may not reach monitoring: refused with the decision.
+		_, err = o.Run("ping", "--control", pay2.Control, "-c", "1", "mon-1")
+		if want := "pay-2 may not ping mon-1: deny default (no rule allows payments -> monitoring on every port, which ping with a TUN host needs)"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("overlayctl ping mon-1 on pay-2: %v, want %q", err, want)
+		}
+		// A TUN daemon has no stack to ping from.
+		_, err = o.Run("ping", "--control", pay1.Control, "pay-2")
+		if want := "this daemon runs in TUN mode: ping 10.77.1.2 (pay-2) with the system ping"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("overlayctl ping on the TUN host: %v, want %q", err, want)
+		}
+	})
+
 	t.Run("payments may not call monitoring: refused at once, logged with the decision", func(t *testing.T) {
 		for _, from := range []*cluster.OverlayHost{pay1, pay2} {
 			eval(t, from.Node, fmt.Sprintf("erlang:disconnect_node(%s)", atom(mon1)))
@@ -195,7 +231,11 @@ func TestTUNOverlay(t *testing.T) {
 		}
 		// Up until the suite ends: a later subtest sends from the laptop
 		// once the policy no longer lets monitoring reach payments.
-		suite.Cleanup(func() { _, _ = laptop.Exec(ctxFor(suite, 30*time.Second), "wg-quick", "down", conf) })
+		suite.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = laptop.Exec(ctx, "wg-quick", "down", conf)
+		})
 		t.Logf("wg-quick up:\n%s", log)
 		laptopRC := filepath.Join(laptop.Dir, "inetrc")
 		_, err = o.Run("erl-inetrc", "--file", o.File, "--self", "laptop", "--out", laptopRC)
@@ -205,6 +245,11 @@ func TestTUNOverlay(t *testing.T) {
 		call(t, laptop, pay1) // TUN host, by the rule
 		call(t, laptop, pay2) // userspace host, by the rule
 		call(t, laptop, mon1) // same network
+		// monitoring reaches payments (on Erlang's ports): the userspace
+		// host answers the laptop's ping.
+		if ok, out := systemPing(t, laptop, "10.77.1.2"); !ok {
+			t.Fatalf("laptop pings pay-2 (a rule lets monitoring reach payments): no reply\n%s", out)
+		}
 		// pay-1 may not open anything to monitoring: its filter refuses
 		// (once the connection the laptop opened is gone).
 		eval(t, pay1.Node, fmt.Sprintf("erlang:disconnect_node(%s)", atom(laptop)))
@@ -339,6 +384,30 @@ func TestTUNOverlay(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatalf("pay-1 did not log the laptop's refused SYN:\n%s", pay1.Daemon.Tail(20))
+		}
+	})
+
+	t.Run("ping: with no rule, the userspace host ignores the laptop's ping and logs it", func(t *testing.T) {
+		// The laptop's tunnel (up since its subtest) still has pay-2 (it
+		// enforces nothing); the rule that let monitoring reach payments is
+		// gone.
+		if ok, out := systemPing(t, laptop, "10.77.1.2"); ok {
+			t.Fatalf("laptop pings pay-2 with no rule: answered\n%s", out)
+		}
+		err := cluster.Poll(ctxFor(t, 10*time.Second), 50*time.Millisecond, func() (bool, error) {
+			for _, l := range strings.Split(pay2.Daemon.Log(), "\n") {
+				if strings.Contains(l, `msg="netstack: refused" dir=in from=laptop to=pay-2 proto=icmp decision="deny default (no rule allows monitoring -> payments on any port, which ping needs)"`) {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("pay-2's log does not record the refused ping:\n%s", pay2.Daemon.Tail(20))
+		}
+		// Within payments, ping still works.
+		if ok, out := systemPing(t, pay1, "10.77.1.2"); !ok {
+			t.Fatalf("pay-1 pings pay-2 (same network): no reply\n%s", out)
 		}
 	})
 

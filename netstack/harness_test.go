@@ -54,6 +54,7 @@ type world struct {
 // fileOpts varies a peer file between tests.
 type fileOpts struct {
 	rulePorts string // ports of the monitoring -> payments rule; "" for no rule
+	backPorts string // ports of a payments -> monitoring rule; "" for no rule
 	noPay     bool   // leave pay-1 out
 }
 
@@ -63,8 +64,14 @@ func (w *world) file(t testing.TB, faces string, o fileOpts) *peers.File {
 	var b strings.Builder
 	fmt.Fprintf(&b, "overlay:\n  prefix: 10.77.0.0/16\n  faces: %s\n  port: 51820\n", faces)
 	b.WriteString("networks:\n  payments: {prefix: 10.77.1.0/24}\n  monitoring: {prefix: 10.77.2.0/24}\n")
+	if o.rulePorts != "" || o.backPorts != "" {
+		b.WriteString("interconnect:\n")
+	}
 	if o.rulePorts != "" {
-		fmt.Fprintf(&b, "interconnect:\n  - from: monitoring\n    to: payments\n    ports: %s\n", o.rulePorts)
+		fmt.Fprintf(&b, "  - from: monitoring\n    to: payments\n    ports: %s\n", o.rulePorts)
+	}
+	if o.backPorts != "" {
+		fmt.Fprintf(&b, "  - from: payments\n    to: monitoring\n    ports: %s\n", o.backPorts)
 	}
 	b.WriteString("peers:\n")
 	if !o.noPay {

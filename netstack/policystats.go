@@ -48,6 +48,7 @@ type Refusal struct {
 	From     string    `json:"from"`
 	To       string    `json:"to"`
 	Port     uint16    `json:"port"`
+	Proto    string    `json:"proto,omitempty"` // "icmp" for a ping (Port then 0); "" for TCP
 	Decision string    `json:"decision"`
 }
 
@@ -145,6 +146,18 @@ func (s *Stack) refuse(dir direction, peer, from, to string, port uint16, reason
 	}
 	s.stats.policy.refused(peer, Refusal{At: time.Now(), Dir: dir.String(), From: from, To: to, Port: port, Decision: why})
 	s.logDenied(dir, from, to, port, why)
+}
+
+// refusePing is refuse for an ICMP echo request from peer (or the source
+// address of an unknown source) to this host. It is logged with
+// proto=icmp instead of a port.
+func (s *Stack) refusePing(peer, from, to, reason, why string) {
+	if reason != "" {
+		s.stats.policy.decision(decisionKey{peer: peer, dir: dirIn.String(), verdict: "deny", reason: reason})
+	}
+	s.stats.policy.refused(peer, Refusal{At: time.Now(), Dir: dirIn.String(), From: from, To: to, Proto: "icmp", Decision: why})
+	s.logRefusal(limitKey{who: from + ">" + to, dir: dirIn, why: "icmp " + why},
+		"dir", dirIn.String(), "from", from, "to", to, "proto", "icmp", "decision", why)
 }
 
 // countEPMD records one EPMD request and what became of it.

@@ -24,6 +24,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
@@ -137,6 +138,7 @@ func New(cfg Config, snap *Snapshot) (*Stack, error) {
 		cancel:   cancel,
 	}
 	s.snap.Store(snap)
+	s.tun.admit = s.admit
 	s.faces = newFaceSet(s)
 	s.local = newLocalPorts(s.queryLocalNames)
 	ip, err := newIPStack(s.tun, snap.Self.Address, snap.File.Overlay.Prefix)
@@ -167,8 +169,10 @@ func checkSnapshot(snap *Snapshot) error {
 // self address and the overlay route, tuned for bulk TCP.
 func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, error) {
 	ip := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+		NetworkProtocols: []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		// ICMP for Ping's endpoints; echo requests are answered by ipv4
+		// itself, behind the inbound filter (admit.go).
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4},
 	})
 	fail := func(what string, terr tcpip.Error) (*stack.Stack, error) {
 		ip.Close()

@@ -228,16 +228,22 @@ func (l *logLimiter) evict(now time.Time) {
 // Beyond that, at most pairBudget lines per interval pass for one pair and
 // direction, so a scan of every port logs a few lines, not one per port.
 func (s *Stack) logDenied(dir direction, from, to string, port uint16, why string) {
+	s.logRefusal(limitKey{who: from + ">" + to, port: port, dir: dir, why: why},
+		"dir", dir.String(), "from", from, "to", to, "port", port, "decision", why)
+}
+
+// logRefusal logs one refusal described by attrs, under logDenied's limits:
+// once per k each interval, and pairBudget lines per pair and direction.
+func (s *Stack) logRefusal(k limitKey, attrs ...any) {
 	now := time.Now()
-	ok, held := s.limiter.allow(limitKey{who: from + ">" + to, port: port, dir: dir, why: why}, now)
+	ok, held := s.limiter.allow(k, now)
 	if !ok {
 		return
 	}
-	ok, held = s.limiter.spend(limitKey{who: from + ">" + to, dir: dir}, held, now)
+	ok, held = s.limiter.spend(limitKey{who: k.who, dir: k.dir}, held, now)
 	if !ok {
 		return
 	}
-	attrs := []any{"dir", dir.String(), "from", from, "to", to, "port", port, "decision", why}
 	if held > 0 {
 		attrs = append(attrs, "suppressed", held)
 	}

@@ -29,7 +29,8 @@ const tunBatch = 64
 // stack, and packets the stack sends are read by WireGuard to encrypt.
 type TUN struct {
 	link   *link
-	seg    *segmenter // used by Read only: wireguard-go has one reader
+	seg    *segmenter            // used by Read only: wireguard-go has one reader
+	admit  func(pkt []byte) bool // inbound filter (Stack.admit); nil admits all
 	mtu    int
 	events chan tun.Event
 
@@ -144,7 +145,8 @@ func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
 }
 
 // Write implements tun.Device: each batch is coalesced (GRO) and handed to
-// the stack, which copies the packets into its own pooled buffers.
+// the stack, which copies the packets into its own pooled buffers. What the
+// inbound filter refuses (Stack.admit) never reaches the stack.
 func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 	if t.closed.Load() {
 		return 0, os.ErrClosed
@@ -156,7 +158,7 @@ func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 	defer t.link.release(g)
 	for i, b := range bufs {
 		pkt := b[offset:]
-		if len(pkt) == 0 {
+		if len(pkt) == 0 || t.admit != nil && !t.admit(pkt) {
 			continue
 		}
 		var proto = header.IPv4ProtocolNumber

@@ -20,11 +20,14 @@ import (
 // whoever can reload the daemon can change who reaches this host.
 
 type controlRequest struct {
-	Op string `json:"op"` // "reload", "status" or "explain"
+	Op string `json:"op"` // "reload", "status", "explain" or "ping"
 
 	From string `json:"from,omitempty"` // explain
-	To   string `json:"to,omitempty"`
+	To   string `json:"to,omitempty"`   // explain, ping
 	Port uint16 `json:"port,omitempty"`
+
+	Seq     uint16        `json:"seq,omitempty"` // ping
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
 }
 
 type controlResponse struct {
@@ -32,6 +35,7 @@ type controlResponse struct {
 	Error   string       `json:"error,omitempty"`
 	Status  *Status      `json:"status,omitempty"`
 	Explain *Explanation `json:"explain,omitempty"`
+	Ping    *PingReply   `json:"ping,omitempty"`
 }
 
 // DefaultControlPath is where overlayd listens and overlayctl dials when no
@@ -120,6 +124,13 @@ func (d *Daemon) handleControl(c net.Conn) {
 		} else {
 			resp.OK, resp.Explain = true, ex
 		}
+	case req.Op == "ping":
+		r, err := d.Ping(context.Background(), req.To, req.Seq, req.Timeout)
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
+			resp.OK, resp.Ping = true, r
+		}
 	default:
 		resp.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -195,4 +206,18 @@ func (cc ControlClient) Explain(ctx context.Context, from, to string, port uint1
 		return nil, errors.New("overlayd explain: empty reply")
 	}
 	return resp.Explain, nil
+}
+
+// Ping asks the daemon to send one echo request to peer to and wait up to
+// timeout (0: DefaultPingTimeout) for the reply. A reply that does not
+// come is no error: the PingReply says Replied false.
+func (cc ControlClient) Ping(ctx context.Context, to string, seq uint16, timeout time.Duration) (*PingReply, error) {
+	resp, err := cc.do(ctx, controlRequest{Op: "ping", To: to, Seq: seq, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Ping == nil {
+		return nil, errors.New("overlayd ping: empty reply")
+	}
+	return resp.Ping, nil
 }

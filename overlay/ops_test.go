@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nodewire/nodewire/peers"
 )
@@ -107,6 +108,39 @@ func TestDaemonOps(t *testing.T) {
 		}
 		if _, err := cc.Explain(ctx, "a", "lab", 0); err == nil || !strings.Contains(err.Error(), "lab is a network") {
 			t.Errorf("explain a lab: %v", err)
+		}
+	})
+
+	t.Run("ping", func(t *testing.T) {
+		// a's endpoint has no WireGuard behind it: the echo goes out and
+		// nothing answers.
+		r, err := cc.Ping(ctx, "a", 1, 200*time.Millisecond)
+		if err != nil || r.Replied || r.Peer != "a" || r.Address != "10.91.1.1" || r.From != "b" || r.Seq != 1 {
+			t.Errorf("ping a (no answer): %+v, %v", r, err)
+		}
+		for _, tc := range []struct{ to, err string }{
+			{"b", "overlayd ping: b is this host"},
+			{"lab", "overlayd ping: no peer lab in " + cfg.PeerFile + " (lab is a network; ping takes a peer)"},
+			{"c", "overlayd ping: b may not ping c: deny default (no rule allows lab -> ops on any port, which ping needs)"},
+		} {
+			if tc.to == "c" {
+				c := newTestHost(t)
+				other := strings.Replace(good, "  lab: {prefix: 10.91.1.0/24}\n", "  lab: {prefix: 10.91.1.0/24}\n  ops: {prefix: 10.91.2.0/24}\n", 1) +
+					"  c: {network: ops, public_key: " + c.pub + ", address: 10.91.2.1}\n"
+				os.WriteFile(cfg.PeerFile, []byte(other), 0o644)
+				if err := cc.Reload(ctx); err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					os.WriteFile(cfg.PeerFile, []byte(good), 0o644)
+					if err := cc.Reload(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}()
+			}
+			if r, err := cc.Ping(ctx, tc.to, 1, 0); err == nil || err.Error() != tc.err {
+				t.Errorf("ping %s: %+v, %v\nwant error %q", tc.to, r, err, tc.err)
+			}
 		}
 	})
 

@@ -119,6 +119,7 @@ type Decision struct {
 	Port   uint16 // the destination port asked about
 	Node   string // the Erlang node asked for, when known (DecideNode)
 	Rule   *Rule  // the deciding rule when Reason is ReasonRule or ReasonNode
+	Ping   bool   // an ICMP echo (DecidePing), not a connection to Port
 	From   *Peer  // who opens the connection
 	To     *Peer  // whom it is opened to
 }

@@ -24,6 +24,7 @@ type policy struct {
 // in O(log n): the port space is cut into intervals, each labelled with the
 // first rule whose ports cover it.
 type ruleIndex struct {
+	any    *Rule    // the edge's first rule in file order, whatever its ports
 	erlang *Rule    // first rule with `erlang` (or every port): it allows any Erlang port
 	starts []uint16 // starts[i] is the first port of interval i; starts[0] is 0
 	first  []*Rule  // first[i] is the first rule covering interval i, or nil
@@ -65,7 +66,7 @@ func buildPolicy(f *File) policy {
 
 // newRuleIndex indexes rules, which are in file order.
 func newRuleIndex(rules []*Rule) *ruleIndex {
-	ix := &ruleIndex{}
+	ix := &ruleIndex{any: rules[0]}
 	// Cut the port space at every range boundary.
 	cuts := []int{0}
 	for _, r := range rules {
@@ -205,6 +206,45 @@ func (f *File) Reaches(from, to *Peer) bool {
 	return false
 }
 
+// DecidePing is the policy on ICMP echo (ping) from from to to. A
+// userspace host answers a peer that reaches it on some port (Reaches), so
+// that ping shows whether the path and the policy's first step are there;
+// so does a standard WireGuard peer, whose configuration holds every host
+// that reaches it. A TUN host's packet filter passes echo, either way, only
+// where every port is allowed (same network, or a rule without ports). Rule
+// is the first rule, in file order, that decides it.
+func (f *File) DecidePing(from, to *Peer) Decision {
+	if from != nil && from.Mode == ModeTUN || to != nil && to.Mode == ModeTUN {
+		d := f.Decide(from, to, 0, false)
+		d.Ping = true
+		return d
+	}
+	d := Decision{From: from, To: to, Ping: true}
+	if !f.owns(from) || !f.owns(to) {
+		return d
+	}
+	if from == to {
+		d.Allow, d.Reason = true, ReasonSelf
+		return d
+	}
+	if from.Network == to.Network {
+		d.Allow, d.Reason = true, ReasonSameNetwork
+		return d
+	}
+	pol := &f.policy
+	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
+	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
+	for _, e := range [][2]int32{{fn, tn}, {fp, tn}, {fn, tp}, {fp, tp}} {
+		if ix := pol.edges[edgeKey(e[0], e[1])]; ix != nil && (d.Rule == nil || ix.any.Index < d.Rule.Index) {
+			d.Rule = ix.any
+		}
+	}
+	if d.Rule != nil {
+		d.Allow, d.Reason = true, ReasonRule
+	}
+	return d
+}
+
 // first returns the earlier of best and the first rule from src to dst
 // that allows port.
 func (pol *policy) first(src, dst int32, best *Rule, port uint16, erlang bool) *Rule {
@@ -289,6 +329,12 @@ func (d Decision) why() string {
 }
 
 func (d Decision) port() string {
+	if d.Ping {
+		if d.From != nil && d.From.Mode == ModeTUN || d.To != nil && d.To.Mode == ModeTUN {
+			return "on every port, which ping with a TUN host needs"
+		}
+		return "on any port, which ping needs"
+	}
 	s := "port " + strconv.Itoa(int(d.Port))
 	if d.Erlang && d.Port != EPMDPort {
 		s += " (erlang)"

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -343,5 +344,45 @@ func TestReaches(t *testing.T) {
 	}
 	if f.Reaches(nil, f.Peer("a-1")) {
 		t.Error("a foreign peer reaches a-1")
+	}
+}
+
+func TestDecidePing(t *testing.T) {
+	// d-1 runs in TUN mode: its packet filter passes echo, either way, only
+	// where every port is allowed.
+	f := mustParse(t, strings.Replace(policyFile, "address: 10.77.4.1}", "address: 10.77.4.1, mode: tun}", 1))
+	for _, tc := range []struct{ from, to, want string }{
+		{"a-1", "a-1", "allow self a-1"},
+		{"a-1", "a-2", "allow same network a"},
+		// The first rule that lets from reach to at all, whatever its ports.
+		{"a-2", "b-1", "allow rule peers.yaml:9 (a -> b ports [erlang])"},
+		{"a-1", "c-1", "allow rule peers.yaml:12 (a-1 -> c ports [22])"},
+		{"c-1", "b-2", "allow rule peers.yaml:11 (b <-> c ports all)"},
+		{"b-1", "a-1", "deny default (no rule allows b -> a on any port, which ping needs)"},
+		// With the TUN host: a rule with ports is not enough, either way.
+		{"d-1", "a-2", "allow rule peers.yaml:14 (d-1 -> a-2 ports all)"},
+		{"d-1", "b-2", "deny default (no rule allows d -> b on every port, which ping with a TUN host needs)"},
+		{"c-1", "d-1", "deny default (no rule allows c -> d on every port, which ping with a TUN host needs)"},
+		{"a-1", "d-1", "deny default (no rule allows a -> d on every port, which ping with a TUN host needs)"},
+	} {
+		d := f.DecidePing(f.Peer(tc.from), f.Peer(tc.to))
+		if got := d.String(); got != tc.want || !d.Ping {
+			t.Errorf("DecidePing(%s, %s) = %s (ping %v)\nwant %s", tc.from, tc.to, got, d.Ping, tc.want)
+		}
+	}
+	// Between hosts not in TUN mode, ping is allowed exactly where Reaches
+	// says.
+	for _, from := range f.Peers {
+		for _, to := range f.Peers {
+			if from.Mode == ModeTUN || to.Mode == ModeTUN {
+				continue
+			}
+			if got, want := f.DecidePing(from, to).Allow, f.Reaches(from, to); got != want {
+				t.Errorf("DecidePing(%s, %s).Allow = %v, Reaches %v", from.Name, to.Name, got, want)
+			}
+		}
+	}
+	if f.DecidePing(nil, f.Peer("a-1")).Allow {
+		t.Error("a foreign peer may ping a-1")
 	}
 }

@@ -51,6 +51,7 @@ func commands() []command {
 		{"wg-config", "print a wg-quick configuration for a peer with the standard WireGuard tools", cmdWGConfig},
 		{"reload", "ask the local overlayd to reload its peer file", cmdReload},
 		{"status", "show the local overlayd's peers and connections", cmdStatus},
+		{"ping", "ping a peer from the local overlayd, through the overlay", cmdPing},
 		{"rotate-key", "give this host a new key without downtime", cmdRotateKey},
 	}
 }

@@ -211,7 +211,11 @@ func writeStatusDetails(w io.Writer, st *overlay.Status, now time.Time) {
 	for _, p := range st.Peers {
 		var lines []string
 		if r := p.LastRefusal; r != nil {
-			lines = append(lines, fmt.Sprintf("last refused %s ago: %s %s -> %s port %d: %s", ago(now, r.At), r.Dir, r.From, r.To, r.Port, r.Decision))
+			what := fmt.Sprintf("port %d", r.Port)
+			if r.Proto == "icmp" {
+				what = "ping"
+			}
+			lines = append(lines, fmt.Sprintf("last refused %s ago: %s %s -> %s %s: %s", ago(now, r.At), r.Dir, r.From, r.To, what, r.Decision))
 		}
 		if p.FaceError != "" {
 			lines = append(lines, "FACE NOT OPEN: "+p.FaceError)
