@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -46,6 +48,7 @@ type fileConfig struct {
 	Metrics    string `yaml:"metrics"`
 	// MetricsPublic allows a non-loopback metrics address.
 	MetricsPublic bool `yaml:"metrics-public"`
+	Procs         int  `yaml:"procs"`
 }
 
 func main() {
@@ -70,6 +73,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Domain, "inetrc-domain", "", "domain of the names in --inetrc (default nodewire)")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (/metrics); loopback only unless --metrics-public")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address (metrics map the whole overlay)")
+	fs.IntVar(&c.Procs, "procs", 0, "OS threads running Go code at once (GOMAXPROCS); default 1, or $GOMAXPROCS if set. See the README's Benchmarks")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to `FILE` at exit; off by default")
 	memProfile := fs.String("memprofile", "", "write a heap profile (pprof) to `FILE` at exit; off by default")
 	fs.Usage = func() {
@@ -117,6 +121,11 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.Procs < 0 {
+		fmt.Fprintf(stderr, "overlayd: --procs %d: want 1 or more\n", c.Procs)
+		return 2
+	}
+	runtime.GOMAXPROCS(procs(c.Procs, os.Getenv("GOMAXPROCS")))
 	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
@@ -201,5 +210,26 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	if !set["mtu"] && fc.MTU != 0 {
 		c.MTU = fc.MTU
 	}
+	if !set["procs"] && fc.Procs != 0 {
+		c.Procs = fc.Procs
+	}
 	return nil
+}
+
+// procs is how many threads run Go code at once: flag (or config file)
+// first, then $GOMAXPROCS, else 1. One is the default because every packet
+// crosses a chain of goroutines (gVisor's TCP, wireguard-go's encryption
+// and sequential queues, the copy loops); on one thread each hand-off is a
+// goroutine switch, while with more, each wakes another thread (a futex, an
+// IPI on a VM). Measured by make bench on 2 vCPUs: round trips about 35-50%
+// shorter and bulk no lower. Hosts moving more than one core can encrypt
+// raise it.
+func procs(flagValue int, env string) int {
+	if flagValue > 0 {
+		return flagValue
+	}
+	if n, err := strconv.Atoi(env); err == nil && n > 0 {
+		return n
+	}
+	return 1
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/nodewire/nodewire/e2e/cluster"
 )
 
-// BeforeRow is the ID of the row that runs an older overlayd (-before).
+// BeforeRow prefixes the IDs of the rows that run an older overlayd
+// (-before): before1, before2, ...
 const BeforeRow = "before"
 
 // beforeRow is nodewire userspace with overlayd built at git revision rev of
@@ -19,13 +20,13 @@ const BeforeRow = "before"
 // "after" (row nwuser). Everything but the daemon (overlayctl, the peer file,
 // epmd and erl flags) is this tree's, so the revision's overlayd must accept
 // today's flags and peer file.
-func beforeRow(tb cluster.TB, rev string) (Row, error) {
+func beforeRow(tb cluster.TB, rev, id string) (Row, error) {
 	bin, err := buildOverlaydAt(tb, rev)
 	if err != nil {
 		return Row{}, fmt.Errorf("-before %s: %w", rev, err)
 	}
 	return Row{
-		ID:   BeforeRow,
+		ID:   id,
 		Name: "nodewire userspace @" + shortRev(rev),
 		Setup: func(e *Env, id string) (*Pair, error) {
 			return setupOverlay(e, id, "", bin)

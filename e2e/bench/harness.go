@@ -29,10 +29,10 @@ type Config struct {
 	// ProfileDir, if set, gets CPU and heap profiles of the sending and the
 	// receiving overlayd under the bulk workload, and their top entries.
 	ProfileDir string
-	// Before, if set, is a git revision of this repository: a row "before"
-	// runs nodewire userspace with overlayd built at that revision, so that
-	// a change's before and after are measured in one run.
-	Before string
+	// Before lists git revisions of this repository: for each, a row
+	// "before<i>" runs nodewire userspace with overlayd built at that
+	// revision, so that a change's before and after share a run.
+	Before []string
 	Logf   func(format string, args ...any)
 }
 
@@ -114,8 +114,8 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
 
 	rows := slices.Clone(Rows)
-	if cfg.Before != "" {
-		row, err := beforeRow(tb, cfg.Before)
+	for i, rev := range cfg.Before {
+		row, err := beforeRow(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1))
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +123,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	}
 	var runs []*rowRun
 	for _, row := range rows {
-		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && row.ID != BeforeRow {
+		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && !strings.HasPrefix(row.ID, BeforeRow) {
 			continue
 		}
 		t0 := time.Now()

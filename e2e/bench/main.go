@@ -25,7 +25,7 @@ func main() {
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
-	before := flag.String("before", "", "also run nodewire userspace with overlayd built at this git `REV` (a before/after in one run)")
+	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	flag.Parse()
 
@@ -35,7 +35,12 @@ func main() {
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
 	}
-	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, Before: *before, Logf: log.Printf}
+	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, Logf: log.Printf}
+	for _, rev := range strings.Split(*before, ",") {
+		if rev = strings.TrimSpace(rev); rev != "" {
+			cfg.Before = append(cfg.Before, rev)
+		}
+	}
 	if *quick {
 		cfg.Sizes = QuickSizes
 	}
