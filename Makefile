@@ -3,6 +3,7 @@ GO       ?= go
 BIN      := bin
 FUZZTIME ?= 30000x
 E2E_TIMEOUT ?= 40m
+STATICCHECK ?= v0.8.2
 
 .PHONY: all build test unit vet fuzz e2e soak demo bench deps clean
 
@@ -21,7 +22,9 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@sc=$$(command -v staticcheck || echo "$$($(GO) env GOPATH)/bin/staticcheck"); \
-	  if [ -x "$$sc" ]; then echo "staticcheck ./..."; "$$sc" ./...; else echo "staticcheck not installed: skipped"; fi
+	  if [ ! -x "$$sc" ]; then echo "installing staticcheck $(STATICCHECK)"; \
+	    $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) || { echo "staticcheck could not be installed: skipped"; exit 0; }; fi; \
+	  echo "staticcheck ./..."; "$$sc" ./...
 
 ## unit: every package's tests except the multi-host e2e suite.
 unit:
