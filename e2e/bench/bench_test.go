@@ -104,6 +104,12 @@ func TestBenchSmoke(t *testing.T) {
 		if fi, err := os.Stat(p.Mem); err != nil || fi.Size() == 0 {
 			t.Errorf("%s heap profile: %v", p.Role, err)
 		}
+		if top, err := os.ReadFile(p.MemTopFile); err != nil || !strings.Contains(string(top), "alloc_space") {
+			t.Errorf("%s heap profile top: %v:\n%s", p.Role, err, top)
+		}
+		if p.Row != "nwuser" || p.PeakRSSKB < 1024 || p.PeakRSSKB > 4<<20 {
+			t.Errorf("%s profile: row %q, implausible peak VmRSS %d KiB", p.Role, p.Row, p.PeakRSSKB)
+		}
 	}
 
 	var table bytes.Buffer

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -29,6 +30,9 @@ type Config struct {
 	// ProfileDir, if set, gets CPU and heap profiles of the sending and the
 	// receiving overlayd under the bulk workload, and their top entries.
 	ProfileDir string
+	// ProfileRow is the nodewire row profiled: nwuser (the default) or
+	// nwtun.
+	ProfileRow string
 	// Before lists git revisions of this repository: for each, a row
 	// "before<i>" runs nodewire userspace with overlayd built at that
 	// revision, so that a change's before and after share a run.
@@ -210,7 +214,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		rep.LoadedScale = append(rep.LoadedScale, s)
 	}
 	if cfg.ProfileDir != "" {
-		profs, err := profileBulk(env, cfg.ProfileDir, cfg.Sizes, logf)
+		profs, err := profileBulk(env, cmp.Or(cfg.ProfileRow, "nwuser"), cfg.ProfileDir, cfg.Sizes, logf)
 		if err != nil {
 			return nil, fmt.Errorf("profile: %w", err)
 		}

@@ -23,6 +23,7 @@ func main() {
 	rows := flag.String("rows", "", "comma-separated row IDs to run (default all; the baseline always runs)")
 	quick := flag.Bool("quick", false, "tiny workloads (a smoke run)")
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
+	profileRow := flag.String("profile-row", "nwuser", "the nodewire row -profile profiles: nwuser or nwtun")
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
 	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
@@ -35,7 +36,7 @@ func main() {
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
 	}
-	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, Logf: log.Printf}
+	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, Logf: log.Printf}
 	for _, rev := range strings.Split(*before, ",") {
 		if rev = strings.TrimSpace(rev); rev != "" {
 			cfg.Before = append(cfg.Before, rev)

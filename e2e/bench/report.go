@@ -102,7 +102,8 @@ func PrintTable(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintln(w)
 	for _, p := range rep.Profiles {
-		fmt.Fprintf(w, "\nCPU profile of the %s's overlayd (bulk %.0f MB/s), %s:\n%s\n", p.Role, p.MBps, p.CPU, indent(p.Top))
+		fmt.Fprintf(w, "\nCPU profile of the %s's overlayd, %s (bulk %.0f MB/s, peak VmRSS %.1f MiB), %s:\n%s\n",
+			p.Role, p.Row, p.MBps, kib(p.PeakRSSKB), p.CPU, indent(p.Top))
 	}
 }
 
