@@ -153,15 +153,7 @@ func (ix *ruleIndex) lookup(port uint16, erlang bool) *Rule {
 // peers of f; any other peer is denied.
 func (f *File) Decide(from, to *Peer, port uint16, erlang bool) Decision {
 	d := Decision{From: from, To: to, Port: port, Erlang: erlang || port == EPMDPort}
-	if !f.owns(from) || !f.owns(to) {
-		return d
-	}
-	if from == to {
-		d.Allow, d.Reason = true, ReasonSelf
-		return d
-	}
-	if from.Network == to.Network {
-		d.Allow, d.Reason = true, ReasonSameNetwork
+	if f.settle(&d) {
 		return d
 	}
 	pol := &f.policy
@@ -189,17 +181,12 @@ func (f *File) Decide(from, to *Peer, port uint16, erlang bool) Decision {
 // answers a peer that does not reach it with silence (nothing to learn by
 // probing), and one that does with a reset on ports it may not use.
 func (f *File) Reaches(from, to *Peer) bool {
-	if !f.owns(from) || !f.owns(to) {
-		return false
+	d := Decision{From: from, To: to}
+	if f.settle(&d) {
+		return d.Allow
 	}
-	if from == to || from.Network == to.Network {
-		return true
-	}
-	pol := &f.policy
-	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
-	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
-	for _, e := range [][2]int32{{fn, tn}, {fp, tn}, {fn, tp}, {fp, tp}} {
-		if pol.edges[edgeKey(e[0], e[1])] != nil {
+	for _, ix := range f.policy.edgesBetween(from, to) {
+		if ix != nil {
 			return true
 		}
 	}
@@ -220,22 +207,11 @@ func (f *File) DecidePing(from, to *Peer) Decision {
 		return d
 	}
 	d := Decision{From: from, To: to, Ping: true}
-	if !f.owns(from) || !f.owns(to) {
+	if f.settle(&d) {
 		return d
 	}
-	if from == to {
-		d.Allow, d.Reason = true, ReasonSelf
-		return d
-	}
-	if from.Network == to.Network {
-		d.Allow, d.Reason = true, ReasonSameNetwork
-		return d
-	}
-	pol := &f.policy
-	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
-	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
-	for _, e := range [][2]int32{{fn, tn}, {fp, tn}, {fn, tp}, {fp, tp}} {
-		if ix := pol.edges[edgeKey(e[0], e[1])]; ix != nil && (d.Rule == nil || ix.any.Index < d.Rule.Index) {
+	for _, ix := range f.policy.edgesBetween(from, to) {
+		if ix != nil && (d.Rule == nil || ix.any.Index < d.Rule.Index) {
 			d.Rule = ix.any
 		}
 	}
@@ -243,6 +219,35 @@ func (f *File) DecidePing(from, to *Peer) Decision {
 		d.Allow, d.Reason = true, ReasonRule
 	}
 	return d
+}
+
+// settle decides d where no rule is needed: an end that is not a peer of
+// f is denied; a peer reaches itself and its own network. It reports
+// whether d is decided.
+func (f *File) settle(d *Decision) bool {
+	switch {
+	case !f.owns(d.From) || !f.owns(d.To):
+		return true
+	case d.From == d.To:
+		d.Allow, d.Reason = true, ReasonSelf
+		return true
+	case d.From.Network == d.To.Network:
+		d.Allow, d.Reason = true, ReasonSameNetwork
+		return true
+	}
+	return false
+}
+
+// edgesBetween is the rules from one peer of f to another, by selector
+// pair: network to network, then with the source, the destination, and
+// both named as peers. Entries are nil where no rule is.
+func (pol *policy) edgesBetween(from, to *Peer) [4]*ruleIndex {
+	fn, tn := int32(from.Network.ID), int32(to.Network.ID)
+	fp, tp := pol.nNets+int32(from.ID), pol.nNets+int32(to.ID)
+	return [4]*ruleIndex{
+		pol.edges[edgeKey(fn, tn)], pol.edges[edgeKey(fp, tn)],
+		pol.edges[edgeKey(fn, tp)], pol.edges[edgeKey(fp, tp)],
+	}
 }
 
 // first returns the earlier of best and the first rule from src to dst
