@@ -57,6 +57,23 @@ func SplitSendName(b []byte) (name []byte, n int, err error) {
 	return name, 2 + body, err
 }
 
+// AppendSendName appends to dst the send_name message, with its 2-byte
+// length, that an OTP 23+ node dialling as node sends (tag 'N', the
+// distribution flags of OTP 25's default handshake, creation 0): for tests
+// and tools that speak for a node. It is the inverse of SplitSendName.
+func AppendSendName(dst []byte, node string) []byte {
+	body := 1 + 8 + 4 + 2 + len(node)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(body))
+	dst = append(dst, 'N')
+	dst = binary.BigEndian.AppendUint64(dst, otp25Flags)
+	dst = binary.BigEndian.AppendUint32(dst, 0)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(node)))
+	return append(dst, node...)
+}
+
+// otp25Flags are the distribution flags an OTP 25 node offers by default.
+const otp25Flags = 0x0d07df7fbd
+
 // ParseSendName returns the node name in body, the send_name message after
 // its 2-byte length. Both formats are understood:
 //

@@ -1,23 +1,12 @@
 package erldist
 
 import (
-	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
 
 	"github.com/nodewire/nodewire/peers"
 )
-
-// sendNameNew is a send_name message of OTP 23+ with its 2-byte length.
-func sendNameNew(name string) []byte {
-	body := []byte{'N'}
-	body = binary.BigEndian.AppendUint64(body, 0x0d07df7fbd)
-	body = binary.BigEndian.AppendUint32(body, 0x64a1b2c3)
-	body = binary.BigEndian.AppendUint16(body, uint16(len(name)))
-	body = append(body, name...)
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
-}
 
 var pay1 = &peers.Peer{Name: "pay-1", Face: netip.MustParseAddr("127.77.1.1"), Address: netip.MustParseAddr("10.77.1.1")}
 
@@ -49,7 +38,7 @@ func TestNameIsPeers(t *testing.T) {
 }
 
 func TestSplitSendName(t *testing.T) {
-	msg := sendNameNew("app@10.77.1.1")
+	msg := AppendSendName(nil, "app@10.77.1.1")
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -74,7 +63,7 @@ func TestSplitSendName(t *testing.T) {
 }
 
 func TestSendNameZeroAlloc(t *testing.T) {
-	msg := sendNameNew("app@10.77.1.1")
+	msg := AppendSendName(nil, "app@10.77.1.1")
 	allocs := testing.AllocsPerRun(100, func() {
 		name, _, err := SplitSendName(msg)
 		if err != nil || !NameIsPeers(name, pay1) {

@@ -14,16 +14,6 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-// sendNameNew is a send_name message of OTP 23+ with its 2-byte length.
-func sendNameNew(name string) []byte {
-	body := []byte{'N'}
-	body = binary.BigEndian.AppendUint64(body, 0x0d07df7fbd)
-	body = binary.BigEndian.AppendUint32(body, 0x64a1b2c3)
-	body = binary.BigEndian.AppendUint16(body, uint16(len(name)))
-	body = append(body, name...)
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
-}
-
 // sendNameOld is the pre-OTP-23 send_name ('n', version 5).
 func sendNameOld(name string) []byte {
 	body := []byte{'n', 0, 5}
@@ -40,15 +30,15 @@ func TestParseSendName(t *testing.T) {
 		want string
 		err  error
 	}{
-		{"new format", sendNameNew("app@127.77.1.1"), "app@127.77.1.1", nil},
+		{"new format", erldist.AppendSendName(nil, "app@127.77.1.1"), "app@127.77.1.1", nil},
 		{"old format", sendNameOld("app@pay-1"), "app@pay-1", nil},
-		{"new, trailing bytes ignored", append(sendNameNew("a@b"), 1, 2), "a@b", nil},
-		{"dynamic name: host only", sendNameNew("127.77.1.1"), "127.77.1.1", nil},
+		{"new, trailing bytes ignored", append(erldist.AppendSendName(nil, "a@b"), 1, 2), "a@b", nil},
+		{"dynamic name: host only", erldist.AppendSendName(nil, "127.77.1.1"), "127.77.1.1", nil},
 		{"empty", []byte{0, 0}, "", erldist.ErrSendNameShort},
 		{"length only", []byte{0, 9}, "", erldist.ErrSendNameShort},
-		{"new, name cut", sendNameNew("app@127.77.1.1")[:12], "", erldist.ErrSendNameShort},
-		{"new, Nlen beyond body", func() []byte { b := sendNameNew("a@b"); b[2+14] = 200; return b }(), "", erldist.ErrSendNameShort},
-		{"new, empty name", sendNameNew(""), "", erldist.ErrSendNameEmpty},
+		{"new, name cut", erldist.AppendSendName(nil, "app@127.77.1.1")[:12], "", erldist.ErrSendNameShort},
+		{"new, Nlen beyond body", func() []byte { b := erldist.AppendSendName(nil, "a@b"); b[2+14] = 200; return b }(), "", erldist.ErrSendNameShort},
+		{"new, empty name", erldist.AppendSendName(nil, ""), "", erldist.ErrSendNameEmpty},
 		{"old, empty name", sendNameOld(""), "", erldist.ErrSendNameEmpty},
 		{"old, cut", sendNameOld("a@b")[:6], "", erldist.ErrSendNameShort},
 		{"other tag", []byte{0, 3, 's', 'o', 'k'}, "", erldist.ErrSendNameTag},
@@ -77,7 +67,7 @@ func TestParseSendName(t *testing.T) {
 // FuzzSendName checks that parsing never panics, that a parsed name lies
 // inside the input, and that ReadSendName agrees with erldist.ParseSendName.
 func FuzzSendName(f *testing.F) {
-	f.Add(sendNameNew("app@127.77.1.1"))
+	f.Add(erldist.AppendSendName(nil, "app@127.77.1.1"))
 	f.Add(sendNameOld("app@pay-1"))
 	f.Add([]byte{0, 1, 'N'})
 	f.Add([]byte{0x16, 0x03, 0x01})
@@ -107,7 +97,7 @@ func FuzzSendName(f *testing.F) {
 // dist port) and reads it back, as the first exchange of a dist connection.
 func distHello(t *testing.T, c net.Conn, node string) {
 	t.Helper()
-	msg := sendNameNew(node)
+	msg := erldist.AppendSendName(nil, node)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(msg); err != nil {
 		t.Fatalf("send_name: %v", err)

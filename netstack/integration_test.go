@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodewire/nodewire/erldist"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -200,9 +201,9 @@ func testOverlay(t *testing.T, link string) {
 	t.Run("a dist connection naming another peer's node is refused", func(t *testing.T) {
 		before := p.pay.stack.Stats()["mon-1"].DeniedIn
 		for _, msg := range [][]byte{
-			sendNameNew("app@pay-1"),               // pay-1's own node, from mon-1
-			sendNameOld("app@" + paySelf.String()), // the same, old format
-			[]byte("GET / HTTP/1.0\r\n\r\n"),       // not a handshake
+			erldist.AppendSendName(nil, "app@pay-1"), // pay-1's own node, from mon-1
+			sendNameOld("app@" + paySelf.String()),   // the same, old format
+			[]byte("GET / HTTP/1.0\r\n\r\n"),         // not a handshake
 		} {
 			c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(payOnMon, nodePort).String(), 5*time.Second)
 			if err != nil {

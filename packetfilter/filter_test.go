@@ -14,6 +14,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/nodewire/nodewire/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -145,17 +146,6 @@ func port2RespFor(node string, port uint16) []byte {
 // epmdReq is a framed EPMD request: tag, then body.
 func epmdReq(tag byte, body string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(1+len(body))), append([]byte{tag}, body...)...)
-}
-
-// sendName is the distribution handshake's first message (OTP 23+) naming
-// node, with its 2-byte length.
-func sendName(node string) []byte {
-	body := []byte{'N'}
-	body = binary.BigEndian.AppendUint64(body, 0x0d07df7fbd)
-	body = binary.BigEndian.AppendUint32(body, 0x64a1b2c3)
-	body = binary.BigEndian.AppendUint16(body, uint16(len(node)))
-	body = append(body, node...)
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
 }
 
 func fragment(b []byte) []byte {
@@ -505,7 +495,7 @@ func TestApplyRevokes(t *testing.T) {
 	dev := &fakeTUN{}
 	f := New(dev, Config{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, snap)
 	// mon-1 looks pay-1's node up and connects to it; pay-2 talks to pay-1.
-	hello := sendName("app@10.77.2.1")
+	hello := erldist.AppendSendName(nil, "app@10.77.2.1")
 	next := 1001 + uint32(len(hello)) // mon-1's next sequence number after its send_name
 	for i, s := range []step{
 		in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0), true),
@@ -710,7 +700,7 @@ func TestFilterErlangNames(t *testing.T) {
 	tests := []filterCase{
 		{
 			name:  "the allowed node: looked up, dialled, named as mon-1's",
-			steps: cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@10.77.2.1"), true)),
+			steps: cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, erldist.AppendSendName(nil, "app@10.77.2.1"), true)),
 		},
 		{
 			name: "PORT_PLEASE2 for a node the rule leaves out: both ends reset, nothing more passes",
@@ -736,7 +726,7 @@ func TestFilterErlangNames(t *testing.T) {
 					in(tcp(pay2, 40001, pay1, 4369, syn, 1, 0), true),
 					in(tcp(pay2, 40001, pay1, 4369, ack, 2, 1, epmdReq(tagNamesReq, "")...), true),
 				},
-				dial(pay2, 40002, 36000, sendName("secret@pay-2.nodewire"), true)),
+				dial(pay2, 40002, 36000, erldist.AppendSendName(nil, "secret@pay-2.nodewire"), true)),
 		},
 		{
 			name: "a dist port registered to a node the rule leaves out: refused at the SYN with a reset",
@@ -748,24 +738,24 @@ func TestFilterErlangNames(t *testing.T) {
 		},
 		{
 			name:   "send_name naming another peer's node: both ends reset",
-			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@10.77.1.2"), false)),
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, erldist.AppendSendName(nil, "app@10.77.1.2"), false)),
 			resets: 1, answers: 1,
 			logHas: []string{"distribution handshake refused", `node name \"app@10.77.1.2\" is not peer mon-1's`},
 		},
 		{
 			name:   "send_name naming this host's own node: reset",
-			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@pay-1.nodewire"), false)),
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, erldist.AppendSendName(nil, "app@pay-1.nodewire"), false)),
 			resets: 1, answers: 1,
 		},
 		{
 			name:   "send_name cut short: reset",
-			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, sendName("app@10.77.2.1")[:9], false)),
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, erldist.AppendSendName(nil, "app@10.77.2.1")[:9], false)),
 			resets: 1, answers: 1,
 			logHas: []string{"send_name: truncated"},
 		},
 		{
 			name:   "send_name with more after it: reset",
-			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, append(sendName("app@10.77.2.1"), 0, 1, 'x'), false)),
+			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, append(erldist.AppendSendName(nil, "app@10.77.2.1"), 0, 1, 'x'), false)),
 			resets: 1, answers: 1,
 		},
 		{
@@ -777,7 +767,7 @@ func TestFilterErlangNames(t *testing.T) {
 			steps: cat(lookup(mon1, 40000, "app", 35000), []step{
 				in(tcp(mon1, 40001, pay1, 35000, syn, 500, 0), true),
 				out(tcp(pay1, 35000, mon1, 40001, synack, 7000, 501), true),
-				in(tcp(mon1, 40001, pay1, 35000, ack, 601, 7001, sendName("app@10.77.2.1")...), false),
+				in(tcp(mon1, 40001, pay1, 35000, ack, 601, 7001, erldist.AppendSendName(nil, "app@10.77.2.1")...), false),
 			}),
 			resets: 1, answers: 1,
 			logHas: []string{"out of order"},
