@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/nodewire/nodewire/erldist"
+	"github.com/nodewire/nodewire/netstack/erldist"
 )
 
 // sendNameTimeout is how long an inbound distribution connection may take

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodewire/nodewire/erldist"
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/nodewire/nodewire/erldist"
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"

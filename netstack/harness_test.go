@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
-	"github.com/nodewire/nodewire/udpbind"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"

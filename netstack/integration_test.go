@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodewire/nodewire/erldist"
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"

@@ -19,8 +19,8 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 
+	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
-	"github.com/nodewire/nodewire/udpbind"
 )
 
 // Config is what overlayd needs to join the overlay.

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/overlay/internal/promtext"
 	"github.com/nodewire/nodewire/peers"
-	"github.com/nodewire/nodewire/promtext"
 )
 
 // Prometheus metrics, served on Config.MetricsAddr. Every number comes from

@@ -8,7 +8,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/nodewire/nodewire/netstack"
-	"github.com/nodewire/nodewire/packetfilter"
+	"github.com/nodewire/nodewire/overlay/packetfilter"
 	"github.com/nodewire/nodewire/peers"
 )
 

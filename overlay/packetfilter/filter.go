@@ -45,7 +45,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/nodewire/nodewire/erldist"
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
