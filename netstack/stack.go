@@ -62,6 +62,7 @@ const (
 	overlayDialTimeout = 12 * time.Second
 	epmdRequestTimeout = 10 * time.Second // client must send its request within
 	epmdReplyTimeout   = 15 * time.Second // epmd (local or remote) must answer within
+	sendNameTimeout    = 10 * time.Second // an inbound distribution connection must name its node within (a real node does at once)
 	epmdCloseWait      = 2 * time.Second  // the inbound relay waits for a userspace source to close first (relay.go)
 	timeWait           = time.Second      // see newIPStack
 	keepaliveIdle      = 30 * time.Second

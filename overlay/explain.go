@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -59,7 +59,7 @@ func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*Ex
 		port = peers.EPMDPort
 	}
 	ex := &Explanation{PeerFile: d.cfg.PeerFile}
-	var nodes []netstack.NameEntry
+	var nodes []erldist.NameEntry
 	ops := d.ops()
 	switch {
 	case ops == nil:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -54,7 +55,7 @@ func (d *Daemon) addOpsStatus(st *Status) {
 	}
 }
 
-func nodeList(es []netstack.NameEntry) []string {
+func nodeList(es []erldist.NameEntry) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, fmt.Sprintf("%s:%d", e.Name, e.Port))
