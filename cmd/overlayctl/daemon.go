@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 const controlTimeout = 15 * time.Second
@@ -19,11 +19,11 @@ const controlTimeout = 15 * time.Second
 // cmdReload implements `overlayctl reload [--control SOCKET]`.
 func cmdReload(e *env, args []string) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
+	socket := fs.String("control", "", "control socket of overlayd (default "+control.DefaultPath()+")")
 	if code, done := parseDaemonFlags(e, fs, args, "usage: overlayctl reload [--control SOCKET]\n\nAsks the local overlayd to reload its peer file. A bad file is refused and the\ndaemon keeps running on the last good one.\n"); done {
 		return code
 	}
-	if err := reloadDaemon(*control); err != nil {
+	if err := reloadDaemon(*socket); err != nil {
 		fmt.Fprintf(e.stderr, "overlayctl reload: %v\n", err)
 		return 1
 	}
@@ -34,14 +34,14 @@ func cmdReload(e *env, args []string) int {
 // cmdStatus implements `overlayctl status [--control SOCKET] [--json]`.
 func cmdStatus(e *env, args []string) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
+	socket := fs.String("control", "", "control socket of overlayd (default "+control.DefaultPath()+")")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, done := parseDaemonFlags(e, fs, args, "usage: overlayctl status [--control SOCKET] [--json]\n\nShows this host (with its mode: userspace or tun), then each peer: endpoint,\nlast handshake, bytes each way, open connections and denials.\n"); done {
 		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	st, err := overlay.ControlClient{Path: *control}.Status(ctx)
+	st, err := control.Client{Path: *socket}.Status(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "overlayctl status: %v\n", err)
 		return 1
@@ -82,7 +82,7 @@ func parseDaemonFlags(e *env, fs *flag.FlagSet, args []string, usage string) (co
 }
 
 // writeStatus renders a status for people: the host on top, a table of peers.
-func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
+func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 	mode := ""
 	if st.Mode != "" { // a daemon from before status had the mode leaves it out
 		mode = ", " + st.Mode + " mode"
@@ -150,5 +150,5 @@ func bytesHuman(n uint64) string {
 func reloadDaemon(socket string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	return overlay.ControlClient{Path: socket}.Reload(ctx)
+	return control.Client{Path: socket}.Reload(ctx)
 }

@@ -75,7 +75,7 @@ and the Erlang nodes it resolves now (this host's epmd, or the ports other
 hosts' epmd announced here), each with its own verdict; a PORT that is a
 node's distribution port is judged as that node's.`)
 	file := fs.String("file", "", "the peer file (required unless --control)")
-	control := fs.String("control", "", "ask the overlayd at this control socket instead of reading a file")
+	socket := fs.String("control", "", "ask the overlayd at this control socket instead of reading a file")
 	erlang := fs.Bool("erlang", false, "PORT is a distribution port registered in TO's epmd (rules with erlang cover it)")
 	node := fs.String("node", "", "the Erlang node asked for (name before @): PORT is an Erlang port of that node")
 	pos, code, done := fs.parse(args, 2, 3)
@@ -90,11 +90,11 @@ node's distribution port is judged as that node's.`)
 		}
 		port = uint16(n)
 	}
-	if *control != "" {
+	if *socket != "" {
 		if *file != "" || *erlang || *node != "" {
 			return fs.usageError("--control asks the daemon; it takes no --file, --erlang or --node")
 		}
-		return cmdExplainLive(fs, *control, pos[0], pos[1], port)
+		return cmdExplainLive(fs, *socket, pos[0], pos[1], port)
 	}
 	if code, done := fs.required("file"); done {
 		return code

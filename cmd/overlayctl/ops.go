@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -60,10 +60,10 @@ func writeMeshWarnings(w io.Writer, path string, f *peers.File) {
 
 // cmdExplainLive is `explain --control SOCKET FROM TO [PORT]`: the running
 // daemon's verdict, with the Erlang nodes it resolves now.
-func cmdExplainLive(fs *cmdFlags, control string, from, to string, port uint16) int {
+func cmdExplainLive(fs *cmdFlags, socket string, from, to string, port uint16) int {
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	ex, err := overlay.ControlClient{Path: control}.Explain(ctx, from, to, port)
+	ex, err := control.Client{Path: socket}.Explain(ctx, from, to, port)
 	if err != nil {
 		return fs.fail(err)
 	}
@@ -106,18 +106,18 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 	file := fs.file()
 	self := fs.String("self", "", "this host's peer name (required)")
 	keyFile := fs.String("private-key", "", "this host's private key file, as overlayd reads it (required)")
-	reload, control := fs.reloadFlags()
+	reload, socket := fs.reloadFlags()
 	if _, code, done := fs.parse(args, 0, 0); done {
 		return code
 	}
 	if code, done := fs.required("file", "self", "private-key"); done {
 		return code
 	}
-	old, err := overlay.LoadPrivateKey(*keyFile)
+	old, err := peers.LoadPrivateKey(*keyFile)
 	if err != nil {
 		return fs.fail(err)
 	}
-	oldPub, err := overlay.PublicKey(old)
+	oldPub, err := peers.PublicKey(old)
 	if err != nil {
 		return fs.fail(err)
 	}
@@ -126,7 +126,7 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 		return fs.fail(err)
 	}
 	newKey := peers.Key(raw)
-	newPub, err := overlay.PublicKey(newKey)
+	newPub, err := peers.PublicKey(newKey)
 	if err != nil {
 		return fs.fail(err)
 	}
@@ -162,7 +162,7 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 	fmt.Fprintf(e.stdout, "%s: new public key %s (was %s)\n", *self, newPub, oldPub)
 	fmt.Fprintf(e.stdout, "%s: new private key written; the old one is in %s.old\n", *keyFile, *keyFile)
 	if *reload {
-		if code := fs.reload(true, *control, *file); code != exitOK {
+		if code := fs.reload(true, *socket, *file); code != exitOK {
 			return code
 		}
 		fmt.Fprintf(e.stdout, "this host's overlayd switched to the new key; now copy %s to every other host and reload them\n", *file)
@@ -184,7 +184,7 @@ func writeKeyFile(path string, k peers.Key) error {
 
 // writeStatusHost is the second header line of status: this host's key and
 // the Erlang nodes its epmd has registered.
-func writeStatusHost(w io.Writer, st *overlay.Status) {
+func writeStatusHost(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "public key %s\n", st.PublicKey)
 	switch {
 	case st.NodesErr != "":
@@ -197,7 +197,7 @@ func writeStatusHost(w io.Writer, st *overlay.Status) {
 }
 
 // deniedCell is the DENIED column: the total, split by direction when any.
-func deniedCell(p overlay.PeerStatus) string {
+func deniedCell(p control.PeerStatus) string {
 	if p.Denials == 0 {
 		return "0"
 	}
@@ -206,7 +206,7 @@ func deniedCell(p overlay.PeerStatus) string {
 
 // writeStatusDetails lists, under the table, what needs words: the last
 // refusal per peer, faces that could not be opened, nodes learned.
-func writeStatusDetails(w io.Writer, st *overlay.Status, now time.Time) {
+func writeStatusDetails(w io.Writer, st *control.Status, now time.Time) {
 	first := true
 	for _, p := range st.Peers {
 		var lines []string

@@ -88,18 +88,18 @@ func (c *cmdFlags) editFailed(path string, err error, hint string) int {
 }
 
 // reloadFlags adds --reload and --control to an editing command.
-func (c *cmdFlags) reloadFlags() (reload *bool, control *string) {
+func (c *cmdFlags) reloadFlags() (reload *bool, socket *string) {
 	reload = c.Bool("reload", false, "ask the local overlayd to reload the file after writing it")
-	control = c.String("control", "", "control socket of overlayd for --reload (default: overlayd's)")
-	return reload, control
+	socket = c.String("control", "", "control socket of overlayd for --reload (default: overlayd's)")
+	return reload, socket
 }
 
 // reload tells the daemon after a successful write, if asked to.
-func (c *cmdFlags) reload(reload bool, control, path string) int {
+func (c *cmdFlags) reload(reload bool, socket, path string) int {
 	if !reload {
 		return exitOK
 	}
-	if err := reloadDaemon(control); err != nil {
+	if err := reloadDaemon(socket); err != nil {
 		return c.failf("%s was written, but the reload failed: %v (run overlayctl reload once overlayd can take it)", path, err)
 	}
 	return exitOK
@@ -261,7 +261,7 @@ prefix of --bits inside the overlay.`)
 	name := fs.String("name", "", "name of the network (letters, digits, '-') (required)")
 	prefixFlag := fs.String("prefix", "", "the network's prefix, inside the overlay (default: the lowest free one)")
 	bits := fs.Int("bits", 24, "length of the allocated prefix when --prefix is not given")
-	reload, control := fs.reloadFlags()
+	reload, socket := fs.reloadFlags()
 	if _, code, done := fs.parse(args, 0, 0); done {
 		return code
 	}
@@ -296,7 +296,7 @@ prefix of --bits inside the overlay.`)
 	}
 	nw := f.Network(*name)
 	fmt.Fprintf(e.stdout, "%s prefix %s\n", nw.Name, nw.Prefix)
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }
 
 func cmdAddPeer(e *env, args []string) int {
@@ -312,7 +312,7 @@ unless --address says otherwise, and prints its address and face.`)
 	keepalive := fs.Duration("keepalive", 0, "persistent keepalive, e.g. 25s, for a peer behind NAT")
 	expose := fs.String("expose", "", "extra ports the host offers through the overlay, e.g. 8080,9100-9199")
 	modeFlag := fs.String("mode", "userspace", "how the host joins: userspace, tun (overlayd --mode tun) or wireguard (standard tools, see wg-config)")
-	reload, control := fs.reloadFlags()
+	reload, socket := fs.reloadFlags()
 	if _, code, done := fs.parse(args, 0, 0); done {
 		return code
 	}
@@ -365,7 +365,7 @@ unless --address says otherwise, and prints its address and face.`)
 	}
 	p := f.Peer(*name)
 	fmt.Fprintf(e.stdout, "%s address %s face %s\n", p.Name, p.Address, p.Face)
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }
 
 func cmdRemovePeer(e *env, args []string) int {
@@ -375,7 +375,7 @@ and tests that name the peer must be removed first (by hand): the file
 would not be valid with them.`)
 	file := fs.file()
 	name := fs.String("name", "", "name of the peer (required)")
-	reload, control := fs.reloadFlags()
+	reload, socket := fs.reloadFlags()
 	if _, code, done := fs.parse(args, 0, 0); done {
 		return code
 	}
@@ -403,7 +403,7 @@ would not be valid with them.`)
 	} else {
 		fmt.Fprintf(e.stdout, "removed %s\n", *name)
 	}
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }
 
 // mentions says which rules and tests name peer, for the error of a
@@ -451,7 +451,7 @@ it, every port.`)
 	to := fs.String("to", "", "network or peer it may open them to")
 	between := fs.String("between", "", "two networks or peers, A,B, that may open connections to each other")
 	portsFlag := fs.String("ports", "", "ports allowed, e.g. erlang,9100-9199 (default: all)")
-	reload, control := fs.reloadFlags()
+	reload, socket := fs.reloadFlags()
 	if _, code, done := fs.parse(args, 0, 0); done {
 		return code
 	}
@@ -495,5 +495,5 @@ it, every port.`)
 	}
 	added := f.Rules[len(f.Rules)-1]
 	fmt.Fprintf(e.stdout, "added rule %s (%s)\n", added.Pos(), added)
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }

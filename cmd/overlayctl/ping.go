@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // cmdPing implements `overlayctl ping [--control SOCKET] [-c N] NAME`: the
@@ -22,10 +22,10 @@ in TUN mode, where the system's ping works.
 
 A userspace host answers ping from a peer that may reach it on some port; a
 TUN host's filter passes echo only where every port is allowed.`)
-	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
+	socket := fs.String("control", "", "control socket of overlayd (default "+control.DefaultPath()+")")
 	count := fs.Int("c", 4, "number of echo requests (1-65535)")
 	interval := fs.Duration("i", time.Second, "time between echo requests")
-	timeout := fs.Duration("timeout", overlay.DefaultPingTimeout, "how long to wait for each reply (at most 20s)")
+	timeout := fs.Duration("timeout", control.DefaultPingTimeout, "how long to wait for each reply (at most 20s)")
 	pos, code, done := fs.parse(args, 1, 1)
 	if done {
 		return code
@@ -38,10 +38,10 @@ TUN host's filter passes echo only where every port is allowed.`)
 	case *timeout <= 0 || *timeout > 20*time.Second:
 		return fs.usageError("--timeout %v: want more than 0, at most 20s", *timeout)
 	}
-	cc := overlay.ControlClient{Path: *control}
+	cc := control.Client{Path: *socket}
 	w := e.stdout
 	var rtts []time.Duration
-	var last *overlay.PingReply
+	var last *control.PingReply
 	start := time.Now()
 	for i := range *count {
 		if i > 0 {
@@ -79,7 +79,7 @@ TUN host's filter passes echo only where every port is allowed.`)
 
 // writePingStats prints ping's summary: sent requests, replies, loss and
 // the round trips' range.
-func writePingStats(w io.Writer, r *overlay.PingReply, sent int, rtts []time.Duration) {
+func writePingStats(w io.Writer, r *control.PingReply, sent int, rtts []time.Duration) {
 	lo, hi, sum := rtts[0], rtts[0], time.Duration(0)
 	for _, d := range rtts {
 		lo, hi, sum = min(lo, d), max(hi, d), sum+d

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nodewire/nodewire/overlay"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -118,11 +117,11 @@ leave that host. The other hosts still enforce the policy on what it sends.`)
 	}
 	privateKey := "<the private key of " + p.Name + ": wg genkey, its public key in the peer file>"
 	if *keyFile != "" {
-		k, err := overlay.LoadPrivateKey(*keyFile)
+		k, err := peers.LoadPrivateKey(*keyFile)
 		if err != nil {
 			return fs.fail(err)
 		}
-		pub, err := overlay.PublicKey(k)
+		pub, err := peers.PublicKey(k)
 		if err != nil {
 			return fs.fail(err)
 		}
