@@ -31,10 +31,11 @@ const (
 type localPorts struct {
 	query func(ctx context.Context) ([]erldist.NameEntry, error) // asks the local epmd
 
-	mu      sync.Mutex
-	learned map[uint16]learnedPort // from relayed PORT2_RESPs
-	names   map[uint16]string      // port -> node name, from the last NAMES answer
-	namesAt time.Time
+	mu       sync.Mutex
+	learned  map[uint16]learnedPort // from relayed PORT2_RESPs
+	names    map[uint16]string      // port -> node name, from the last NAMES answer
+	namesErr error                  // why the last NAMES query failed (names then empty)
+	namesAt  time.Time
 
 	queryMu sync.Mutex // one NAMES query at a time; others wait and share it
 }
@@ -63,14 +64,15 @@ func (l *localPorts) note(port uint16, name string) {
 	l.learned[port] = learnedPort{name, now}
 }
 
-// noteNames records a NAMES answer the relay read from the local epmd.
-func (l *localPorts) noteNames(entries []erldist.NameEntry) {
+// noteNames records a NAMES answer from the local epmd, or the error that
+// stood for one: either is reused for namesTTL.
+func (l *localPorts) noteNames(entries []erldist.NameEntry, err error) {
 	names := make(map[uint16]string, len(entries))
 	for _, e := range entries {
 		names[e.Port] = e.Name
 	}
 	l.mu.Lock()
-	l.names, l.namesAt = names, time.Now()
+	l.names, l.namesErr, l.namesAt = names, err, time.Now()
 	l.mu.Unlock()
 }
 
@@ -89,7 +91,7 @@ func (l *localPorts) lookup(ctx context.Context, port uint16) (name string, ok b
 		return name, known, nil // answered while we waited
 	}
 	entries, err := l.query(ctx)
-	l.noteNames(entries)
+	l.noteNames(entries, err)
 	for _, e := range entries {
 		if e.Port == port {
 			return e.Name, true, err
@@ -114,7 +116,8 @@ func (l *localPorts) cached(port uint16, now time.Time) (name string, known, fre
 }
 
 // current asks the local epmd for its names now (at most once per
-// namesTTL) and returns them, for explain and status.
+// namesTTL) and returns them, for explain and status. A query that failed
+// within namesTTL returns its error again: "unknown", not "none".
 func (l *localPorts) current(ctx context.Context) ([]erldist.NameEntry, error) {
 	l.queryMu.Lock()
 	defer l.queryMu.Unlock()
@@ -124,12 +127,13 @@ func (l *localPorts) current(ctx context.Context) ([]erldist.NameEntry, error) {
 		for p, n := range l.names {
 			out = append(out, erldist.NameEntry{Name: n, Port: p})
 		}
+		err := l.namesErr
 		l.mu.Unlock()
-		return out, nil
+		return out, err
 	}
 	l.mu.Unlock()
 	entries, err := l.query(ctx)
-	l.noteNames(entries)
+	l.noteNames(entries, err)
 	return entries, err
 }
 

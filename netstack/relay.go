@@ -285,7 +285,7 @@ func (s *Stack) filterNames(reply []byte, snap *Snapshot, src *peers.Peer) ([]by
 	if err != nil {
 		return nil, err
 	}
-	s.local.noteNames(names)
+	s.local.noteNames(names, nil)
 	out := binary.BigEndian.AppendUint32(make([]byte, 0, len(reply)), epmdPort)
 	for _, e := range names {
 		if d := snap.File.DecideNode(src, snap.Self, peers.EPMDPort, e.Name); d.Allow {
