@@ -1,7 +1,7 @@
 package main
 
-// The commands and output for hosts that do not use faces: TUN-mode hosts
-// and standard WireGuard peers (erl-inetrc, wg-config, and show's TUN form).
+// wg-config: a wg-quick configuration for a standard WireGuard peer, a host
+// with the stock tools and no overlayd.
 
 import (
 	"fmt"
@@ -9,87 +9,6 @@ import (
 
 	"github.com/nodewire/nodewire/peers"
 )
-
-// showTUNText is show's Erlang section for a host whose nodes listen on its
-// overlay address: TUN mode, or a standard WireGuard peer.
-func showTUNText(p *peers.Peer) string {
-	addr := p.Address.String()
-	var b strings.Builder
-	if p.Mode == peers.ModeWireGuard {
-		fmt.Fprintf(&b, "\n# This host runs the standard WireGuard tools, not overlayd: its configuration\n# is `overlayctl wg-config --file F %s`. The other hosts enforce the policy.\n", p.Name)
-	}
-	fmt.Fprintf(&b, `
-# Erlang on this host (%s mode): epmd and nodes listen on the overlay address only.
-export ERL_EPMD_ADDRESS=%s
-erl -name app@%s -kernel inet_dist_use_interface '%s'
-# Start epmd after the interface is up (it binds %s). If systemd's epmd.socket
-# is enabled, add a drop-in (configs/epmd.socket.d/nodewire.conf) with
-# ListenStream= then ListenStream=127.0.0.1:4369, ListenStream=%s:4369 and
-# FreeBind=yes, or disable it (systemctl disable --now epmd.socket).
-`, p.Mode, addr, addr, peers.ErlangTuple(p.Address), addr, addr)
-	return b.String()
-}
-
-// namesText is the part of show that names nodes by peer name, the same on
-// every host whatever its mode. Commented, so scripts reading the export
-// and erl lines above see one way only.
-func namesText(file string, p *peers.Peer) string {
-	return fmt.Sprintf(`
-# Or name nodes by peer name, the same on every host (userspace and TUN alike):
-#   overlayctl erl-inetrc --file %s --self %s > /etc/nodewire/inetrc
-#   (or overlayd --inetrc /etc/nodewire/inetrc keeps it current on reload)
-#   export ERL_INETRC=/etc/nodewire/inetrc
-#   erl -name app@%s.%s ... (flags as above)
-`, file, p.Name, strings.ToLower(p.Name), peers.DefaultDomain)
-}
-
-func cmdErlInetrc(e *env, args []string) int {
-	fs := newFlags(e, "erl-inetrc", "--file F --self NAME [--mode userspace|tun] [--domain D] [--out PATH]",
-		`Prints (or writes, atomically, with --out) an Erlang inetrc for host NAME:
-{lookup, [file, native]} and one {host, Addr, ["PEER.DOMAIN"]} per peer, Addr
-being what NAME's nodes dial: the peer's face in userspace mode, its overlay
-address in TUN mode. With ERL_INETRC pointing at it, every node can be named
-app@PEER.DOMAIN on every host.`)
-	file := fs.file()
-	self := fs.String("self", "", "the host the file is for (required)")
-	modeFlag := fs.String("mode", "", "userspace or tun (default: NAME's mode in the peer file)")
-	domain := fs.String("domain", peers.DefaultDomain, "domain of the names")
-	outPath := fs.String("out", "", "write here instead of stdout")
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
-	}
-	if code, done := fs.required("file", "self"); done {
-		return code
-	}
-	if err := peers.CheckDomain(*domain); err != nil {
-		return fs.usageError("--domain: %v", err)
-	}
-	f, code, ok := fs.load(*file)
-	if !ok {
-		return code
-	}
-	p, code, ok := fs.peer(f, *file, *self)
-	if !ok {
-		return code
-	}
-	mode := p.Mode
-	if *modeFlag != "" {
-		m, err := peers.ParseMode(*modeFlag)
-		if err != nil {
-			return fs.usageError("--mode: %v", err)
-		}
-		mode = m
-	}
-	text := f.Inetrc(p, mode, *domain)
-	if *outPath == "" {
-		e.stdout.Write(text)
-		return exitOK
-	}
-	if err := peers.WriteFileAtomic(*outPath, text, 0o644); err != nil {
-		return fs.fail(err)
-	}
-	return exitOK
-}
 
 func cmdWGConfig(e *env, args []string) int {
 	fs := newFlags(e, "wg-config", "--file F NAME [--private-key FILE]",
