@@ -44,7 +44,7 @@ func namesText(file string, p *peers.Peer) string {
 `, file, p.Name, strings.ToLower(p.Name), peers.DefaultDomain)
 }
 
-func cmdErlInetrc(e *env, args []string) int {
+func cmdErlInetrc(e *env, args []string) error {
 	fs := newFlags(e, "erl-inetrc", "--file F --self NAME [--mode userspace|tun] [--domain D] [--out PATH]",
 		`Prints (or writes, atomically, with --out) an Erlang inetrc for host NAME:
 {lookup, [file, native]} and one {host, Addr, ["PEER.DOMAIN"]} per peer, Addr
@@ -56,22 +56,22 @@ app@PEER.DOMAIN on every host.`)
 	modeFlag := fs.String("mode", "", "userspace or tun (default: NAME's mode in the peer file)")
 	domain := fs.String("domain", peers.DefaultDomain, "domain of the names")
 	outPath := fs.String("out", "", "write here instead of stdout")
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "self"); done {
-		return code
+	if err := fs.required("file", "self"); err != nil {
+		return err
 	}
 	if err := peers.CheckDomain(*domain); err != nil {
 		return fs.usageError("--domain: %v", err)
 	}
-	f, code, ok := fs.load(*file)
-	if !ok {
-		return code
+	f, err := fs.load(*file)
+	if err != nil {
+		return err
 	}
-	p, code, ok := fs.peer(f, *file, *self)
-	if !ok {
-		return code
+	p, err := fs.peer(f, *file, *self)
+	if err != nil {
+		return err
 	}
 	mode := p.Mode
 	if *modeFlag != "" {
@@ -84,10 +84,10 @@ app@PEER.DOMAIN on every host.`)
 	text := f.Inetrc(p, mode, *domain)
 	if *outPath == "" {
 		e.stdout.Write(text)
-		return exitOK
+		return nil
 	}
 	if err := peers.WriteFileAtomic(*outPath, text, 0o644); err != nil {
-		return fs.fail(err)
+		return err
 	}
-	return exitOK
+	return nil
 }

@@ -60,12 +60,12 @@ func writeMeshWarnings(w io.Writer, path string, f *peers.File) {
 
 // cmdExplainLive is `explain --control SOCKET FROM TO [PORT]`: the running
 // daemon's verdict, with the Erlang nodes it resolves now.
-func cmdExplainLive(fs *cmdFlags, socket string, from, to string, port uint16) int {
+func cmdExplainLive(fs *cmdFlags, socket string, from, to string, port uint16) error {
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
 	ex, err := control.Client{Path: socket}.Explain(ctx, from, to, port)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	w := fs.e.stdout
 	fmt.Fprintln(w, ex.Decision)
@@ -85,10 +85,10 @@ func cmdExplainLive(fs *cmdFlags, socket string, from, to string, port uint16) i
 	if ex.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", ex.Note)
 	}
-	return exitOK
+	return nil
 }
 
-func cmdRotateKey(e *env, args []string) int {
+func cmdRotateKey(e *env, args []string) error {
 	fs := newFlags(e, "rotate-key", "--file F --self NAME --private-key FILE [--reload] [--control S]",
 		`Gives this host a new WireGuard key without downtime. Writes a new private
 key into FILE (mode 0600; the old one is kept as FILE.old) and the new public
@@ -107,34 +107,34 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 	self := fs.String("self", "", "this host's peer name (required)")
 	keyFile := fs.String("private-key", "", "this host's private key file, as overlayd reads it (required)")
 	reload, socket := fs.reloadFlags()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "self", "private-key"); done {
-		return code
+	if err := fs.required("file", "self", "private-key"); err != nil {
+		return err
 	}
 	old, err := peers.LoadPrivateKey(*keyFile)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	oldPub, err := peers.PublicKey(old)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	raw, err := genPrivateKey(rand.Reader)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	newKey := peers.Key(raw)
 	newPub, err := peers.PublicKey(newKey)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	// The new key goes next to the old one first: if the peer file cannot
 	// be changed, nothing is.
 	next := *keyFile + ".new"
 	if err := writeKeyFile(next, newKey); err != nil {
-		return fs.fail(err)
+		return err
 	}
 	_, err = editPeerFile(*file, func(data []byte, orig *peers.File, origErr error) ([]byte, error) {
 		if origErr != nil {
@@ -154,22 +154,22 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 		return fs.editFailed(*file, err, "")
 	}
 	if err := writeKeyFile(*keyFile+".old", old); err != nil {
-		return fs.failf("%s names the new key, but saving the old one failed: %v; the new key is in %s: move it to %s before reloading", *file, err, next, *keyFile)
+		return fmt.Errorf("%s names the new key, but saving the old one failed: %v; the new key is in %s: move it to %s before reloading", *file, err, next, *keyFile)
 	}
 	if err := os.Rename(next, *keyFile); err != nil {
-		return fs.failf("%s names the new key, but installing it failed: %v; move %s to %s before reloading", *file, err, next, *keyFile)
+		return fmt.Errorf("%s names the new key, but installing it failed: %v; move %s to %s before reloading", *file, err, next, *keyFile)
 	}
 	fmt.Fprintf(e.stdout, "%s: new public key %s (was %s)\n", *self, newPub, oldPub)
 	fmt.Fprintf(e.stdout, "%s: new private key written; the old one is in %s.old\n", *keyFile, *keyFile)
 	if *reload {
-		if code := fs.reload(true, *socket, *file); code != exitOK {
-			return code
+		if err := fs.reload(true, *socket, *file); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stdout, "this host's overlayd switched to the new key; now copy %s to every other host and reload them\n", *file)
-		return exitOK
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "next: copy %s to every other host and reload them, then reload this host (overlayctl reload)\n", *file)
-	return exitOK
+	return nil
 }
 
 // writeKeyFile writes k in base64 to path, mode 0600, atomically.

@@ -12,7 +12,7 @@ import (
 // cmdPing implements `overlayctl ping [--control SOCKET] [-c N] NAME`: the
 // local overlayd pings peer NAME from its overlay address, one control
 // request per echo, and the replies are printed as they come, like ping.
-func cmdPing(e *env, args []string) int {
+func cmdPing(e *env, args []string) error {
 	fs := newFlags(e, "ping", "[--control SOCKET] [-c N] [-i D] [--timeout D] NAME",
 		`Asks the local overlayd (userspace mode) to send ICMP echo requests from its
 overlay address to peer NAME, through the overlay, and prints the round trip
@@ -26,9 +26,9 @@ TUN host's filter passes echo only where every port is allowed.`)
 	count := fs.Int("c", 4, "number of echo requests (1-65535)")
 	interval := fs.Duration("i", time.Second, "time between echo requests")
 	timeout := fs.Duration("timeout", control.DefaultPingTimeout, "how long to wait for each reply (at most 20s)")
-	pos, code, done := fs.parse(args, 1, 1)
-	if done {
-		return code
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
 	}
 	switch {
 	case *count < 1 || *count > 65535:
@@ -54,7 +54,7 @@ TUN host's filter passes echo only where every port is allowed.`)
 			if len(rtts) > 0 {
 				writePingStats(w, last, i, rtts)
 			}
-			return fs.fail(err)
+			return err
 		}
 		last = r
 		if !r.Replied {
@@ -69,12 +69,12 @@ TUN host's filter passes echo only where every port is allowed.`)
 	}
 	if len(rtts) == 0 {
 		if *count == 1 {
-			return fs.failf("no reply from %s (%s) within %v", last.Peer, last.Address, last.Timeout)
+			return fmt.Errorf("no reply from %s (%s) within %v", last.Peer, last.Address, last.Timeout)
 		}
-		return fs.failf("no reply from %s (%s) to %d echo requests, each given %v", last.Peer, last.Address, *count, last.Timeout)
+		return fmt.Errorf("no reply from %s (%s) to %d echo requests, each given %v", last.Peer, last.Address, *count, last.Timeout)
 	}
 	writePingStats(w, last, *count, rtts)
-	return exitOK
+	return nil
 }
 
 // writePingStats prints ping's summary: sent requests, replies, loss and

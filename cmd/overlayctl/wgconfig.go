@@ -10,7 +10,7 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-func cmdWGConfig(e *env, args []string) int {
+func cmdWGConfig(e *env, args []string) error {
 	fs := newFlags(e, "wg-config", "--file F NAME [--private-key FILE]",
 		`Prints a wg-quick configuration for peer NAME, a host with the standard
 WireGuard tools and no overlayd: its address, and the peers it may talk to
@@ -19,38 +19,38 @@ under the policy (either way), with their endpoints and keepalives. Without
 leave that host. The other hosts still enforce the policy on what it sends.`)
 	file := fs.file()
 	keyFile := fs.String("private-key", "", "file with NAME's private key (mode 0600), to fill in PrivateKey")
-	pos, code, done := fs.parse(args, 1, 1)
-	if done {
-		return code
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
 	}
-	if code, done := fs.required("file"); done {
-		return code
+	if err := fs.required("file"); err != nil {
+		return err
 	}
-	f, code, ok := fs.load(*file)
-	if !ok {
-		return code
+	f, err := fs.load(*file)
+	if err != nil {
+		return err
 	}
-	p, code, ok := fs.peer(f, *file, pos[0])
-	if !ok {
-		return code
+	p, err := fs.peer(f, *file, pos[0])
+	if err != nil {
+		return err
 	}
 	privateKey := "<the private key of " + p.Name + ": wg genkey, its public key in the peer file>"
 	if *keyFile != "" {
 		k, err := peers.LoadPrivateKey(*keyFile)
 		if err != nil {
-			return fs.fail(err)
+			return err
 		}
 		pub, err := peers.PublicKey(k)
 		if err != nil {
-			return fs.fail(err)
+			return err
 		}
 		if pub != p.PublicKey {
-			return fs.failf("%s: its public key %s is not %s's (%s)", *keyFile, pub, p.Name, p.PublicKey)
+			return fmt.Errorf("%s: its public key %s is not %s's (%s)", *keyFile, pub, p.Name, p.PublicKey)
 		}
 		privateKey = k.String()
 	}
 	fmt.Fprint(e.stdout, wgQuickText(f, p, privateKey))
-	return exitOK
+	return nil
 }
 
 // wgQuickText is the wg-quick configuration of peer self.
