@@ -714,6 +714,12 @@ func TestFilterErlangNames(t *testing.T) {
 			logHas: []string{"PORT_PLEASE2 refused", "deny node secret"},
 		},
 		{
+			name:   "an EPMD request over erldist.MaxRequestBody, whole in one segment: reset, as the userspace relay refuses it",
+			steps:  cat(lookup(mon1, 40000, "x", 1)[:2], []step{in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(erldist.TagPortPlease2Req, strings.Repeat("a", erldist.MaxRequestBody))...), false)}),
+			resets: 1, answers: 1,
+			logHas: []string{"EPMD request refused", "request too large"},
+		},
+		{
 			name:   "NAMES under a rule with nodes: reset",
 			steps:  cat(lookup(mon1, 40000, "x", 1)[:2], []step{in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(erldist.TagNamesReq, "")...), false)}),
 			resets: 1, answers: 1,
