@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -42,16 +42,16 @@ func words(t *testing.T, out string) map[string]int {
 	return m
 }
 
-func status(t *testing.T, h *cluster.OverlayHost) *overlay.Status {
+func status(t *testing.T, h *cluster.OverlayHost) *control.Status {
 	t.Helper()
-	st, err := overlay.ControlClient{Path: h.Control}.Status(ctxFor(t, 10*time.Second))
+	st, err := control.Client{Path: h.Control}.Status(ctxFor(t, 10*time.Second))
 	if err != nil {
 		t.Fatalf("status of %s: %v", h.Peer, err)
 	}
 	return st
 }
 
-func peerStatus(t *testing.T, h *cluster.OverlayHost, peer string) overlay.PeerStatus {
+func peerStatus(t *testing.T, h *cluster.OverlayHost, peer string) control.PeerStatus {
 	t.Helper()
 	for _, p := range status(t, h).Peers {
 		if p.Name == peer {
@@ -59,7 +59,7 @@ func peerStatus(t *testing.T, h *cluster.OverlayHost, peer string) overlay.PeerS
 		}
 	}
 	t.Fatalf("%s's status has no peer %s", h.Peer, peer)
-	return overlay.PeerStatus{}
+	return control.PeerStatus{}
 }
 
 // rawTarget is p as a peer of a stock WireGuard host.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // TestPartialMesh runs, with real nodes, the interconnect `overlayctl check`
@@ -212,7 +212,7 @@ func (m *mesh) deniedToward(i int) uint64 {
 	if i == hostB {
 		return 0
 	}
-	st, err := overlay.ControlClient{Path: m.hosts[i].Control}.Status(ctxFor(m.t, 10*time.Second))
+	st, err := control.Client{Path: m.hosts[i].Control}.Status(ctxFor(m.t, 10*time.Second))
 	must(m.t, err)
 	for _, p := range st.Peers {
 		if p.Name == m.hosts[other(i)].Peer {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // TestOps is the operator's side end to end, with real epmd and erl:
@@ -194,7 +194,7 @@ func TestOps(t *testing.T) {
 		}
 		js, err := o.Run("status", "--control", pay1.Control, "--json")
 		must(t, err)
-		var st overlay.Status
+		var st control.Status
 		must(t, json.Unmarshal([]byte(js), &st))
 		if st.Self != "pay-1" || st.PublicKey == "" || len(st.Nodes) != 2 || len(st.Peers) != 2 {
 			t.Errorf("status --json: %+v", st)
@@ -286,7 +286,7 @@ func TestOps(t *testing.T) {
 				t.Errorf("%s saw %d nodedowns during the rotation", h.Peer, n-downs[h.Peer])
 			}
 		}
-		st, err := overlay.ControlClient{Path: pay2.Control}.Status(ctxFor(t, 10*time.Second))
+		st, err := control.Client{Path: pay2.Control}.Status(ctxFor(t, 10*time.Second))
 		must(t, err)
 		if st.PublicKey != newPub[1] {
 			t.Errorf("pay-2 runs with key %s, want %s", st.PublicKey, newPub[1])

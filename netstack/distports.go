@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/nodewire/nodewire/netstack/erldist"
 )
 
 const (
@@ -27,17 +29,18 @@ const (
 // registered with the local epmd: the only ports (besides exposed ones) an
 // inbound connection may reach.
 type localPorts struct {
-	query func(ctx context.Context) ([]NameEntry, error) // asks the local epmd
+	query func(ctx context.Context) ([]erldist.NameEntry, error) // asks the local epmd
 
-	mu      sync.Mutex
-	learned map[uint16]learnedPort // from relayed PORT2_RESPs
-	names   map[uint16]string      // port -> node name, from the last NAMES answer
-	namesAt time.Time
+	mu       sync.Mutex
+	learned  map[uint16]learnedPort // from relayed PORT2_RESPs
+	names    map[uint16]string      // port -> node name, from the last NAMES answer
+	namesErr error                  // why the last NAMES query failed (names then empty)
+	namesAt  time.Time
 
 	queryMu sync.Mutex // one NAMES query at a time; others wait and share it
 }
 
-func newLocalPorts(query func(ctx context.Context) ([]NameEntry, error)) *localPorts {
+func newLocalPorts(query func(ctx context.Context) ([]erldist.NameEntry, error)) *localPorts {
 	return &localPorts{query: query, learned: make(map[uint16]learnedPort)}
 }
 
@@ -61,14 +64,15 @@ func (l *localPorts) note(port uint16, name string) {
 	l.learned[port] = learnedPort{name, now}
 }
 
-// noteNames records a NAMES answer the relay read from the local epmd.
-func (l *localPorts) noteNames(entries []NameEntry) {
+// noteNames records a NAMES answer from the local epmd, or the error that
+// stood for one: either is reused for namesTTL.
+func (l *localPorts) noteNames(entries []erldist.NameEntry, err error) {
 	names := make(map[uint16]string, len(entries))
 	for _, e := range entries {
 		names[e.Port] = e.Name
 	}
 	l.mu.Lock()
-	l.names, l.namesAt = names, time.Now()
+	l.names, l.namesErr, l.namesAt = names, err, time.Now()
 	l.mu.Unlock()
 }
 
@@ -87,7 +91,7 @@ func (l *localPorts) lookup(ctx context.Context, port uint16) (name string, ok b
 		return name, known, nil // answered while we waited
 	}
 	entries, err := l.query(ctx)
-	l.noteNames(entries)
+	l.noteNames(entries, err)
 	for _, e := range entries {
 		if e.Port == port {
 			return e.Name, true, err
@@ -112,33 +116,35 @@ func (l *localPorts) cached(port uint16, now time.Time) (name string, known, fre
 }
 
 // current asks the local epmd for its names now (at most once per
-// namesTTL) and returns them, for explain and status.
-func (l *localPorts) current(ctx context.Context) ([]NameEntry, error) {
+// namesTTL) and returns them, for explain and status. A query that failed
+// within namesTTL returns its error again: "unknown", not "none".
+func (l *localPorts) current(ctx context.Context) ([]erldist.NameEntry, error) {
 	l.queryMu.Lock()
 	defer l.queryMu.Unlock()
 	l.mu.Lock()
 	if !l.namesAt.IsZero() && time.Since(l.namesAt) <= namesTTL {
-		out := make([]NameEntry, 0, len(l.names))
+		out := make([]erldist.NameEntry, 0, len(l.names))
 		for p, n := range l.names {
-			out = append(out, NameEntry{Name: n, Port: p})
+			out = append(out, erldist.NameEntry{Name: n, Port: p})
 		}
+		err := l.namesErr
 		l.mu.Unlock()
-		return out, nil
+		return out, err
 	}
 	l.mu.Unlock()
 	entries, err := l.query(ctx)
-	l.noteNames(entries)
+	l.noteNames(entries, err)
 	return entries, err
 }
 
 // queryLocalNames asks the epmd on this host's face for its NAMES list.
-func (s *Stack) queryLocalNames(ctx context.Context) ([]NameEntry, error) {
+func (s *Stack) queryLocalNames(ctx context.Context) ([]erldist.NameEntry, error) {
 	face := s.snap.Load().Self.Face
 	return queryNames(ctx, netip.AddrPortFrom(face, s.epmdPort))
 }
 
 // queryNames sends NAMES_REQ to the epmd at addr and parses the reply.
-func queryNames(ctx context.Context, addr netip.AddrPort) ([]NameEntry, error) {
+func queryNames(ctx context.Context, addr netip.AddrPort) ([]erldist.NameEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, localDialTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -150,7 +156,7 @@ func queryNames(ctx context.Context, addr netip.AddrPort) ([]NameEntry, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if _, err := c.Write([]byte{0, 1, TagNamesReq}); err != nil {
+	if _, err := c.Write([]byte{0, 1, erldist.TagNamesReq}); err != nil {
 		return nil, fmt.Errorf("ask epmd at %v for names: %w", addr, err)
 	}
 	reply, err := io.ReadAll(io.LimitReader(c, maxNamesReply+1))
@@ -160,7 +166,7 @@ func queryNames(ctx context.Context, addr netip.AddrPort) ([]NameEntry, error) {
 	if len(reply) > maxNamesReply {
 		return nil, fmt.Errorf("read names from epmd at %v: %w", addr, errors.New("reply too large"))
 	}
-	_, names, err := ParseNames(reply)
+	_, names, err := erldist.ParseNames(reply)
 	if err != nil {
 		return nil, fmt.Errorf("names from epmd at %v: %w", addr, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -105,33 +106,6 @@ func wantedFaces(snap *Snapshot, epmdPort uint16) []wantedFace {
 		}
 	}
 	return out
-}
-
-// Preflight checks that every face listener snap asks for can be bound
-// now, and releases them again. Its error is a *FaceError whose message
-// says how to fix the first failure, e.g. that epmd holds the wildcard
-// address. epmdPort 0 means 4369.
-func Preflight(snap *Snapshot, epmdPort uint16) error {
-	if err := checkSnapshot(snap); err != nil {
-		return err
-	}
-	if epmdPort == 0 {
-		epmdPort = peers.EPMDPort
-	}
-	var open []*net.TCPListener
-	defer func() {
-		for _, ln := range open {
-			ln.Close()
-		}
-	}()
-	for _, w := range wantedFaces(snap, epmdPort) {
-		ln, err := listenFace(w.addr, w.peer.Name, snap.Self, w.epmd)
-		if err != nil {
-			return err
-		}
-		open = append(open, ln)
-	}
-	return nil
 }
 
 // listenFace binds addr, or explains why it cannot.
@@ -274,18 +248,18 @@ func (fs *faceSet) ensureDist(p *peers.Peer, port uint16, node string) error {
 
 // distPorts lists the distribution ports learned for peer, with the node
 // names their PORT2_RESPs gave, sorted by port.
-func (fs *faceSet) distPorts(peer string) []NameEntry {
+func (fs *faceSet) distPorts(peer string) []erldist.NameEntry {
 	return fs.allDistPorts(peer)[peer]
 }
 
 // allDistPorts is distPorts for every peer (or only for peer, if not ""),
 // in one pass over the faces: status asks for all peers at once.
-func (fs *faceSet) allDistPorts(peer string) map[string][]NameEntry {
+func (fs *faceSet) allDistPorts(peer string) map[string][]erldist.NameEntry {
 	fs.mu.Lock()
-	out := make(map[string][]NameEntry)
+	out := make(map[string][]erldist.NameEntry)
 	for k, f := range fs.faces {
 		if (peer == "" || k.peer == peer) && !f.epmd && f.erlang.Load() {
-			out[k.peer] = append(out[k.peer], NameEntry{Name: f.nodeName(), Port: k.port})
+			out[k.peer] = append(out[k.peer], erldist.NameEntry{Name: f.nodeName(), Port: k.port})
 		}
 	}
 	fs.mu.Unlock()

@@ -184,7 +184,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (why string) {
 	var buf [erldist.MaxSendName + 2]byte
 	conn.SetReadDeadline(deadlineIn(sendNameTimeout))
-	frame, name, err := ReadSendName(conn, buf[:])
+	frame, name, err := erldist.ReadSendName(conn, buf[:])
 	conn.SetReadDeadline(noDeadline)
 	switch {
 	case errors.Is(err, erldist.ErrSendNameTLS):

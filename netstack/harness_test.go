@@ -7,6 +7,7 @@ package netstack
 // faces prefix (127.81/16 for pay-1, 127.82/16 for mon-1).
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -25,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
 	"golang.zx2c4.com/wireguard/conn"
@@ -317,7 +319,7 @@ func (e *fakeEPMD) serve() {
 
 func (e *fakeEPMD) handle(c net.Conn) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	_, body, err := ReadRequest(c, make([]byte, 2+MaxRequestBody), MaxRequestBody)
+	_, body, err := erldist.ReadRequest(c, make([]byte, 2+erldist.MaxRequestBody), erldist.MaxRequestBody)
 	if err != nil {
 		return
 	}
@@ -325,7 +327,7 @@ func (e *fakeEPMD) handle(c net.Conn) {
 	e.tags = append(e.tags, body[0])
 	e.mu.Unlock()
 	switch body[0] {
-	case TagAlive2Req:
+	case erldist.TagAlive2Req:
 		if len(body) < 13 {
 			return
 		}
@@ -335,18 +337,18 @@ func (e *fakeEPMD) handle(c net.Conn) {
 			return
 		}
 		e.register(string(body[11:11+nlen]), port)
-		c.Write([]byte{TagAlive2XResp, 0, 0, 0, 0, 1})
+		c.Write([]byte{erldist.TagAlive2XResp, 0, 0, 0, 0, 1})
 		io.Copy(io.Discard, c) // registered while the connection lives
-	case TagPortPlease2Req:
+	case erldist.TagPortPlease2Req:
 		e.mu.Lock()
 		port, ok := e.names[string(body[1:])]
 		e.mu.Unlock()
 		if !ok {
-			c.Write([]byte{TagPort2Resp, 1})
+			c.Write([]byte{erldist.TagPort2Resp, 1})
 			return
 		}
 		c.Write(port2OK(port, string(body[1:]), nil))
-	case TagNamesReq:
+	case erldist.TagNamesReq:
 		b := binary.BigEndian.AppendUint32(nil, 4369)
 		e.mu.Lock()
 		for n, p := range e.names {
@@ -408,20 +410,20 @@ func epmdExchange(t testing.TB, addr netip.AddrPort, body []byte) ([]byte, error
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.Write(AppendRequest(nil, body)); err != nil {
+	if _, err := c.Write(erldist.AppendRequest(nil, body)); err != nil {
 		return nil, err
 	}
 	return io.ReadAll(c)
 }
 
 // portPlease asks the epmd at addr for name.
-func portPlease(t testing.TB, addr netip.AddrPort, name string) (Port2Resp, error) {
+func portPlease(t testing.TB, addr netip.AddrPort, name string) (erldist.Port2Resp, error) {
 	t.Helper()
-	reply, err := epmdExchange(t, addr, append([]byte{TagPortPlease2Req}, name...))
+	reply, err := epmdExchange(t, addr, append([]byte{erldist.TagPortPlease2Req}, name...))
 	if err != nil {
-		return Port2Resp{}, err
+		return erldist.Port2Resp{}, err
 	}
-	return ParsePort2Resp(reply)
+	return erldist.ParsePort2Resp(reply)
 }
 
 // isRefused reports whether err says the connection was refused or reset
@@ -440,4 +442,49 @@ func readErrSoon(c net.Conn, d time.Duration) error {
 	var b [1]byte
 	_, err := c.Read(b[:])
 	return err
+}
+
+// distHello sends a send_name naming node through c (to an echo behind a
+// dist port) and reads it back, as the first exchange of a dist connection.
+func distHello(t *testing.T, c net.Conn, node string) {
+	t.Helper()
+	msg := erldist.AppendSendName(nil, node)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		t.Fatalf("send_name: %v", err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("send_name echo: %x, %v", got, err)
+	}
+	c.SetDeadline(time.Time{})
+}
+
+// port2OK builds epmd's ok PORT2_RESP for name on port.
+func port2OK(port uint16, name string, extra []byte) []byte {
+	b := []byte{erldist.TagPort2Resp, 0}
+	b = binary.BigEndian.AppendUint16(b, port)
+	b = append(b, 77, 0, 0, 6, 0, 5)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(extra)))
+	return append(b, extra...)
+}
+
+// alive2 builds an ALIVE2_REQ body: a node registering name on port.
+func alive2(port uint16, name string) []byte {
+	b := []byte{erldist.TagAlive2Req}
+	b = binary.BigEndian.AppendUint16(b, port)
+	b = append(b, 77, 0, 0, 6, 0, 5)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+	b = append(b, name...)
+	return append(b, 0, 0)
+}
+
+// sendNameOld is the pre-OTP-23 send_name ('n', version 5).
+func sendNameOld(name string) []byte {
+	body := []byte{'n', 0, 5}
+	body = binary.BigEndian.AppendUint32(body, 0x3f7fbd)
+	body = append(body, name...)
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(body))), body...)
 }

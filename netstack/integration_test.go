@@ -51,7 +51,7 @@ func testOverlay(t *testing.T, link string) {
 		if slices.Contains(p.mon.stack.faces.listening("pay-1"), nodePort) {
 			t.Fatal("face for the node's port open before any lookup")
 		}
-		var resp Port2Resp
+		var resp erldist.Port2Resp
 		var err error
 		// The first exchange may wait for a WireGuard handshake.
 		resp, err = portPlease(t, netip.AddrPortFrom(payOnMon, w.epmdPort), "app")
@@ -97,22 +97,22 @@ func testOverlay(t *testing.T, link string) {
 	})
 
 	t.Run("names allowed by an erlang rule", func(t *testing.T) {
-		reply, err := epmdExchange(t, netip.AddrPortFrom(payOnMon, w.epmdPort), []byte{TagNamesReq})
+		reply, err := epmdExchange(t, netip.AddrPortFrom(payOnMon, w.epmdPort), []byte{erldist.TagNamesReq})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, names, err := ParseNames(reply)
-		if err != nil || !slices.Contains(names, NameEntry{"app", nodePort}) {
+		_, names, err := erldist.ParseNames(reply)
+		if err != nil || !slices.Contains(names, erldist.NameEntry{Name: "app", Port: nodePort}) {
 			t.Fatalf("NAMES: %v, %v", names, err)
 		}
 	})
 
 	t.Run("admin requests never reach epmd", func(t *testing.T) {
 		before := p.pay.epmd.seen()
-		for _, body := range [][]byte{alive2(9999, "evil"), {TagKillReq}, {TagStopReq}, {TagDumpReq}, {42}} {
+		for _, body := range [][]byte{alive2(9999, "evil"), {erldist.TagKillReq}, {erldist.TagStopReq}, {erldist.TagDumpReq}, {42}} {
 			reply, _ := epmdExchange(t, netip.AddrPortFrom(payOnMon, w.epmdPort), body)
 			if len(reply) != 0 {
-				t.Errorf("%s: got a reply %v", RequestName(body[0]), reply)
+				t.Errorf("%s: got a reply %v", erldist.RequestName(body[0]), reply)
 			}
 		}
 		after := p.pay.epmd.seen()
@@ -120,8 +120,8 @@ func testOverlay(t *testing.T, link string) {
 			t.Fatalf("epmd saw %v after refused requests (before %v)", after[len(before):], before)
 		}
 		for _, tag := range after {
-			if tag != TagPortPlease2Req && tag != TagNamesReq {
-				t.Fatalf("epmd saw %s", RequestName(tag))
+			if tag != erldist.TagPortPlease2Req && tag != erldist.TagNamesReq {
+				t.Fatalf("epmd saw %s", erldist.RequestName(tag))
 			}
 		}
 		if st := p.pay.stack.Stats()["mon-1"]; st.DeniedIn < 5 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodewire/nodewire/netstack/erldist"
 )
 
 // nodesRule lets monitoring reach payments' Erlang ports, for the node
@@ -41,12 +43,12 @@ func TestNodeRules(t *testing.T) {
 	})
 
 	t.Run("other node refused at the source", func(t *testing.T) {
-		before := countTags(TagPortPlease2Req)
+		before := countTags(erldist.TagPortPlease2Req)
 		r, err := portPlease(t, epmdOnMon, "app")
 		if err != nil || r.OK() {
 			t.Fatalf("PORT_PLEASE2 app: %+v, %v; want not found", r, err)
 		}
-		if countTags(TagPortPlease2Req) != before {
+		if countTags(erldist.TagPortPlease2Req) != before {
 			t.Fatal("the lookup left mon-1")
 		}
 		if st := p.mon.stack.Stats()["pay-1"]; st.DeniedOut == 0 {
@@ -66,12 +68,12 @@ func TestNodeRules(t *testing.T) {
 	p.mon.stack.Apply(w.snap(t, monFaces, "mon-1", fileOpts{rulePorts: "[erlang]"}))
 
 	t.Run("other node refused at the destination", func(t *testing.T) {
-		before := countTags(TagPortPlease2Req)
+		before := countTags(erldist.TagPortPlease2Req)
 		r, err := portPlease(t, epmdOnMon, "app")
 		if err != nil || r.OK() {
 			t.Fatalf("PORT_PLEASE2 app: %+v, %v; want not found", r, err)
 		}
-		if countTags(TagPortPlease2Req) != before {
+		if countTags(erldist.TagPortPlease2Req) != before {
 			t.Fatal("pay-1's epmd was asked for a node the rule does not name")
 		}
 		ds, es := p.pay.stack.PolicyCounters()
@@ -88,12 +90,12 @@ func TestNodeRules(t *testing.T) {
 	})
 
 	t.Run("names lists allowed nodes only", func(t *testing.T) {
-		reply, err := epmdExchange(t, epmdOnMon, []byte{TagNamesReq})
+		reply, err := epmdExchange(t, epmdOnMon, []byte{erldist.TagNamesReq})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, names, err := ParseNames(reply)
-		if err != nil || !slices.Equal(names, []NameEntry{{"metrics", metricsPort}}) {
+		_, names, err := erldist.ParseNames(reply)
+		if err != nil || !slices.Equal(names, []erldist.NameEntry{{Name: "metrics", Port: metricsPort}}) {
 			t.Fatalf("NAMES through the overlay: %v, %v", names, err)
 		}
 	})
@@ -113,11 +115,11 @@ func TestNodeRules(t *testing.T) {
 
 	t.Run("explain sees the ports", func(t *testing.T) {
 		got, err := p.pay.stack.ErlangPorts(context.Background(), "pay-1")
-		if err != nil || !slices.Contains(got, NameEntry{"app", appPort}) || !slices.Contains(got, NameEntry{"metrics", metricsPort}) {
+		if err != nil || !slices.Contains(got, erldist.NameEntry{Name: "app", Port: appPort}) || !slices.Contains(got, erldist.NameEntry{Name: "metrics", Port: metricsPort}) {
 			t.Fatalf("pay-1's own nodes: %v, %v", got, err)
 		}
 		got, _ = p.mon.stack.ErlangPorts(context.Background(), "pay-1")
-		if !slices.Contains(got, NameEntry{"metrics", metricsPort}) {
+		if !slices.Contains(got, erldist.NameEntry{Name: "metrics", Port: metricsPort}) {
 			t.Fatalf("mon-1's ports for pay-1: %v", got)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -20,6 +21,7 @@ const (
 	reasonNotOffered    = "not_offered"    // no node registered on the port, not exposed
 	reasonEPMDRequest   = "epmd_request"   // an EPMD request the relay never passes (ALIVE2, KILL, ...)
 	reasonUnknownSource = "unknown_source" // a source address that is no peer
+	reasonNodeName      = "node_name"      // a send_name naming a node not of the source peer
 )
 
 // DecisionCount is how many new connections got one verdict.
@@ -108,17 +110,17 @@ func reasonLabel(r peers.Reason) string {
 // epmdRequestLabel names an EPMD request tag as a metric label.
 func epmdRequestLabel(tag byte) string {
 	switch tag {
-	case TagPortPlease2Req:
+	case erldist.TagPortPlease2Req:
 		return "port_please2"
-	case TagNamesReq:
+	case erldist.TagNamesReq:
 		return "names"
-	case TagAlive2Req:
+	case erldist.TagAlive2Req:
 		return "alive2"
-	case TagKillReq:
+	case erldist.TagKillReq:
 		return "kill"
-	case TagStopReq:
+	case erldist.TagStopReq:
 		return "stop"
-	case TagDumpReq:
+	case erldist.TagDumpReq:
 		return "dump"
 	}
 	return "other"

@@ -34,6 +34,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -61,9 +62,9 @@ func (s *Stack) serveEPMD(tc *trackedConn, client io.Closer, exchange func(buf [
 func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool, tc *trackedConn, buf []byte) {
 	client.SetReadDeadline(deadlineIn(epmdRequestTimeout))
 	self := tc.snap.Self
-	frame, body, err := ReadRequest(client, buf, MaxRequestBody)
+	frame, body, err := erldist.ReadRequest(client, buf, erldist.MaxRequestBody)
 	if err != nil {
-		if errors.Is(err, ErrRequestTooLarge) || errors.Is(err, ErrEmptyRequest) {
+		if errors.Is(err, erldist.ErrRequestTooLarge) || errors.Is(err, erldist.ErrEmptyRequest) {
 			tc.stats.deniedIn.Add(1)
 			s.countEPMD(dirIn, src.Name, "malformed", false)
 			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, "EPMD request refused: "+err.Error())
@@ -76,7 +77,7 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 	tag := body[0]
 	req := epmdRequestLabel(tag)
 	switch {
-	case tag == TagPortPlease2Req:
+	case tag == erldist.TagPortPlease2Req:
 		if d := tc.snap.File.DecideNode(src, self, peers.EPMDPort, string(body[1:])); !d.Allow {
 			// Answer "no such node", as epmd would: the client gives up at
 			// once, and learns nothing about which names exist.
@@ -85,15 +86,15 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 			s.countDecision(dirIn, src.Name, d)
 			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, "", d.String())
 			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
-			if _, err := client.Write([]byte{TagPort2Resp, 1}); err == nil {
+			if _, err := client.Write([]byte{erldist.TagPort2Resp, 1}); err == nil {
 				awaitSourceClose(client, src)
 			}
 			return
 		}
-	case tag == TagNamesReq && allowNames:
+	case tag == erldist.TagNamesReq && allowNames:
 	default:
-		why := "EPMD " + RequestName(tag) + " refused"
-		if tag == TagNamesReq {
+		why := "EPMD " + erldist.RequestName(tag) + " refused"
+		if tag == erldist.TagNamesReq {
 			why += ": policy does not grant the erlang ports"
 		}
 		tc.stats.deniedIn.Add(1)
@@ -120,7 +121,7 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 	}
 	client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
 
-	if tag == TagNamesReq {
+	if tag == erldist.TagNamesReq {
 		// The listing goes back with only the names the policy lets src
 		// reach; epmd closes when done.
 		reply, err := io.ReadAll(io.LimitReader(epmd, maxNamesReply+1))
@@ -146,7 +147,7 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 		s.log.Debug("netstack: PORT2_RESP from local epmd", "err", err)
 		return
 	}
-	if p, err := ParsePort2Resp(reply); err == nil && p.OK() {
+	if p, err := erldist.ParsePort2Resp(reply); err == nil && p.OK() {
 		// Before the client can dial the port, accept it as a dist port.
 		s.local.note(p.Port, string(p.Name))
 	}
@@ -181,7 +182,7 @@ func awaitSourceClose(client *overlayConn, src *peers.Peer) {
 func readPort2Resp(r io.Reader, buf []byte) ([]byte, error) {
 	n := 0
 	for {
-		if n > 0 && Port2RespComplete(buf[:n]) {
+		if n > 0 && erldist.Port2RespComplete(buf[:n]) {
 			return buf[:n], nil
 		}
 		if n == len(buf) {
@@ -210,14 +211,14 @@ func (s *Stack) proxyEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn) {
 // forwardEPMD is proxyEPMD's exchange.
 func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn, buf []byte) {
 	client.SetReadDeadline(deadlineIn(epmdRequestTimeout))
-	frame, body, err := ReadRequest(client, buf, MaxRequestBody)
+	frame, body, err := erldist.ReadRequest(client, buf, erldist.MaxRequestBody)
 	if err != nil {
 		s.log.Debug("netstack: no EPMD request from local client", "peer", p.Name, "err", err)
 		return
 	}
 	client.SetReadDeadline(noDeadline)
 	tag := body[0]
-	if tag == TagPortPlease2Req {
+	if tag == erldist.TagPortPlease2Req {
 		// Checked here too, so a lookup the destination would refuse is
 		// refused at once, and logged where the client runs.
 		if d := tc.snap.File.DecideNode(tc.snap.Self, p, peers.EPMDPort, string(body[1:])); !d.Allow {
@@ -226,7 +227,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 			s.countDecision(dirOut, p.Name, d)
 			s.refuse(dirOut, p.Name, tc.snap.Self.Name, p.Name, s.epmdPort, "", d.String())
 			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
-			client.Write([]byte{TagPort2Resp, 1})
+			client.Write([]byte{erldist.TagPort2Resp, 1})
 			return
 		}
 	}
@@ -248,7 +249,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 	}
 	tc.stats.bytesOut.Add(uint64(len(frame)))
 
-	if tag != TagPortPlease2Req {
+	if tag != erldist.TagPortPlease2Req {
 		// Anything else passes as a plain stream; the destination filters.
 		Splice(client, remote, &tc.stats.bytesOut, &tc.stats.bytesIn)
 		return
@@ -264,11 +265,11 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 		return
 	}
 	tc.stats.bytesIn.Add(uint64(len(reply)))
-	if r, err := ParsePort2Resp(reply); err == nil && r.OK() {
+	if r, err := erldist.ParsePort2Resp(reply); err == nil && r.OK() {
 		if err := s.faces.ensureDist(p, r.Port, string(r.Name)); err != nil {
 			s.logLimited(slog.LevelWarn, limitKey{who: p.Name, port: r.Port, dir: dirOut, why: "face"},
 				"netstack: cannot open face for a node's port", "peer", p.Name, "node", string(r.Name), "err", err)
-			reply = []byte{TagPort2Resp, 1}
+			reply = []byte{erldist.TagPort2Resp, 1}
 		}
 	}
 	client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
@@ -280,11 +281,11 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 // filterNames rebuilds a NAMES reply with only the nodes src may reach
 // under snap, and notes every registered port and name on the way.
 func (s *Stack) filterNames(reply []byte, snap *Snapshot, src *peers.Peer) ([]byte, error) {
-	epmdPort, names, err := ParseNames(reply)
+	epmdPort, names, err := erldist.ParseNames(reply)
 	if err != nil {
 		return nil, err
 	}
-	s.local.noteNames(names)
+	s.local.noteNames(names, nil)
 	out := binary.BigEndian.AppendUint32(make([]byte, 0, len(reply)), epmdPort)
 	for _, e := range names {
 		if d := snap.File.DecideNode(src, snap.Self, peers.EPMDPort, e.Name); d.Allow {

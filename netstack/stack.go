@@ -42,8 +42,9 @@ type Snapshot struct {
 	Self *peers.Peer
 }
 
-// TCP tuning (netstack-perf.md): gVisor's defaults are sized for a sandbox,
-// not for a bulk tunnel.
+// TCP tuning: gVisor's defaults are sized for a sandbox, not for a bulk
+// tunnel. The buffer ceilings are Tailscale's for its gVisor netstack
+// (receive 8 MiB, send 6 MiB).
 const (
 	tcpRecvBufMax = 8 << 20
 	tcpSendBufMax = 6 << 20
@@ -62,6 +63,7 @@ const (
 	overlayDialTimeout = 12 * time.Second
 	epmdRequestTimeout = 10 * time.Second // client must send its request within
 	epmdReplyTimeout   = 15 * time.Second // epmd (local or remote) must answer within
+	sendNameTimeout    = 10 * time.Second // an inbound distribution connection must name its node within (a real node does at once)
 	epmdCloseWait      = 2 * time.Second  // the inbound relay waits for a userspace source to close first (relay.go)
 	timeWait           = time.Second      // see newIPStack
 	keepaliveIdle      = 30 * time.Second

@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodewire/nodewire/netstack/erldist"
+	"github.com/nodewire/nodewire/peers"
 )
 
 func TestPreflightExplainsWildcardEPMD(t *testing.T) {
@@ -22,7 +25,7 @@ func TestPreflightExplainsWildcardEPMD(t *testing.T) {
 	}
 	defer hog.Close()
 	snap := w.snap(t, payFaces, "pay-1", erlangRule(w))
-	err = Preflight(snap, w.epmdPort)
+	err = preflight(snap, w.epmdPort)
 	var fe *FaceError
 	if !errors.As(err, &fe) || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("Preflight: %v, want a FaceError for EADDRINUSE", err)
@@ -49,7 +52,7 @@ func TestPreflightExplainsWildcardEPMD(t *testing.T) {
 		t.Errorf("faces left open after a failed Start: %v", got)
 	}
 	hog.Close()
-	if err := Preflight(snap, w.epmdPort); err != nil {
+	if err := preflight(snap, w.epmdPort); err != nil {
 		t.Errorf("Preflight after the port was freed: %v", err)
 	}
 }
@@ -62,7 +65,7 @@ func TestPreflightExplainsWildcardService(t *testing.T) {
 	}
 	defer hog.Close()
 	// mon-1 sees pay-1's exposed port on pay-1's face.
-	err = Preflight(w.snap(t, monFaces, "mon-1", erlangRule(w)), w.epmdPort)
+	err = preflight(w.snap(t, monFaces, "mon-1", erlangRule(w)), w.epmdPort)
 	want := "127.82.1.1:" + itoa(w.exposePort) + " is taken (a local service holds the wildcard address?): bind local services to this host's face 127.82.2.1, not to 0.0.0.0"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Preflight: %v\nwant %s", err, want)
@@ -179,11 +182,11 @@ func TestNamesNeedsErlangPorts(t *testing.T) {
 	if r, err := portPlease(t, epmd, "app"); err != nil || !r.OK() {
 		t.Fatalf("PORT_PLEASE2: %+v, %v", r, err)
 	}
-	reply, _ := epmdExchange(t, epmd, []byte{TagNamesReq})
+	reply, _ := epmdExchange(t, epmd, []byte{erldist.TagNamesReq})
 	if len(reply) != 0 {
 		t.Fatalf("NAMES answered: %q", reply)
 	}
-	if slices.Contains(p.pay.epmd.seen(), TagNamesReq) {
+	if slices.Contains(p.pay.epmd.seen(), erldist.TagNamesReq) {
 		t.Fatal("NAMES reached epmd")
 	}
 }
@@ -225,4 +228,32 @@ func TestApplyMovesFaces(t *testing.T) {
 	}
 	c := dialAndPing(t, moved)
 	c.Close()
+}
+
+// preflight checks that every face listener snap asks for can be bound
+// now, and releases them again. Its error is a *FaceError whose message
+// says how to fix the first failure, e.g. that epmd holds the wildcard
+// address. epmdPort 0 means 4369. Start binds the same listeners with the
+// same explanations; this lets a test see them without a running stack.
+func preflight(snap *Snapshot, epmdPort uint16) error {
+	if err := checkSnapshot(snap); err != nil {
+		return err
+	}
+	if epmdPort == 0 {
+		epmdPort = peers.EPMDPort
+	}
+	var open []*net.TCPListener
+	defer func() {
+		for _, ln := range open {
+			ln.Close()
+		}
+	}()
+	for _, w := range wantedFaces(snap, epmdPort) {
+		ln, err := listenFace(w.addr, w.peer.Name, snap.Self, w.epmd)
+		if err != nil {
+			return err
+		}
+		open = append(open, ln)
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
 )
@@ -29,7 +30,7 @@ type Config struct {
 	Self           string // this host's name in the peer file
 	PrivateKeyFile string
 	ListenPort     uint16 // 0: the port of this host's endpoint, else overlay.port
-	ControlPath    string // "": DefaultControlPath()
+	ControlPath    string // "": control.DefaultPath()
 	Interface      string // UAPI name for `wg show`; "": "nw-" + Self
 	MTU            int    // inner MTU; 0: 1420, safe on the internet
 	EPMDPort       uint16 // 0: 4369
@@ -90,7 +91,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		cfg.Interface = InterfaceName(cfg.Self)
 	}
 	if cfg.ControlPath == "" {
-		cfg.ControlPath = DefaultControlPath()
+		cfg.ControlPath = control.DefaultPath()
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	defer func() {
@@ -99,7 +100,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		}
 	}()
 
-	if d.private, err = LoadPrivateKey(cfg.PrivateKeyFile); err != nil {
+	if d.private, err = peers.LoadPrivateKey(cfg.PrivateKeyFile); err != nil {
 		return nil, err
 	}
 	f, self, err := d.load()
@@ -218,7 +219,7 @@ func (d *Daemon) load() (*peers.File, *peers.Peer, error) {
 	if self == nil {
 		return nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", d.cfg.PeerFile, d.cfg.Self)
 	}
-	pub, err := PublicKey(d.private)
+	pub, err := peers.PublicKey(d.private)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -370,10 +371,10 @@ func wgLogger(log *slog.Logger) *device.Logger {
 }
 
 // Status reports this host and every peer.
-func (d *Daemon) Status() Status {
+func (d *Daemon) Status() control.Status {
 	d.mu.Lock()
 	f, self := d.file, d.self
-	st := Status{
+	st := control.Status{
 		Self: self.Name, Network: self.Network.Name, Mode: d.mode.String(), Address: self.Address.String(), Face: self.Face.String(),
 		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
 		LoadedAt: d.loadedAt, Reloads: d.reloads, ReloadErr: d.reloadErr, Uptime: time.Since(d.started),
@@ -390,7 +391,7 @@ func (d *Daemon) Status() Status {
 		if p.Name == self.Name {
 			continue
 		}
-		ps := PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
+		ps := control.PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
 		if w, ok := wgState[p.PublicKey]; ok {
 			ps.Endpoint, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.LastHandshake, w.Rx, w.Tx
 		}

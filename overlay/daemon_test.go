@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // testHost is a key pair as `wg genkey`/`wg pubkey` would make it.
@@ -132,7 +134,7 @@ func TestDaemonReloadAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	cc := ControlClient{Path: cfg.ControlPath}
+	cc := control.Client{Path: cfg.ControlPath}
 
 	peerNames := func() []string {
 		st, err := cc.Status(ctx)

@@ -4,44 +4,15 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/netstack/erldist"
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/peers"
 )
-
-// Explanation is the running daemon's answer to "may FROM open PORT on TO?",
-// with the Erlang nodes it knows on the side it can see.
-type Explanation struct {
-	// Decision is the verdict, "allow ..." or "deny ...", as the data plane
-	// would judge the connection now.
-	Decision string `json:"decision"`
-	Allow    bool   `json:"allow"`
-	// Erlang says the port counted as an Erlang port: 4369, or a
-	// distribution port registered to Node.
-	Erlang bool   `json:"erlang"`
-	Node   string `json:"node,omitempty"`
-	// Known says whether the daemon can see TO's registered nodes: it can
-	// for this host (its epmd) and for a peer this host talks to (the
-	// ports its epmd announced); not between two other peers.
-	Known bool `json:"known"`
-	// Nodes are the Erlang nodes of TO that the daemon resolves now, each
-	// with the verdict for FROM.
-	Nodes    []NodeVerdict `json:"nodes,omitempty"`
-	PeerFile string        `json:"peer_file"`
-	Note     string        `json:"note,omitempty"`
-}
-
-// NodeVerdict is one Erlang node and whether FROM may reach it.
-type NodeVerdict struct {
-	Name     string `json:"name"`
-	Port     uint16 `json:"port"`
-	Allow    bool   `json:"allow"`
-	Decision string `json:"decision"`
-}
 
 // Explain judges a connection from one peer to another with the daemon's
 // current peer file and the distribution ports it currently resolves.
 // port 0 means 4369 (epmd).
-func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*Explanation, error) {
+func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*control.Explanation, error) {
 	d.mu.Lock()
 	f, self := d.file, d.self
 	d.mu.Unlock()
@@ -58,8 +29,8 @@ func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*Ex
 	if port == 0 {
 		port = peers.EPMDPort
 	}
-	ex := &Explanation{PeerFile: d.cfg.PeerFile}
-	var nodes []netstack.NameEntry
+	ex := &control.Explanation{PeerFile: d.cfg.PeerFile}
+	var nodes []erldist.NameEntry
 	ops := d.ops()
 	switch {
 	case ops == nil:
@@ -80,7 +51,7 @@ func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*Ex
 			ex.Node = n.Name
 		}
 		nd := f.DecideNode(ends[0], ends[1], n.Port, n.Name)
-		ex.Nodes = append(ex.Nodes, NodeVerdict{Name: n.Name, Port: n.Port, Allow: nd.Allow, Decision: nd.String()})
+		ex.Nodes = append(ex.Nodes, control.NodeVerdict{Name: n.Name, Port: n.Port, Allow: nd.Allow, Decision: nd.String()})
 	}
 	if ex.Known && port != peers.EPMDPort && ex.Node == "" && !exposes(ends[1], port) {
 		if dec.Allow {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -51,7 +52,7 @@ func TestDaemonOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	cc := ControlClient{Path: cfg.ControlPath}
+	cc := control.Client{Path: cfg.ControlPath}
 
 	scrape := func() string {
 		t.Helper()

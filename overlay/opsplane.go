@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/netstack/erldist"
 )
 
 // opsPlane is what the userspace stack tells operators beyond dataPlane:
@@ -16,8 +17,8 @@ import (
 type opsPlane interface {
 	PolicyCounters() ([]netstack.DecisionCount, []netstack.EPMDCount)
 	LastRefusals() map[string]netstack.Refusal
-	ErlangPorts(ctx context.Context, peer string) ([]netstack.NameEntry, error)
-	RemoteErlangPorts() map[string][]netstack.NameEntry
+	ErlangPorts(ctx context.Context, peer string) ([]erldist.NameEntry, error)
+	RemoteErlangPorts() map[string][]erldist.NameEntry
 	Packets() netstack.PacketCounts
 	Ping(ctx context.Context, dst netip.Addr, seq uint16, size int) (time.Duration, error)
 }

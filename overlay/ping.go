@@ -7,36 +7,23 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // Ping limits. The timeout bounds one echo, and stays well inside the
 // control connection's deadline.
 const (
-	DefaultPingTimeout = 2 * time.Second
-	maxPingTimeout     = 20 * time.Second
-	pingPayload        = 56 // bytes after the ICMP header, as ping sends
+	maxPingTimeout = 20 * time.Second
+	pingPayload    = 56 // bytes after the ICMP header, as ping sends
 )
-
-// PingReply is what became of one echo request the daemon sent.
-type PingReply struct {
-	From        string        `json:"from"` // this host
-	FromAddress string        `json:"from_address"`
-	Peer        string        `json:"peer"`
-	Address     string        `json:"address"`
-	Seq         uint16        `json:"seq"`
-	Bytes       int           `json:"bytes"`   // ICMP message, header included
-	Replied     bool          `json:"replied"` // false: no reply within Timeout
-	RTT         time.Duration `json:"rtt_ns,omitempty"`
-	Timeout     time.Duration `json:"timeout_ns"`
-}
 
 // Ping sends one ICMP echo request with sequence number seq from this
 // host's overlay address to peer to, through the overlay, and waits up to
-// timeout (0: DefaultPingTimeout) for the reply. It refuses, saying why,
+// timeout (0: control.DefaultPingTimeout) for the reply. It refuses, saying why,
 // when to is no peer or this host, when this daemon runs in TUN mode (the
 // system's ping works there), and when the policy does not let this host
 // ping to: that host would not answer.
-func (d *Daemon) Ping(ctx context.Context, to string, seq uint16, timeout time.Duration) (*PingReply, error) {
+func (d *Daemon) Ping(ctx context.Context, to string, seq uint16, timeout time.Duration) (*control.PingReply, error) {
 	d.mu.Lock()
 	f, self := d.file, d.self
 	d.mu.Unlock()
@@ -59,10 +46,10 @@ func (d *Daemon) Ping(ctx context.Context, to string, seq uint16, timeout time.D
 		return nil, fmt.Errorf("%s may not ping %s: %s", self.Name, p.Name, dec)
 	}
 	if timeout <= 0 {
-		timeout = DefaultPingTimeout
+		timeout = control.DefaultPingTimeout
 	}
 	timeout = min(timeout, maxPingTimeout)
-	r := &PingReply{
+	r := &control.PingReply{
 		From: self.Name, FromAddress: self.Address.String(), Peer: p.Name, Address: p.Address.String(),
 		Seq: seq, Bytes: 8 + pingPayload, Timeout: timeout,
 	}

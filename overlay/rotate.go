@@ -29,18 +29,18 @@ func (d *Daemon) loadRotating() (*peers.File, *peers.Peer, *peers.Key, error) {
 	if self == nil {
 		return nil, nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", d.cfg.PeerFile, d.cfg.Self)
 	}
-	pub, err := PublicKey(d.private)
+	pub, err := peers.PublicKey(d.private)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if pub == self.PublicKey {
 		return f, self, nil, nil
 	}
-	k, err := LoadPrivateKey(d.cfg.PrivateKeyFile)
+	k, err := peers.LoadPrivateKey(d.cfg.PrivateKeyFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key changed; reading the new key: %w", d.cfg.PeerFile, self.Line, self.Name, err)
 	}
-	newPub, err := PublicKey(k)
+	newPub, err := peers.PublicKey(k)
 	if err != nil {
 		return nil, nil, nil, err
 	}

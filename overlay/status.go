@@ -13,15 +13,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodewire/nodewire/netstack"
+	"github.com/nodewire/nodewire/netstack/erldist"
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/peers"
 )
 
 // addOpsStatus fills in what the data plane knows beyond WireGuard: denials
 // by direction, the last refusal, face errors and the Erlang nodes seen.
-func (d *Daemon) addOpsStatus(st *Status) {
+func (d *Daemon) addOpsStatus(st *control.Status) {
 	d.mu.Lock()
-	pub, err := PublicKey(d.private)
+	pub, err := peers.PublicKey(d.private)
 	d.mu.Unlock()
 	if err == nil {
 		st.PublicKey = pub.String()
@@ -48,13 +49,13 @@ func (d *Daemon) addOpsStatus(st *Status) {
 	for i := range st.Peers {
 		p := &st.Peers[i]
 		if r, ok := last[p.Name]; ok {
-			p.LastRefusal = &r
+			p.LastRefusal = &control.Refusal{At: r.At, Dir: r.Dir, From: r.From, To: r.To, Port: r.Port, Proto: r.Proto, Decision: r.Decision}
 		}
 		p.Nodes = nodeList(remote[p.Name])
 	}
 }
 
-func nodeList(es []netstack.NameEntry) []string {
+func nodeList(es []erldist.NameEntry) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, fmt.Sprintf("%s:%d", e.Name, e.Port))
@@ -62,38 +63,9 @@ func nodeList(es []netstack.NameEntry) []string {
 	return out
 }
 
-// Status is what `overlayctl status` shows: this host, then each peer.
-type Status struct {
-	Self       string        `json:"self"`
-	Network    string        `json:"network"`
-	Mode       string        `json:"mode"` // "userspace" or "tun": which data plane enforces the policy
-	Address    string        `json:"address"`
-	Face       string        `json:"face"`
-	ListenPort uint16        `json:"listen_port"`
-	PeerFile   string        `json:"peer_file"`
-	Interface  string        `json:"interface"` // the name `wg show` takes
-	LoadedAt   time.Time     `json:"loaded_at"`
-	Reloads    uint64        `json:"reloads"`
-	ReloadErr  string        `json:"last_reload_error,omitempty"`
-	Peers      []PeerStatus  `json:"peers"`
-	Uptime     time.Duration `json:"uptime_ns"`
-
-	PublicKey string   `json:"public_key"`            // this host's, as WireGuard uses it now
-	Nodes     []string `json:"local_nodes,omitempty"` // "name:port" registered with this host's epmd
-	NodesErr  string   `json:"local_nodes_error,omitempty"`
-	// Goroutines and RSSBytes are the daemon process's, so operators and
-	// soak tests can see that connections leave nothing behind.
-	Goroutines int    `json:"goroutines"`
-	RSSBytes   uint64 `json:"rss_bytes"`
-	// HeapLiveBytes is the Go heap marked live by the last GC (GCCycles
-	// so far): unlike RSS it does not include garbage awaiting the next GC.
-	HeapLiveBytes uint64 `json:"heap_live_bytes"`
-	GCCycles      uint64 `json:"gc_cycles"`
-}
-
 // processStats fills in the goroutine count, resident memory and live heap
 // of this process (RSS 0 where /proc is not available).
-func processStats(st *Status) {
+func processStats(st *control.Status) {
 	st.Goroutines = runtime.NumGoroutine()
 	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(samples)
@@ -114,26 +86,6 @@ func processStats(st *Status) {
 	if pages, err := strconv.ParseUint(f[1], 10, 64); err == nil {
 		st.RSSBytes = pages * uint64(os.Getpagesize())
 	}
-}
-
-// PeerStatus is one peer as this daemon sees it.
-type PeerStatus struct {
-	Name          string    `json:"name"`
-	Network       string    `json:"network"`
-	Address       string    `json:"address"`
-	Face          string    `json:"face"`
-	Endpoint      string    `json:"endpoint,omitempty"` // current, as WireGuard knows it (roaming included)
-	LastHandshake time.Time `json:"last_handshake,omitzero"`
-	RxBytes       uint64    `json:"rx_bytes"`
-	TxBytes       uint64    `json:"tx_bytes"`
-	OpenConns     int64     `json:"open_connections"`
-	Denials       uint64    `json:"denials"`
-
-	DeniedIn    uint64            `json:"denied_in"`  // refused arriving from the peer
-	DeniedOut   uint64            `json:"denied_out"` // refused at the peer's face here
-	LastRefusal *netstack.Refusal `json:"last_refusal,omitempty"`
-	FaceError   string            `json:"face_error,omitempty"`
-	Nodes       []string          `json:"nodes,omitempty"` // "name:port" the peer's epmd announced here
 }
 
 // wgPeerState is the per-peer part of a UAPI get.

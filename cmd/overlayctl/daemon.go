@@ -5,84 +5,65 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 const controlTimeout = 15 * time.Second
 
 // cmdReload implements `overlayctl reload [--control SOCKET]`.
-func cmdReload(e *env, args []string) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
-	if code, done := parseDaemonFlags(e, fs, args, "usage: overlayctl reload [--control SOCKET]\n\nAsks the local overlayd to reload its peer file. A bad file is refused and the\ndaemon keeps running on the last good one.\n"); done {
-		return code
+func cmdReload(e *env, args []string) error {
+	fs := newFlags(e, "reload", "[--control SOCKET]",
+		`Asks the local overlayd to reload its peer file. A bad file is refused and the
+daemon keeps running on the last good one.`)
+	socket := fs.controlFlag()
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if err := reloadDaemon(*control); err != nil {
-		fmt.Fprintf(e.stderr, "overlayctl reload: %v\n", err)
-		return 1
+	if err := reloadDaemon(*socket); err != nil {
+		return err
 	}
 	fmt.Fprintln(e.stdout, "reloaded")
-	return 0
+	return nil
 }
 
 // cmdStatus implements `overlayctl status [--control SOCKET] [--json]`.
-func cmdStatus(e *env, args []string) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
+func cmdStatus(e *env, args []string) error {
+	fs := newFlags(e, "status", "[--control SOCKET] [--json]",
+		`Shows this host (with its mode: userspace or tun), then each peer: endpoint,
+last handshake, bytes each way, open connections and denials.`)
+	socket := fs.controlFlag()
 	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parseDaemonFlags(e, fs, args, "usage: overlayctl status [--control SOCKET] [--json]\n\nShows this host (with its mode: userspace or tun), then each peer: endpoint,\nlast handshake, bytes each way, open connections and denials.\n"); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	st, err := overlay.ControlClient{Path: *control}.Status(ctx)
+	st, err := control.Client{Path: *socket}.Status(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "overlayctl status: %v\n", err)
-		return 1
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			fmt.Fprintf(e.stderr, "overlayctl status: %v\n", err)
-			return 1
-		}
-		return 0
+		return enc.Encode(st)
 	}
 	writeStatus(e.stdout, st, time.Now())
-	return 0
+	return nil
 }
 
-// parseDaemonFlags parses a daemon command's flags; done says the caller
-// should return code at once (help, usage error or stray arguments).
-func parseDaemonFlags(e *env, fs *flag.FlagSet, args []string, usage string) (code int, done bool) {
-	fs.SetOutput(io.Discard) // errors are reported below, in one line
-	printUsage := func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	fs.Usage = func() {} // printed below, once, to the right stream
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.SetOutput(e.stdout)
-			printUsage()
-			return 0, true
-		}
-		fmt.Fprintf(e.stderr, "overlayctl %s: %v (see overlayctl %s -h)\n", fs.Name(), err, fs.Name())
-		return 2, true
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "overlayctl %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2, true
-	}
-	return 0, false
+// controlFlag adds --control, the daemon's socket, to a command that talks
+// to overlayd.
+func (c *cmdFlags) controlFlag() *string {
+	return c.String("control", "", "control socket of overlayd (default "+control.DefaultPath()+")")
 }
 
 // writeStatus renders a status for people: the host on top, a table of peers.
-func writeStatus(w io.Writer, st *overlay.Status, now time.Time) {
+func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 	mode := ""
 	if st.Mode != "" { // a daemon from before status had the mode leaves it out
 		mode = ", " + st.Mode + " mode"
@@ -150,5 +131,5 @@ func bytesHuman(n uint64) string {
 func reloadDaemon(socket string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	return overlay.ControlClient{Path: socket}.Reload(ctx)
+	return control.Client{Path: socket}.Reload(ctx)
 }

@@ -12,27 +12,27 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-// load parses the peer file, reporting every error on failure.
-func (c *cmdFlags) load(path string) (*peers.File, int, bool) {
+// load parses the peer file; its error lists every problem, then counts
+// them.
+func (c *cmdFlags) load(path string) (*peers.File, error) {
 	f, err := peers.Load(path)
 	if err != nil {
-		c.fail(err)
 		var errs peers.Errors
 		if errors.As(err, &errs) {
-			c.failf("%s: %d %s", path, len(errs), plural(len(errs), "error", "errors"))
+			return nil, fmt.Errorf("%w\n%s: %d %s", err, path, len(errs), plural(len(errs), "error", "errors"))
 		}
-		return nil, exitFailed, false
+		return nil, err
 	}
-	return f, exitOK, true
+	return f, nil
 }
 
 // peer finds name in f, or fails saying which file lacks it (and that name
 // is a network, if it is one).
-func (c *cmdFlags) peer(f *peers.File, path, name string) (*peers.Peer, int, bool) {
+func (c *cmdFlags) peer(f *peers.File, path, name string) (*peers.Peer, error) {
 	if p := f.Peer(name); p != nil {
-		return p, exitOK, true
+		return p, nil
 	}
-	return nil, c.failf("no peer %s in %s%s", name, path, networkHint(f, name)), false
+	return nil, fmt.Errorf("no peer %s in %s%s", name, path, networkHint(f, name))
 }
 
 func plural(n int, one, many string) string {
@@ -42,29 +42,29 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-func cmdCheck(e *env, args []string) int {
+func cmdCheck(e *env, args []string) error {
 	fs := newFlags(e, "check", "--file F",
 		`Validates the peer file and runs its tests, as overlayd does on every load.
 Prints every error, one per line, and exits 1 if there is any.`)
 	file := fs.file()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file"); done {
-		return code
+	if err := fs.required("file"); err != nil {
+		return err
 	}
-	f, code, ok := fs.load(*file)
-	if !ok {
-		return code
+	f, err := fs.load(*file)
+	if err != nil {
+		return err
 	}
 	// Always plural: scripts match this line.
 	fmt.Fprintf(e.stdout, "%s: ok (%d peers, %d networks, %d rules, %d tests)\n", *file,
 		len(f.Peers), len(f.Networks), len(f.Rules), len(f.Tests))
 	writeMeshWarnings(e.stdout, *file, f)
-	return exitOK
+	return nil
 }
 
-func cmdExplain(e *env, args []string) int {
+func cmdExplain(e *env, args []string) error {
 	fs := newFlags(e, "explain", "--file F FROM TO [PORT] | --control SOCKET FROM TO [PORT]",
 		`Says whether the policy lets peer FROM open a TCP connection to PORT
 (default 4369, epmd) of peer TO: "allow" or "deny" first on the line, then
@@ -75,12 +75,12 @@ and the Erlang nodes it resolves now (this host's epmd, or the ports other
 hosts' epmd announced here), each with its own verdict; a PORT that is a
 node's distribution port is judged as that node's.`)
 	file := fs.String("file", "", "the peer file (required unless --control)")
-	control := fs.String("control", "", "ask the overlayd at this control socket instead of reading a file")
+	socket := fs.String("control", "", "ask the overlayd at this control socket instead of reading a file")
 	erlang := fs.Bool("erlang", false, "PORT is a distribution port registered in TO's epmd (rules with erlang cover it)")
 	node := fs.String("node", "", "the Erlang node asked for (name before @): PORT is an Erlang port of that node")
-	pos, code, done := fs.parse(args, 2, 3)
-	if done {
-		return code
+	pos, err := fs.parse(args, 2, 3)
+	if err != nil {
+		return err
 	}
 	port := uint16(peers.EPMDPort)
 	if len(pos) == 3 {
@@ -90,23 +90,23 @@ node's distribution port is judged as that node's.`)
 		}
 		port = uint16(n)
 	}
-	if *control != "" {
+	if *socket != "" {
 		if *file != "" || *erlang || *node != "" {
 			return fs.usageError("--control asks the daemon; it takes no --file, --erlang or --node")
 		}
-		return cmdExplainLive(fs, *control, pos[0], pos[1], port)
+		return cmdExplainLive(fs, *socket, pos[0], pos[1], port)
 	}
-	if code, done := fs.required("file"); done {
-		return code
+	if err := fs.required("file"); err != nil {
+		return err
 	}
-	f, code, ok := fs.load(*file)
-	if !ok {
-		return code
+	f, err := fs.load(*file)
+	if err != nil {
+		return err
 	}
 	var ends [2]*peers.Peer
 	for i, name := range pos[:2] {
-		if ends[i], code, ok = fs.peer(f, *file, name); !ok {
-			return code
+		if ends[i], err = fs.peer(f, *file, name); err != nil {
+			return err
 		}
 	}
 	if *node != "" {
@@ -114,10 +114,10 @@ node's distribution port is judged as that node's.`)
 			return fs.usageError("--node %q is not a node name", *node)
 		}
 		fmt.Fprintln(e.stdout, f.DecideNode(ends[0], ends[1], port, *node))
-		return exitOK
+		return nil
 	}
 	fmt.Fprintln(e.stdout, f.Decide(ends[0], ends[1], port, *erlang))
-	return exitOK
+	return nil
 }
 
 // networkHint helps when a network is named where a peer is wanted.
@@ -128,30 +128,30 @@ func networkHint(f *peers.File, name string) string {
 	return ""
 }
 
-func cmdShow(e *env, args []string) int {
+func cmdShow(e *env, args []string) error {
 	fs := newFlags(e, "show", "--file F NAME",
 		`Shows a peer (network, address, face, endpoint, keepalive) and the exact
 environment and erl flags that make Erlang on its host listen on its face
 only, as userspace mode needs.`)
 	file := fs.file()
-	pos, code, done := fs.parse(args, 1, 1)
-	if done {
-		return code
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
 	}
-	if code, done := fs.required("file"); done {
-		return code
+	if err := fs.required("file"); err != nil {
+		return err
 	}
-	f, code, ok := fs.load(*file)
-	if !ok {
-		return code
+	f, err := fs.load(*file)
+	if err != nil {
+		return err
 	}
-	p, code, ok := fs.peer(f, *file, pos[0])
-	if !ok {
-		return code
+	p, err := fs.peer(f, *file, pos[0])
+	if err != nil {
+		return err
 	}
 	fmt.Fprint(e.stdout, showText(p))
 	fmt.Fprint(e.stdout, namesText(*file, p))
-	return exitOK
+	return nil
 }
 
 // showText is the output of show. Test harnesses read its export and erl

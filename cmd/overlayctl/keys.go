@@ -38,38 +38,38 @@ func publicKey(private string) (string, error) {
 	return base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes()), nil
 }
 
-func cmdGenkey(e *env, args []string) int {
+func cmdGenkey(e *env, args []string) error {
 	fs := newFlags(e, "genkey", "> private.key",
 		`Prints a new base64 Curve25519 private key, like wg genkey. Keep it
 readable by its owner only (chmod 600); give the public key (overlayctl
 pubkey) to whoever edits the peer file.`)
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
 	k, err := genPrivateKey(rand.Reader)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	fmt.Fprintln(e.stdout, base64.StdEncoding.EncodeToString(k[:]))
-	return exitOK
+	return nil
 }
 
-func cmdPubkey(e *env, args []string) int {
+func cmdPubkey(e *env, args []string) error {
 	fs := newFlags(e, "pubkey", "< private.key",
 		`Reads a base64 private key on stdin and prints its public key, like
 wg pubkey. The public key goes in the peer file.`)
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
 	// A key is 44 characters; read a little more to tell a key from junk.
 	in, err := io.ReadAll(io.LimitReader(e.stdin, 4096))
 	if err != nil {
-		return fs.failf("read stdin: %v", err)
+		return fmt.Errorf("read stdin: %v", err)
 	}
 	pub, err := publicKey(string(in))
 	if err != nil {
-		return fs.failf("stdin: %v", err)
+		return fmt.Errorf("stdin: %v", err)
 	}
 	fmt.Fprintln(e.stdout, pub)
-	return exitOK
+	return nil
 }

@@ -19,11 +19,13 @@ type env struct {
 	stdout, stderr io.Writer
 }
 
-// command is one subcommand of overlayctl.
+// command is one subcommand of overlayctl. Every command has one shape:
+// it parses its flags with newFlags, writes its output to e.stdout, and
+// returns an error that exitCode turns into the message and exit code.
 type command struct {
 	name    string
 	summary string // one line for `overlayctl -h`
-	run     func(e *env, args []string) int
+	run     func(e *env, args []string) error
 }
 
 // Exit codes.
@@ -32,6 +34,30 @@ const (
 	exitFailed = 1
 	exitUsage  = 2
 )
+
+// usageError is a wrong command line: exit code 2, with a pointer to -h.
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+// exitCode reports what command name returned on e.stderr and maps it to
+// the exit code: nil or flag.ErrHelp (help was printed) 0, a usageError 2,
+// anything else 1, one line per line of the error (a peers.Errors has
+// many).
+func exitCode(e *env, name string, err error) int {
+	var u *usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &u):
+		fmt.Fprintf(e.stderr, "overlayctl %s: %s (see overlayctl %s -h)\n", name, u.msg, name)
+		return exitUsage
+	}
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(e.stderr, "overlayctl %s: %s\n", name, line)
+	}
+	return exitFailed
+}
 
 // commands lists the subcommands in the order `overlayctl -h` shows them.
 // A function, not a variable, so there is no package-level state.
@@ -78,7 +104,7 @@ func run(args []string, e *env) int {
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			return c.run(e, args[1:])
+			return exitCode(e, name, c.run(e, args[1:]))
 		}
 	}
 	fmt.Fprintf(e.stderr, "overlayctl: unknown command %q (see overlayctl -h)\n", name)
@@ -127,17 +153,16 @@ func (c *cmdFlags) usage(w io.Writer) {
 }
 
 // parse parses args, allowing flags after positional arguments
-// ("explain A B --file F"), and checks the number of positional ones.
-// done says the caller must return code at once: help was asked for or the
-// command line is wrong.
-func (c *cmdFlags) parse(args []string, minArgs, maxArgs int) (pos []string, code int, done bool) {
+// ("explain A B --file F"), and checks the number of positional ones. For
+// -h it prints the usage and returns flag.ErrHelp.
+func (c *cmdFlags) parse(args []string, minArgs, maxArgs int) (pos []string, err error) {
 	for {
 		if err := c.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				c.usage(c.e.stdout)
-				return nil, exitOK, true
+				return nil, flag.ErrHelp
 			}
-			return nil, c.usageError("%v", err), true
+			return nil, c.usageError("%v", err)
 		}
 		rest := c.Args()
 		if len(rest) == 0 {
@@ -151,42 +176,27 @@ func (c *cmdFlags) parse(args []string, minArgs, maxArgs int) (pos []string, cod
 	}
 	switch {
 	case len(pos) < minArgs:
-		return nil, c.usageError("missing arguments"), true
+		return nil, c.usageError("missing arguments")
 	case len(pos) > maxArgs:
-		return nil, c.usageError("unexpected argument %q", pos[maxArgs]), true
+		return nil, c.usageError("unexpected argument %q", pos[maxArgs])
 	}
-	return pos, exitOK, false
+	return pos, nil
 }
 
-// usageError reports a wrong command line in one line and returns the
-// usage exit code.
-func (c *cmdFlags) usageError(format string, args ...any) int {
-	fmt.Fprintf(c.e.stderr, "overlayctl %s: %s (see overlayctl %s -h)\n", c.Name(), fmt.Sprintf(format, args...), c.Name())
-	return exitUsage
+// usageError is a wrong command line, reported in one line with exit code
+// 2.
+func (c *cmdFlags) usageError(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
 }
 
 // required reports the first of the named string flags left empty.
-func (c *cmdFlags) required(names ...string) (code int, done bool) {
+func (c *cmdFlags) required(names ...string) error {
 	for _, n := range names {
 		if f := c.Lookup(n); f != nil && f.Value.String() == "" {
-			return c.usageError("--%s is required", n), true
+			return c.usageError("--%s is required", n)
 		}
 	}
-	return exitOK, false
-}
-
-// fail reports err, one line per error (a peers.Errors has many), and
-// returns the failure exit code.
-func (c *cmdFlags) fail(err error) int {
-	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
-		fmt.Fprintf(c.e.stderr, "overlayctl %s: %s\n", c.Name(), line)
-	}
-	return exitFailed
-}
-
-// failf reports one error and returns the failure exit code.
-func (c *cmdFlags) failf(format string, args ...any) int {
-	return c.fail(fmt.Errorf(format, args...))
+	return nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

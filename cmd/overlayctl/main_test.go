@@ -153,6 +153,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"explain", "--file", "f", "a", "b", "1", "2"}, "overlayctl explain: unexpected argument \"2\""},
 		{[]string{"show", "--file", "f"}, "overlayctl show: missing arguments"},
 		{[]string{"init", "--file", "f"}, "overlayctl init: --prefix is required"},
+		// The daemon commands parse the same way as the others.
+		{[]string{"reload", "x"}, "overlayctl reload: unexpected argument \"x\" (see overlayctl reload -h)\n"},
+		{[]string{"status", "--bogus"}, "overlayctl status: flag provided but not defined: -bogus (see overlayctl status -h)\n"},
+		{[]string{"ping", "--control", "s"}, "overlayctl ping: missing arguments (see overlayctl ping -h)\n"},
 	} {
 		r := runCmd("", tc.args...)
 		if r.code != exitUsage || !strings.HasPrefix(r.stderr, tc.err) || strings.Count(r.stderr, "\n") != 1 || r.stdout != "" {

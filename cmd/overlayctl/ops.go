@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -60,12 +60,12 @@ func writeMeshWarnings(w io.Writer, path string, f *peers.File) {
 
 // cmdExplainLive is `explain --control SOCKET FROM TO [PORT]`: the running
 // daemon's verdict, with the Erlang nodes it resolves now.
-func cmdExplainLive(fs *cmdFlags, control string, from, to string, port uint16) int {
+func cmdExplainLive(fs *cmdFlags, socket string, from, to string, port uint16) error {
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	ex, err := overlay.ControlClient{Path: control}.Explain(ctx, from, to, port)
+	ex, err := control.Client{Path: socket}.Explain(ctx, from, to, port)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	w := fs.e.stdout
 	fmt.Fprintln(w, ex.Decision)
@@ -85,10 +85,10 @@ func cmdExplainLive(fs *cmdFlags, control string, from, to string, port uint16) 
 	if ex.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", ex.Note)
 	}
-	return exitOK
+	return nil
 }
 
-func cmdRotateKey(e *env, args []string) int {
+func cmdRotateKey(e *env, args []string) error {
 	fs := newFlags(e, "rotate-key", "--file F --self NAME --private-key FILE [--reload] [--control S]",
 		`Gives this host a new WireGuard key without downtime. Writes a new private
 key into FILE (mode 0600; the old one is kept as FILE.old) and the new public
@@ -106,35 +106,35 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 	file := fs.file()
 	self := fs.String("self", "", "this host's peer name (required)")
 	keyFile := fs.String("private-key", "", "this host's private key file, as overlayd reads it (required)")
-	reload, control := fs.reloadFlags()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	reload, socket := fs.reloadFlags()
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "self", "private-key"); done {
-		return code
+	if err := fs.required("file", "self", "private-key"); err != nil {
+		return err
 	}
-	old, err := overlay.LoadPrivateKey(*keyFile)
+	old, err := peers.LoadPrivateKey(*keyFile)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
-	oldPub, err := overlay.PublicKey(old)
+	oldPub, err := peers.PublicKey(old)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	raw, err := genPrivateKey(rand.Reader)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	newKey := peers.Key(raw)
-	newPub, err := overlay.PublicKey(newKey)
+	newPub, err := peers.PublicKey(newKey)
 	if err != nil {
-		return fs.fail(err)
+		return err
 	}
 	// The new key goes next to the old one first: if the peer file cannot
 	// be changed, nothing is.
 	next := *keyFile + ".new"
 	if err := writeKeyFile(next, newKey); err != nil {
-		return fs.fail(err)
+		return err
 	}
 	_, err = editPeerFile(*file, func(data []byte, orig *peers.File, origErr error) ([]byte, error) {
 		if origErr != nil {
@@ -154,22 +154,22 @@ Under systemd with LoadCredential, the key is copied at start: see README.`)
 		return fs.editFailed(*file, err, "")
 	}
 	if err := writeKeyFile(*keyFile+".old", old); err != nil {
-		return fs.failf("%s names the new key, but saving the old one failed: %v; the new key is in %s: move it to %s before reloading", *file, err, next, *keyFile)
+		return fmt.Errorf("%s names the new key, but saving the old one failed: %v; the new key is in %s: move it to %s before reloading", *file, err, next, *keyFile)
 	}
 	if err := os.Rename(next, *keyFile); err != nil {
-		return fs.failf("%s names the new key, but installing it failed: %v; move %s to %s before reloading", *file, err, next, *keyFile)
+		return fmt.Errorf("%s names the new key, but installing it failed: %v; move %s to %s before reloading", *file, err, next, *keyFile)
 	}
 	fmt.Fprintf(e.stdout, "%s: new public key %s (was %s)\n", *self, newPub, oldPub)
 	fmt.Fprintf(e.stdout, "%s: new private key written; the old one is in %s.old\n", *keyFile, *keyFile)
 	if *reload {
-		if code := fs.reload(true, *control, *file); code != exitOK {
-			return code
+		if err := fs.reload(true, *socket, *file); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stdout, "this host's overlayd switched to the new key; now copy %s to every other host and reload them\n", *file)
-		return exitOK
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "next: copy %s to every other host and reload them, then reload this host (overlayctl reload)\n", *file)
-	return exitOK
+	return nil
 }
 
 // writeKeyFile writes k in base64 to path, mode 0600, atomically.
@@ -184,7 +184,7 @@ func writeKeyFile(path string, k peers.Key) error {
 
 // writeStatusHost is the second header line of status: this host's key and
 // the Erlang nodes its epmd has registered.
-func writeStatusHost(w io.Writer, st *overlay.Status) {
+func writeStatusHost(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "public key %s\n", st.PublicKey)
 	switch {
 	case st.NodesErr != "":
@@ -197,7 +197,7 @@ func writeStatusHost(w io.Writer, st *overlay.Status) {
 }
 
 // deniedCell is the DENIED column: the total, split by direction when any.
-func deniedCell(p overlay.PeerStatus) string {
+func deniedCell(p control.PeerStatus) string {
 	if p.Denials == 0 {
 		return "0"
 	}
@@ -206,7 +206,7 @@ func deniedCell(p overlay.PeerStatus) string {
 
 // writeStatusDetails lists, under the table, what needs words: the last
 // refusal per peer, faces that could not be opened, nodes learned.
-func writeStatusDetails(w io.Writer, st *overlay.Status, now time.Time) {
+func writeStatusDetails(w io.Writer, st *control.Status, now time.Time) {
 	first := true
 	for _, p := range st.Peers {
 		var lines []string

@@ -69,14 +69,14 @@ func needValid(origErr error) error {
 	return &errInvalid{errs: origErr, already: true}
 }
 
-// editFailed reports the error of editPeerFile: the validation errors one
-// per line, then one line saying the file was not changed and why.
-func (c *cmdFlags) editFailed(path string, err error, hint string) int {
+// editFailed is the error of editPeerFile as reported: the validation
+// errors one per line, then one line saying the file was not changed and
+// why.
+func (c *cmdFlags) editFailed(path string, err error, hint string) error {
 	var inv *errInvalid
 	if !errors.As(err, &inv) {
-		return c.failf("%s not changed: %v", path, err)
+		return fmt.Errorf("%s not changed: %w", path, err)
 	}
-	c.fail(inv.errs)
 	msg := fmt.Sprintf("%s not changed: the result would be invalid (line numbers are those of the edited file)", path)
 	if inv.already {
 		msg = fmt.Sprintf("%s not changed: it is invalid as it is; fix it first (overlayctl check --file %s)", path, path)
@@ -84,28 +84,28 @@ func (c *cmdFlags) editFailed(path string, err error, hint string) int {
 	if hint != "" && !inv.already {
 		msg += "; " + hint
 	}
-	return c.failf("%s", msg)
+	return fmt.Errorf("%w\n%s", inv.errs, msg)
 }
 
 // reloadFlags adds --reload and --control to an editing command.
-func (c *cmdFlags) reloadFlags() (reload *bool, control *string) {
+func (c *cmdFlags) reloadFlags() (reload *bool, socket *string) {
 	reload = c.Bool("reload", false, "ask the local overlayd to reload the file after writing it")
-	control = c.String("control", "", "control socket of overlayd for --reload (default: overlayd's)")
-	return reload, control
+	socket = c.String("control", "", "control socket of overlayd for --reload (default: overlayd's)")
+	return reload, socket
 }
 
 // reload tells the daemon after a successful write, if asked to.
-func (c *cmdFlags) reload(reload bool, control, path string) int {
+func (c *cmdFlags) reload(reload bool, socket, path string) error {
 	if !reload {
-		return exitOK
+		return nil
 	}
-	if err := reloadDaemon(control); err != nil {
-		return c.failf("%s was written, but the reload failed: %v (run overlayctl reload once overlayd can take it)", path, err)
+	if err := reloadDaemon(socket); err != nil {
+		return fmt.Errorf("%s was written, but the reload failed: %w (run overlayctl reload once overlayd can take it)", path, err)
 	}
-	return exitOK
+	return nil
 }
 
-func cmdInit(e *env, args []string) int {
+func cmdInit(e *env, args []string) error {
 	fs := newFlags(e, "init", "--file F --prefix CIDR [--faces CIDR] [--port N]",
 		`Writes a new peer file with no networks and no peers, commented to explain
 each section. It refuses to overwrite an existing file.
@@ -116,11 +116,11 @@ gives faces 127.77.0.0/16); a prefix shorter than /8 needs --faces.`)
 	prefixFlag := fs.String("prefix", "", "IPv4 prefix of every overlay address, e.g. 10.77.0.0/16 (required)")
 	facesFlag := fs.String("faces", "", "loopback prefix of the faces, same length as --prefix (default: 127 + the prefix's other octets)")
 	port := fs.Uint("port", peers.DefaultPort, "UDP port of a peer whose endpoint names none")
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "prefix"); done {
-		return code
+	if err := fs.required("file", "prefix"); err != nil {
+		return err
 	}
 	prefix, err := netip.ParsePrefix(*prefixFlag)
 	switch {
@@ -143,14 +143,13 @@ gives faces 127.77.0.0/16); a prefix shorter than /8 needs --faces.`)
 	}
 	text := initText(prefix, faces, uint16(*port))
 	if _, err := peers.Parse(*file, []byte(text)); err != nil {
-		fs.fail(err)
-		return fs.failf("%s not written", *file)
+		return fmt.Errorf("%w\n%s not written", err, *file)
 	}
 	if err := writeNew(*file, []byte(text)); err != nil {
-		return fs.fail(err)
+		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (overlay %s, faces %s, port %d)\n", *file, prefix, faces, *port)
-	return exitOK
+	return nil
 }
 
 // defaultFaces keeps the prefix's bits and puts 127 in the first octet,
@@ -253,7 +252,7 @@ peers:
 `)
 }
 
-func cmdAddNetwork(e *env, args []string) int {
+func cmdAddNetwork(e *env, args []string) error {
 	fs := newFlags(e, "add-network", "--file F --name NET [--prefix CIDR]",
 		`Adds a network to the peer file. Without --prefix it gets the lowest free
 prefix of --bits inside the overlay.`)
@@ -261,12 +260,12 @@ prefix of --bits inside the overlay.`)
 	name := fs.String("name", "", "name of the network (letters, digits, '-') (required)")
 	prefixFlag := fs.String("prefix", "", "the network's prefix, inside the overlay (default: the lowest free one)")
 	bits := fs.Int("bits", 24, "length of the allocated prefix when --prefix is not given")
-	reload, control := fs.reloadFlags()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	reload, socket := fs.reloadFlags()
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "name"); done {
-		return code
+	if err := fs.required("file", "name"); err != nil {
+		return err
 	}
 	if err := peers.CheckName(*name); err != nil {
 		return fs.usageError("--name: %v", err)
@@ -296,10 +295,10 @@ prefix of --bits inside the overlay.`)
 	}
 	nw := f.Network(*name)
 	fmt.Fprintf(e.stdout, "%s prefix %s\n", nw.Name, nw.Prefix)
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }
 
-func cmdAddPeer(e *env, args []string) int {
+func cmdAddPeer(e *env, args []string) error {
 	fs := newFlags(e, "add-peer", "--file F --name N --network NET --public-key K [--address A] [--endpoint E] [--keepalive D] [--expose LIST] [--mode M] [--reload] [--control S]",
 		`Adds a peer to the peer file, at the lowest free address of its network
 unless --address says otherwise, and prints its address and face.`)
@@ -312,12 +311,12 @@ unless --address says otherwise, and prints its address and face.`)
 	keepalive := fs.Duration("keepalive", 0, "persistent keepalive, e.g. 25s, for a peer behind NAT")
 	expose := fs.String("expose", "", "extra ports the host offers through the overlay, e.g. 8080,9100-9199")
 	modeFlag := fs.String("mode", "userspace", "how the host joins: userspace, tun (overlayd --mode tun) or wireguard (standard tools, see wg-config)")
-	reload, control := fs.reloadFlags()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	reload, socket := fs.reloadFlags()
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "name", "network", "public-key"); done {
-		return code
+	if err := fs.required("file", "name", "network", "public-key"); err != nil {
+		return err
 	}
 	if err := peers.CheckName(*name); err != nil {
 		return fs.usageError("--name: %v", err)
@@ -365,22 +364,22 @@ unless --address says otherwise, and prints its address and face.`)
 	}
 	p := f.Peer(*name)
 	fmt.Fprintf(e.stdout, "%s address %s face %s\n", p.Name, p.Address, p.Face)
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }
 
-func cmdRemovePeer(e *env, args []string) int {
+func cmdRemovePeer(e *env, args []string) error {
 	fs := newFlags(e, "remove-peer", "--file F --name N [--reload] [--control S]",
 		`Removes a peer from the peer file, with the comment right above it. Rules
 and tests that name the peer must be removed first (by hand): the file
 would not be valid with them.`)
 	file := fs.file()
 	name := fs.String("name", "", "name of the peer (required)")
-	reload, control := fs.reloadFlags()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	reload, socket := fs.reloadFlags()
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file", "name"); done {
-		return code
+	if err := fs.required("file", "name"); err != nil {
+		return err
 	}
 	var gone *peers.Peer
 	var hint string
@@ -403,7 +402,7 @@ would not be valid with them.`)
 	} else {
 		fmt.Fprintf(e.stdout, "removed %s\n", *name)
 	}
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }
 
 // mentions says which rules and tests name peer, for the error of a
@@ -439,7 +438,7 @@ func mentions(f *peers.File, peer string) string {
 	return fmt.Sprintf("%s is still named by %s (in the file as it is): remove those first", peer, strings.Join(parts, " and "))
 }
 
-func cmdAllow(e *env, args []string) int {
+func cmdAllow(e *env, args []string) error {
 	fs := newFlags(e, "allow", "--file F (--from A --to B | --between A,B) [--ports LIST] [--reload] [--control S]",
 		`Adds an interconnect rule at the end of the interconnect section. A and B
 are networks or peers. --from/--to lets A open connections to B; --between
@@ -451,12 +450,12 @@ it, every port.`)
 	to := fs.String("to", "", "network or peer it may open them to")
 	between := fs.String("between", "", "two networks or peers, A,B, that may open connections to each other")
 	portsFlag := fs.String("ports", "", "ports allowed, e.g. erlang,9100-9199 (default: all)")
-	reload, control := fs.reloadFlags()
-	if _, code, done := fs.parse(args, 0, 0); done {
-		return code
+	reload, socket := fs.reloadFlags()
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
 	}
-	if code, done := fs.required("file"); done {
-		return code
+	if err := fs.required("file"); err != nil {
+		return err
 	}
 	var r peers.RuleEntry
 	switch {
@@ -495,5 +494,5 @@ it, every port.`)
 	}
 	added := f.Rules[len(f.Rules)-1]
 	fmt.Fprintf(e.stdout, "added rule %s (%s)\n", added.Pos(), added)
-	return fs.reload(*reload, *control, *file)
+	return fs.reload(*reload, *socket, *file)
 }

@@ -6,13 +6,13 @@ import (
 	"io"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // cmdPing implements `overlayctl ping [--control SOCKET] [-c N] NAME`: the
 // local overlayd pings peer NAME from its overlay address, one control
 // request per echo, and the replies are printed as they come, like ping.
-func cmdPing(e *env, args []string) int {
+func cmdPing(e *env, args []string) error {
 	fs := newFlags(e, "ping", "[--control SOCKET] [-c N] [-i D] [--timeout D] NAME",
 		`Asks the local overlayd (userspace mode) to send ICMP echo requests from its
 overlay address to peer NAME, through the overlay, and prints the round trip
@@ -22,13 +22,13 @@ in TUN mode, where the system's ping works.
 
 A userspace host answers ping from a peer that may reach it on some port; a
 TUN host's filter passes echo only where every port is allowed.`)
-	control := fs.String("control", "", "control socket of overlayd (default "+overlay.DefaultControlPath()+")")
+	socket := fs.String("control", "", "control socket of overlayd (default "+control.DefaultPath()+")")
 	count := fs.Int("c", 4, "number of echo requests (1-65535)")
 	interval := fs.Duration("i", time.Second, "time between echo requests")
-	timeout := fs.Duration("timeout", overlay.DefaultPingTimeout, "how long to wait for each reply (at most 20s)")
-	pos, code, done := fs.parse(args, 1, 1)
-	if done {
-		return code
+	timeout := fs.Duration("timeout", control.DefaultPingTimeout, "how long to wait for each reply (at most 20s)")
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
 	}
 	switch {
 	case *count < 1 || *count > 65535:
@@ -38,10 +38,10 @@ TUN host's filter passes echo only where every port is allowed.`)
 	case *timeout <= 0 || *timeout > 20*time.Second:
 		return fs.usageError("--timeout %v: want more than 0, at most 20s", *timeout)
 	}
-	cc := overlay.ControlClient{Path: *control}
+	cc := control.Client{Path: *socket}
 	w := e.stdout
 	var rtts []time.Duration
-	var last *overlay.PingReply
+	var last *control.PingReply
 	start := time.Now()
 	for i := range *count {
 		if i > 0 {
@@ -54,7 +54,7 @@ TUN host's filter passes echo only where every port is allowed.`)
 			if len(rtts) > 0 {
 				writePingStats(w, last, i, rtts)
 			}
-			return fs.fail(err)
+			return err
 		}
 		last = r
 		if !r.Replied {
@@ -69,17 +69,17 @@ TUN host's filter passes echo only where every port is allowed.`)
 	}
 	if len(rtts) == 0 {
 		if *count == 1 {
-			return fs.failf("no reply from %s (%s) within %v", last.Peer, last.Address, last.Timeout)
+			return fmt.Errorf("no reply from %s (%s) within %v", last.Peer, last.Address, last.Timeout)
 		}
-		return fs.failf("no reply from %s (%s) to %d echo requests, each given %v", last.Peer, last.Address, *count, last.Timeout)
+		return fmt.Errorf("no reply from %s (%s) to %d echo requests, each given %v", last.Peer, last.Address, *count, last.Timeout)
 	}
 	writePingStats(w, last, *count, rtts)
-	return exitOK
+	return nil
 }
 
 // writePingStats prints ping's summary: sent requests, replies, loss and
 // the round trips' range.
-func writePingStats(w io.Writer, r *overlay.PingReply, sent int, rtts []time.Duration) {
+func writePingStats(w io.Writer, r *control.PingReply, sent int, rtts []time.Duration) {
 	lo, hi, sum := rtts[0], rtts[0], time.Duration(0)
 	for _, d := range rtts {
 		lo, hi, sum = min(lo, d), max(hi, d), sum+d

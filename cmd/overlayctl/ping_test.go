@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodewire/nodewire/netstack"
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // fakeControl serves overlayd's control protocol on a unix socket: each
@@ -103,7 +102,7 @@ func TestPing(t *testing.T) {
 // A refused ping shows in status as a ping, not as port 0.
 func TestStatusShowsRefusedPing(t *testing.T) {
 	now := time.Now()
-	st := &overlay.Status{Peers: []overlay.PeerStatus{{Name: "pay-1", LastRefusal: &netstack.Refusal{
+	st := &control.Status{Peers: []control.PeerStatus{{Name: "pay-1", LastRefusal: &control.Refusal{
 		At: now, Dir: "in", From: "pay-1", To: "mon-1", Proto: "icmp",
 		Decision: "deny default (no rule allows payments -> monitoring on any port, which ping needs)",
 	}}}}

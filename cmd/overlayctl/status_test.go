@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // fakeDaemon answers every control request on a unix socket with st, as
 // overlayd does: one JSON line in, one JSON line out.
-func fakeDaemon(t *testing.T, st overlay.Status) string {
+func fakeDaemon(t *testing.T, st control.Status) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ctl.sock")
 	ln, err := net.Listen("unix", path)
@@ -47,10 +47,10 @@ func TestStatusShowsMode(t *testing.T) {
 		{"", "pay-1 (network payments)  address 10.77.1.1  face 127.77.1.1  udp 51820  wg interface nw-pay-1"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			st := overlay.Status{
+			st := control.Status{
 				Self: "pay-1", Network: "payments", Mode: tc.mode, Address: "10.77.1.1", Face: "127.77.1.1",
 				ListenPort: 51820, Interface: "nw-pay-1", PeerFile: "peers.yaml", LoadedAt: time.Now(),
-				Peers: []overlay.PeerStatus{{Name: "pay-2", Network: "payments", Address: "10.77.1.2", Face: "127.77.1.2"}},
+				Peers: []control.PeerStatus{{Name: "pay-2", Network: "payments", Address: "10.77.1.2", Face: "127.77.1.2"}},
 			}
 			ctl := fakeDaemon(t, st)
 

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 const usage = `usage: overlayd --peers FILE --self NAME --private-key FILE [flags]
@@ -64,7 +65,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Self, "self", "", "this host's peer name in the peer file")
 	fs.StringVar(&c.PrivateKey, "private-key", "", "file with this host's private key (base64, mode 0600)")
 	listenPort := fs.Uint("listen-port", 0, "UDP port (default: the port of this host's endpoint, else overlay.port)")
-	fs.StringVar(&c.Control, "control", "", "control socket (default "+overlay.DefaultControlPath()+")")
+	fs.StringVar(&c.Control, "control", "", "control socket (default "+control.DefaultPath()+")")
 	fs.StringVar(&c.Interface, "interface", "", "name for `wg show`, and of the kernel interface in TUN mode (default nw-SELF)")
 	fs.IntVar(&c.MTU, "mtu", 0, "inner MTU (default 1420, safe on the internet)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")

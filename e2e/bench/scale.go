@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // ScaleResult is a real overlayd started alone on a peer file of Peers
@@ -102,7 +102,7 @@ func measureScale(e *Env, n int) (ScaleResult, error) {
 		return res, err
 	}
 	t1 := time.Now()
-	st, err := overlay.ControlClient{Path: ctl}.Status(ctx)
+	st, err := control.Client{Path: ctl}.Status(ctx)
 	if err != nil {
 		return res, fmt.Errorf("status: %w", err)
 	}

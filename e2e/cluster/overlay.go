@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodewire/nodewire/overlay"
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // Overlay is a nodewire overlay across the cluster's hosts: one peer file
@@ -142,7 +142,7 @@ func (o *Overlay) StartDaemon(oh *OverlayHost) error {
 		if p.Exited() {
 			return false, fmt.Errorf("overlayd on %s exited:\n%s", oh.Name, p.Tail(20))
 		}
-		_, err := overlay.ControlClient{Path: oh.Control}.Status(ctx)
+		_, err := control.Client{Path: oh.Control}.Status(ctx)
 		return err == nil, nil
 	})
 	if err != nil {

@@ -1,10 +1,13 @@
-// Package erldist reads the Erlang distribution handshake's first message,
-// send_name, which names the dialling node. Erlang checks it only against
-// the cookie; the overlay also knows which peer a connection really comes
-// from (cryptokey routing), so both data planes (the userspace stack and
-// TUN mode's packet filter) refuse a name whose host part is not that
+// Package erldist reads Erlang distribution's wire formats, for both data
+// planes (the userspace stack, which relays streams, and TUN mode's packet
+// filter, which sees segments): EPMD requests and replies (epmd.go), and
+// the distribution handshake's first message, send_name, which names the
+// dialling node. Erlang checks send_name only against the cookie; the
+// overlay also knows which peer a connection really comes from (cryptokey
+// routing), so both planes refuse a name whose host part is not that
 // peer's: a peer that knows the cookie still cannot pose as another peer's
-// node. Pure functions over bytes, no allocation.
+// node. Pure functions over bytes (or over a reader handed in), without
+// allocation, so they can be tested and fuzzed on their own.
 package erldist
 
 import (

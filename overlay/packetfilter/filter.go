@@ -33,7 +33,6 @@
 package packetfilter
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -417,16 +416,20 @@ func (f *Filter) inspect(snap *Snapshot, fl *flow, p *packet, remote *peers.Peer
 	b := p.payload
 	switch fl.inspect {
 	case inspectEPMD:
-		if len(b) < 3 || int(binary.BigEndian.Uint16(b)) != len(b)-2 {
+		body, rest, err := erldist.ParseRequest(b, erldist.MaxRequestBody)
+		switch {
+		case errors.Is(err, erldist.ErrRequestTooLarge):
+			return "EPMD request refused: " + err.Error()
+		case err != nil || len(rest) != 0:
 			return "EPMD request not whole in the first segment"
 		}
-		switch b[2] {
-		case tagPortPlease2Req:
-			d := snap.File.DecideNode(remote, snap.Self, peers.EPMDPort, string(b[3:]))
+		switch body[0] {
+		case erldist.TagPortPlease2Req:
+			d := snap.File.DecideNode(remote, snap.Self, peers.EPMDPort, string(body[1:]))
 			if !d.Allow {
 				return "PORT_PLEASE2 refused: " + d.String()
 			}
-		case tagNamesReq:
+		case erldist.TagNamesReq:
 			d := snap.File.Decide(remote, snap.Self, peers.EPMDPort, true)
 			if d.Reason == peers.ReasonRule && len(d.Rule.Nodes) > 0 {
 				return fmt.Sprintf("NAMES refused: rule %s lets this peer see only nodes %v", d.Rule.Pos(), d.Rule.Nodes)
@@ -523,14 +526,15 @@ func (f *Filter) snoop(p *packet, dir direction, remote *peers.Peer, now int64) 
 	if p.proto != protoTCP || p.sport != f.epmdPort || len(p.payload) == 0 {
 		return
 	}
-	port, ok := port2Resp(p.payload)
-	if !ok {
+	r, err := erldist.ParsePort2Resp(p.payload)
+	if err != nil || !r.OK() || r.Port == 0 {
 		return
 	}
+	port := r.Port
 	if dir == dirOut {
 		ln := f.localDist[port]
-		if name := port2RespName(p.payload); ln.name != string(name) {
-			ln.name = string(name)
+		if ln.name != string(r.Name) {
+			ln.name = string(r.Name)
 		}
 		ln.expires = now + int64(learnedTTL)
 		f.localDist[port] = ln

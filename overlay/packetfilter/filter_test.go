@@ -137,7 +137,7 @@ func port2RespBytes(port uint16) []byte { return port2RespFor("app", port) }
 
 // port2RespFor is epmd's ok answer to PORT_PLEASE2 for node on port.
 func port2RespFor(node string, port uint16) []byte {
-	b := []byte{tagPort2Resp, 0, byte(port >> 8), byte(port), 77, 0, 0, 6, 0, 5}
+	b := []byte{erldist.TagPort2Resp, 0, byte(port >> 8), byte(port), 77, 0, 0, 6, 0, 5}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(node)))
 	b = append(b, node...)
 	return append(b, 0, 0)
@@ -673,7 +673,7 @@ func withNodes(s string) string {
 func TestFilterErlangNames(t *testing.T) {
 	// lookup is a peer's PORT_PLEASE2 for node and epmd's answer with port.
 	lookup := func(from netip.Addr, sport uint16, node string, port uint16) []step {
-		req := epmdReq(tagPortPlease2Req, node)
+		req := epmdReq(erldist.TagPortPlease2Req, node)
 		return []step{
 			in(tcp(from, sport, pay1, 4369, syn, 100, 0), true),
 			out(tcp(pay1, 4369, from, sport, synack, 900, 101), true),
@@ -705,7 +705,7 @@ func TestFilterErlangNames(t *testing.T) {
 		{
 			name: "PORT_PLEASE2 for a node the rule leaves out: both ends reset, nothing more passes",
 			steps: cat(lookup(mon1, 40000, "secret", 36000)[:2], []step{
-				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(tagPortPlease2Req, "secret")...), false),
+				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(erldist.TagPortPlease2Req, "secret")...), false),
 				in(tcp(mon1, 40000, pay1, 4369, ack, 108, 901, 'x'), false),
 				out(tcp(pay1, 4369, mon1, 40000, ack, 901, 101), false),
 				out(tcp(pay1, 4369, mon1, 40000, rstack, 901, 101), true), // the kernel's own reset
@@ -714,8 +714,14 @@ func TestFilterErlangNames(t *testing.T) {
 			logHas: []string{"PORT_PLEASE2 refused", "deny node secret"},
 		},
 		{
+			name:   "an EPMD request over erldist.MaxRequestBody, whole in one segment: reset, as the userspace relay refuses it",
+			steps:  cat(lookup(mon1, 40000, "x", 1)[:2], []step{in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(erldist.TagPortPlease2Req, strings.Repeat("a", erldist.MaxRequestBody))...), false)}),
+			resets: 1, answers: 1,
+			logHas: []string{"EPMD request refused", "request too large"},
+		},
+		{
 			name:   "NAMES under a rule with nodes: reset",
-			steps:  cat(lookup(mon1, 40000, "x", 1)[:2], []step{in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(tagNamesReq, "")...), false)}),
+			steps:  cat(lookup(mon1, 40000, "x", 1)[:2], []step{in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(erldist.TagNamesReq, "")...), false)}),
 			resets: 1, answers: 1,
 			logHas: []string{"NAMES refused", "only nodes [app]"},
 		},
@@ -724,7 +730,7 @@ func TestFilterErlangNames(t *testing.T) {
 			steps: cat(lookup(pay2, 40000, "secret", 36000),
 				[]step{
 					in(tcp(pay2, 40001, pay1, 4369, syn, 1, 0), true),
-					in(tcp(pay2, 40001, pay1, 4369, ack, 2, 1, epmdReq(tagNamesReq, "")...), true),
+					in(tcp(pay2, 40001, pay1, 4369, ack, 2, 1, epmdReq(erldist.TagNamesReq, "")...), true),
 				},
 				dial(pay2, 40002, 36000, erldist.AppendSendName(nil, "secret@pay-2.nodewire"), true)),
 		},
@@ -775,8 +781,8 @@ func TestFilterErlangNames(t *testing.T) {
 		{
 			name: "an EPMD request cut short, or data on the SYN: refused",
 			steps: cat(lookup(mon1, 40000, "app", 1)[:2], []step{
-				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(tagPortPlease2Req, "app")[:4]...), false),
-				in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0, epmdReq(tagNamesReq, "")...), false),
+				in(tcp(mon1, 40000, pay1, 4369, ack, 101, 901, epmdReq(erldist.TagPortPlease2Req, "app")[:4]...), false),
+				in(tcp(mon1, 40002, pay1, 4369, syn, 1, 0, epmdReq(erldist.TagNamesReq, "")...), false),
 			}),
 			resets: 1, answers: 1,
 			logHas: []string{"EPMD request not whole", "data on a SYN"},
@@ -797,7 +803,7 @@ func TestFilterErlangNames(t *testing.T) {
 func TestFirstSegmentResetsBothEnds(t *testing.T) {
 	dev := &fakeTUN{}
 	f := New(dev, Config{Logger: slog.New(slog.DiscardHandler)}, loadSnap(t, "testdata/peers.yaml", withNodes))
-	req := epmdReq(tagPortPlease2Req, "secret")
+	req := epmdReq(erldist.TagPortPlease2Req, "secret")
 	for i, s := range []step{
 		in(tcp(mon1, 40000, pay1, 4369, syn, 100, 0), true),
 		out(tcp(pay1, 4369, mon1, 40000, synack, 900, 101), true),

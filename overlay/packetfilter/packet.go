@@ -29,14 +29,6 @@ const (
 	icmpParamProb   = 12
 )
 
-// EPMD tags (see shared/notes/erlang-dist.md): the reply to PORT_PLEASE2
-// (119, Result, Port:2, ...), and the two requests a peer may make.
-const (
-	tagPort2Resp      = 119
-	tagPortPlease2Req = 122
-	tagNamesReq       = 110
-)
-
 // packet is what the filter reads from one IPv4 packet: parsed in place, no
 // copies, so a packet costs no allocation.
 type packet struct {
@@ -142,30 +134,6 @@ func parseQuoted(q []byte, p *packet) bool {
 		return false
 	}
 	return true
-}
-
-// port2Resp returns the port of an ok PORT2_RESP at the start of a TCP
-// payload from epmd: 119, 0, Port:2.
-func port2Resp(payload []byte) (uint16, bool) {
-	if len(payload) < 4 || payload[0] != tagPort2Resp || payload[1] != 0 {
-		return 0, false
-	}
-	port := binary.BigEndian.Uint16(payload[2:4])
-	return port, port != 0
-}
-
-// port2RespName returns the node name of an ok PORT2_RESP: 119, 0, Port:2,
-// NodeType, Protocol, HighestVersion:2, LowestVersion:2, Nlen:2, Name, ...
-// It aliases payload; nil when the name is not all there.
-func port2RespName(payload []byte) []byte {
-	if len(payload) < 12 {
-		return nil
-	}
-	n := int(binary.BigEndian.Uint16(payload[10:12]))
-	if n == 0 || len(payload) < 12+n {
-		return nil
-	}
-	return payload[12 : 12+n]
 }
 
 // tcpReset builds, into b (at least 40 bytes), the RST|ACK a host would send

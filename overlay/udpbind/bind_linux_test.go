@@ -523,16 +523,36 @@ func TestWrongEndpointType(t *testing.T) {
 	}
 }
 
-// TestOffloadReported logs what the kernel gave us, so a benchmark run says
-// whether GSO/GRO were in play.
+// TestOffloadReported checks that what each socket believes about offload
+// (it decides how Send batches and whether receive splits messages) is
+// what the kernel says of that socket now, and logs it, so a benchmark run
+// says whether GSO/GRO were in play.
 func TestOffloadReported(t *testing.T) {
 	b := New()
 	openBind(t, b)
 	s := b.(*Bind).socks.Load()
+	if s.v4 == nil {
+		t.Fatal("no IPv4 socket")
+	}
 	for _, so := range []*socket{s.v4, s.v6} {
-		if so != nil {
-			t.Logf("%s: UDP_SEGMENT %v, UDP_GRO %v (kernel %s)", so.net, so.gso.Load(), so.gro, kernel())
+		if so == nil {
+			continue
 		}
+		var segErr, groErr error
+		var gro int
+		if err := so.rc.Control(func(fd uintptr) {
+			_, segErr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+			gro, groErr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := so.gso.Load(), segErr == nil; got != want {
+			t.Errorf("%s: believes UDP_SEGMENT %v, kernel says %v (%v)", so.net, got, want, segErr)
+		}
+		if got, want := so.gro, groErr == nil && gro == 1; got != want {
+			t.Errorf("%s: believes UDP_GRO %v, kernel says %v (%d, %v)", so.net, got, want, gro, groErr)
+		}
+		t.Logf("%s: UDP_SEGMENT %v, UDP_GRO %v (kernel %s)", so.net, so.gso.Load(), so.gro, kernel())
 	}
 }
 

@@ -1,19 +1,17 @@
-package overlay
+package peers
 
 import (
+	"crypto/ecdh"
 	"fmt"
 	"os"
 	"strings"
-
-	"github.com/nodewire/nodewire/peers"
-	"golang.org/x/crypto/curve25519"
 )
 
 // LoadPrivateKey reads a base64 private key as `wg genkey` writes it. It
 // refuses a file that group or others may read: a key that leaked is an
 // identity that leaked.
-func LoadPrivateKey(path string) (peers.Key, error) {
-	var k peers.Key
+func LoadPrivateKey(path string) (Key, error) {
+	var k Key
 	st, err := os.Stat(path)
 	if err != nil {
 		return k, fmt.Errorf("private key: %w", err)
@@ -25,20 +23,22 @@ func LoadPrivateKey(path string) (peers.Key, error) {
 	if err != nil {
 		return k, fmt.Errorf("private key: %w", err)
 	}
-	k, err = peers.ParseKey(strings.TrimSpace(string(data)))
+	k, err = ParseKey(strings.TrimSpace(string(data)))
 	if err != nil {
 		return k, fmt.Errorf("private key %s: %w", path, err)
 	}
 	return k, nil
 }
 
-// PublicKey derives the public key of a private key.
-func PublicKey(private peers.Key) (peers.Key, error) {
-	var pub peers.Key
-	out, err := curve25519.X25519(private[:], curve25519.Basepoint)
+// PublicKey derives the public key of a private key, as `wg pubkey` does
+// (X25519 clamps the scalar itself). It uses the standard library's
+// crypto/ecdh, so the control client can check keys without WireGuard.
+func PublicKey(private Key) (Key, error) {
+	var pub Key
+	k, err := ecdh.X25519().NewPrivateKey(private[:])
 	if err != nil {
 		return pub, fmt.Errorf("derive public key: %w", err)
 	}
-	copy(pub[:], out)
+	copy(pub[:], k.PublicKey().Bytes())
 	return pub, nil
 }

@@ -1,8 +1,9 @@
-package netstack
+package erldist
 
-// EPMD wire format: pure functions, no I/O beyond the reader handed in, so
-// they can be tested and fuzzed on their own. All integers are big-endian.
-// Requests are framed `Length:2 | Body`; responses are not framed.
+// EPMD wire format. All integers are big-endian. Requests are framed
+// `Length:2 | Body`; responses are not framed. The userspace relay reads
+// requests from a stream (ReadRequest); the packet filter splits one off a
+// segment (ParseRequest).
 
 import (
 	"bytes"

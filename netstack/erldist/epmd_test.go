@@ -1,4 +1,4 @@
-package netstack
+package erldist
 
 import (
 	"bytes"
@@ -273,5 +273,31 @@ func FuzzPort2Resp(f *testing.F) {
 			t.Fatal("parsed but not complete")
 		}
 		ParseNames(in)
+	})
+}
+
+// BenchmarkParseEPMD measures the parsers that read bytes from the network
+// on every lookup: a request frame and a PORT2_RESP.
+func BenchmarkParseEPMD(b *testing.B) {
+	req := AppendRequest(nil, append([]byte{TagPortPlease2Req}, "app"...))
+	resp := []byte{119, 0, 0x11, 0x12, 77, 0, 0, 6, 0, 6, 0, 3, 'a', 'p', 'p', 0, 0}
+	if _, err := ParsePort2Resp(resp); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("request", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := ParseRequest(req, 512); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("port2resp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParsePort2Resp(resp); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

@@ -1,4 +1,4 @@
-package overlay
+package peers
 
 import (
 	"os"
