@@ -186,7 +186,7 @@ type verdict struct {
 // judge runs the policy of snap over every live connection and returns
 // those to close. Connections of unchanged, still-allowed peers are left
 // alone.
-func (r *registry) judge(snap *Snapshot, epmdPort uint16) []verdict {
+func (r *registry) judge(snap *Snapshot) []verdict {
 	self := snap.Self
 	var out []verdict
 	r.mu.Lock()
@@ -217,19 +217,15 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	case p.Name == self.Name:
 		return "peer is now this host"
 	}
-	from, to := self, p
+	q := peers.Conn{From: self, To: p, Port: c.port, Erlang: c.erlang, Node: c.node, Dir: peers.Outbound}
 	if c.dir == dirIn {
-		from, to = p, self
+		q.From, q.To, q.Dir = p, self, peers.Inbound
 	}
-	d := snap.File.Decide(from, to, c.port, c.erlang)
-	if c.erlang {
-		d = snap.File.DecideNode(from, to, c.port, c.node)
-	}
-	if !d.Allow {
-		return "policy now denies: " + d.String()
-	}
-	if c.dir == dirIn && !c.epmd && !c.erlang && !exposes(self, c.port) {
+	switch v := snap.File.Judge(q); {
+	case v.NotOffered:
 		return "port no longer exposed"
+	case !v.Allow():
+		return "policy now denies: " + v.String()
 	}
 	return ""
 }

@@ -396,28 +396,18 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 		return
 	}
 	st := s.stats.peer(p.Name)
-	port := s.policyPort(f.key.port)
-	erlang := f.epmd || f.erlang.Load()
-	node := ""
-	if erlang && !f.epmd && !f.expose.Load() {
-		node = f.nodeName()
-	}
-	var d peers.Decision
-	if erlang {
-		d = snap.File.DecideNode(self, p, port, node)
-	} else {
-		d = snap.File.Decide(self, p, port, false)
-	}
-	s.countDecision(dirOut, p.Name, d)
-	if !d.Allow {
+	q := f.question(self, p, s.policyPort(f.key.port))
+	v := snap.File.Judge(q)
+	s.countDecision(dirOut, p.Name, v.Policy)
+	if !v.Allow() {
 		st.deniedOut.Add(1)
 		c.SetLinger(0) // a reset: refused at once, as a closed port would be
 		c.Close()
-		s.refuse(dirOut, p.Name, self.Name, p.Name, port, "", d.String())
+		s.refuse(dirOut, p.Name, self.Name, p.Name, q.Port, "", v.String())
 		return
 	}
-	tc := s.newTracked(snap, p, dirOut, port, erlang)
-	tc.node = node
+	tc := s.newTracked(snap, p, dirOut, q.Port, q.Erlang)
+	tc.node = q.Node
 	if f.epmd {
 		tc.epmd = true
 		s.proxyEPMD(c, p, tc)
@@ -432,6 +422,18 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 		return
 	}
 	s.carry(tc, c, remote)
+}
+
+// question is what a local connection to f asks peers.File.Judge: from
+// self to p on port (the policy's), an Erlang port when it is p's epmd or
+// p's epmd announced it, as the node it was announced for. That holds for
+// an exposed port too (see Judge).
+func (f *face) question(self, p *peers.Peer, port uint16) peers.Conn {
+	q := peers.Conn{From: self, To: p, Port: port, Dir: peers.Outbound, Erlang: f.epmd || f.erlang.Load()}
+	if q.Erlang && !f.epmd {
+		q.Node = f.nodeName()
+	}
+	return q
 }
 
 // sleepCtx waits d or until ctx is done; false if ctx is done.

@@ -85,13 +85,23 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	}
 	defer setupDone()
 
-	if port == s.epmdPort {
-		d := snap.File.Decide(src, self, peers.EPMDPort, true)
-		s.countDecision(dirIn, src.Name, d)
-		if !d.Allow {
-			deny("", d.String())
-			return
+	c, v := judgeIn(snap, src, port, s.epmdPort, func() (string, bool) {
+		node, erlang, err := s.local.lookup(s.ctx, port)
+		if err != nil {
+			s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
 		}
+		return node, erlang
+	})
+	if v.NotOffered {
+		deny(reasonNotOffered, v.String())
+		return
+	}
+	s.countDecision(dirIn, src.Name, v.Policy)
+	if !v.Allow() {
+		deny("", v.String())
+		return
+	}
+	if port == s.epmdPort {
 		if s.ctx.Err() != nil {
 			r.Complete(true)
 			return
@@ -104,40 +114,10 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		setupDone()
 		tc := s.newTracked(snap, src, dirIn, peers.EPMDPort, true)
 		tc.epmd = true
-		s.relayEPMD(conn, src, grantsErlang(d), tc)
+		s.relayEPMD(conn, src, grantsErlang(v.Policy), tc)
 		return
 	}
-
-	expose := exposes(self, port)
-	if !expose {
-		// If even a registered dist port would be denied, do not ask epmd:
-		// a scan from a peer with no rule costs no epmd queries.
-		if d := snap.File.Decide(src, self, port, true); !d.Allow {
-			d = snap.File.Decide(src, self, port, false)
-			s.countDecision(dirIn, src.Name, d)
-			deny("", d.String())
-			return
-		}
-	}
-	node, erlang, err := s.local.lookup(s.ctx, port)
-	if err != nil {
-		s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
-	}
-	d := snap.File.Decide(src, self, port, erlang)
-	if erlang && !(expose && d.Allow) {
-		// A node's port: the rule must name the node epmd registered it to.
-		d = snap.File.DecideNode(src, self, port, node)
-	}
-	switch {
-	case !d.Allow:
-		s.countDecision(dirIn, src.Name, d)
-		deny("", d.String())
-		return
-	case !erlang && !expose:
-		deny(reasonNotOffered, "port not offered (no node registered on it, not exposed)")
-		return
-	}
-	s.countDecision(dirIn, src.Name, d)
+	erlang, node := c.Erlang, c.Node
 
 	// Dial the local side first, so a port nobody listens on is refused
 	// with a reset, as it would be without the overlay.
@@ -175,6 +155,29 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	tc := s.newTracked(snap, src, dirIn, port, erlang)
 	tc.node = node
 	s.carry(tc, local, conn)
+}
+
+// judgeIn asks peers.File.Judge about a connection from src to port of
+// this host, epmdPort being the local epmd's. lookup says which node, if
+// any, the local epmd registered port to; it is asked only when the answer
+// may depend on it, so a scan from a peer with no rule costs no epmd
+// queries.
+func judgeIn(snap *Snapshot, src *peers.Peer, port, epmdPort uint16, lookup func() (node string, erlang bool)) (peers.Conn, peers.Verdict) {
+	c := peers.Conn{From: src, To: snap.Self, Port: port, Dir: peers.Inbound}
+	if port == epmdPort {
+		c.Port, c.Erlang = peers.EPMDPort, true
+		return c, snap.File.Judge(c)
+	}
+	if !snap.Self.Exposes(port) {
+		// Denied even as a registered dist port: denied as a plain one.
+		asErlang := c
+		asErlang.Erlang = true
+		if v := snap.File.Judge(asErlang); !v.Allow() {
+			return c, snap.File.Judge(c)
+		}
+	}
+	c.Node, c.Erlang = lookup()
+	return c, snap.File.Judge(c)
 }
 
 // checkSendName reads the distribution handshake's first message from the

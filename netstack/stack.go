@@ -293,7 +293,7 @@ func (s *Stack) Apply(snap *Snapshot) {
 			s.log.Warn("netstack: some faces could not be opened", "err", err)
 		}
 	}
-	for _, c := range s.conns.judge(snap, s.epmdPort) {
+	for _, c := range s.conns.judge(snap) {
 		s.log.Info("netstack: closed connection: "+c.why,
 			"peer", c.tc.peer, "dir", c.tc.dir.String(), "port", c.tc.port)
 		c.tc.abort()

@@ -472,48 +472,33 @@ func (f *Filter) refuseFlow(fl *flow, p *packet, now int64) {
 // empty when it is allowed, else the reason to log (the decision as
 // Decision.String renders it, or what else refused it).
 func (f *Filter) decide(snap *Snapshot, remote *peers.Peer, dir direction, proto uint8, port uint16, now int64) (peers.Decision, string) {
-	file, self := snap.File, snap.Self
-	from, to := remote, self
-	if dir == dirOut {
-		from, to = self, remote
-	}
-	if proto == protoTCP && port == f.epmdPort {
-		d := file.Decide(from, to, peers.EPMDPort, true)
-		if !d.Allow {
-			return d, d.String()
-		}
-		return d, ""
-	}
-	erlang, node := false, ""
-	if proto == protoTCP {
+	q := f.question(snap, remote, dir, proto, port)
+	if proto == protoTCP && port != f.epmdPort {
 		if dir == dirOut {
-			erlang = f.remoteDist[peerPort{remote.Address, port}] > now
+			q.Erlang = f.remoteDist[peerPort{remote.Address, port}] > now
 		} else if ln := f.localDist[port]; ln.expires > now {
-			erlang, node = true, ln.name
+			q.Erlang, q.Node = true, ln.name
 		}
 	}
-	d := file.Decide(from, to, port, erlang)
-	if dir == dirIn && erlang && !(d.Allow && exposes(self, port)) {
-		// A node's port: the rule must name the node epmd registered it
-		// to, as in userspace mode.
-		d = file.DecideNode(from, to, port, node)
+	v := snap.File.Judge(q)
+	if !v.Allow() {
+		return v.Policy, v.String()
 	}
-	if !d.Allow {
-		return d, d.String()
-	}
-	if dir == dirIn && proto != protoICMP && !erlang && !exposes(self, port) {
-		return d, "port not offered (no node registered on it, not exposed)"
-	}
-	return d, ""
+	return v.Policy, ""
 }
 
-func exposes(p *peers.Peer, port uint16) bool {
-	for _, r := range p.Expose {
-		if r.Contains(port) {
-			return true
-		}
+// question is the part of what a flow asks peers.File.Judge that the
+// packet alone says: who, which way, which port (epmd's as
+// peers.EPMDPort, an Erlang port), and whether it is an echo.
+func (f *Filter) question(snap *Snapshot, remote *peers.Peer, dir direction, proto uint8, port uint16) peers.Conn {
+	q := peers.Conn{From: remote, To: snap.Self, Port: port, Dir: peers.Inbound, Echo: proto == protoICMP}
+	if dir == dirOut {
+		q.From, q.To, q.Dir = snap.Self, remote, peers.Outbound
 	}
-	return false
+	if proto == protoTCP && port == f.epmdPort {
+		q.Port, q.Erlang = peers.EPMDPort, true
+	}
+	return q
 }
 
 // snoop learns distribution ports from epmd's PORT2_RESP replies: the
@@ -675,25 +660,12 @@ func (f *Filter) Apply(snap *Snapshot) {
 }
 
 // decideAgain judges a live flow under a new policy, as when it opened: the
-// same port, Erlang if it counted as Erlang then.
+// same port, Erlang (for the same node) if it counted as Erlang then.
 func (f *Filter) decideAgain(snap *Snapshot, remote *peers.Peer, dir direction, proto uint8, fl flow) string {
-	from, to := remote, snap.Self
-	if dir == dirOut {
-		from, to = snap.Self, remote
-	}
-	port := fl.port
-	if proto == protoTCP && port == f.epmdPort {
-		port = peers.EPMDPort
-	}
-	d := snap.File.Decide(from, to, port, fl.erlang)
-	if dir == dirIn && fl.erlang && port != peers.EPMDPort && !(d.Allow && exposes(snap.Self, port)) {
-		d = snap.File.DecideNode(from, to, port, fl.node)
-	}
-	if !d.Allow {
-		return d.String()
-	}
-	if dir == dirIn && proto != protoICMP && fl.port != f.epmdPort && !fl.erlang && !exposes(snap.Self, fl.port) {
-		return "port not offered (no node registered on it, not exposed)"
+	q := f.question(snap, remote, dir, proto, fl.port)
+	q.Erlang, q.Node = fl.erlang, fl.node
+	if v := snap.File.Judge(q); !v.Allow() {
+		return v.String()
 	}
 	return ""
 }
