@@ -9,26 +9,6 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-// direction says which end of a connection this host is.
-type direction uint8
-
-const (
-	// dirIn: a peer connected to this host's overlay address.
-	dirIn direction = iota + 1
-	// dirOut: a local process connected to another peer's face.
-	dirOut
-)
-
-func (d direction) String() string {
-	switch d {
-	case dirIn:
-		return "in"
-	case dirOut:
-		return "out"
-	}
-	return "?"
-}
-
 // trackedConn is one live forwarded connection: enough to judge it again
 // under a new snapshot and to close it.
 type trackedConn struct {
@@ -38,13 +18,13 @@ type trackedConn struct {
 	peerKey  peers.Key
 	selfAddr netip.Addr
 	port     uint16 // as given to Decide (the EPMD port as peers.EPMDPort)
-	dir      direction
+	dir      peers.Direction
 	erlang   bool
 	node     string // the Erlang node a dist port belongs to, when known
 	epmd     bool   // an EPMD exchange (policy port is peers.EPMDPort)
 
 	stats *peerCounters
-	snap  *Snapshot // the one it was allowed under
+	snap  *peers.Snapshot // the one it was allowed under
 
 	mu      sync.Mutex
 	closers []io.Closer
@@ -186,7 +166,7 @@ type verdict struct {
 // judge runs the policy of snap over every live connection and returns
 // those to close. Connections of unchanged, still-allowed peers are left
 // alone.
-func (r *registry) judge(snap *Snapshot) []verdict {
+func (r *registry) judge(snap *peers.Snapshot) []verdict {
 	self := snap.Self
 	var out []verdict
 	r.mu.Lock()
@@ -203,7 +183,7 @@ func (r *registry) judge(snap *Snapshot) []verdict {
 }
 
 // judgeOne returns why c must close under snap, or "" to keep it.
-func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
+func judgeOne(snap *peers.Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	switch {
 	case p == nil:
 		return "peer removed"
@@ -218,7 +198,7 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 		return "peer is now this host"
 	}
 	q := peers.Conn{From: self, To: p, Port: c.port, Erlang: c.erlang, Node: c.node, Dir: peers.Outbound}
-	if c.dir == dirIn {
+	if c.dir == peers.Inbound {
 		q.From, q.To, q.Dir = p, self, peers.Inbound
 	}
 	switch v := snap.File.Judge(q); {

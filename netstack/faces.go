@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/denylog"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -86,7 +87,7 @@ type wantedFace struct {
 
 // wantedFaces lists the listeners snap asks for, in a stable order: for
 // every peer but self, its epmd port and its exposed ports.
-func wantedFaces(snap *Snapshot, epmdPort uint16) []wantedFace {
+func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
 	var out []wantedFace
 	for _, p := range snap.File.Peers {
 		if p.Name == snap.Self.Name {
@@ -111,7 +112,7 @@ func wantedFaces(snap *Snapshot, epmdPort uint16) []wantedFace {
 // now, and releases them again. Its error is a *FaceError whose message
 // says how to fix the first failure, e.g. that epmd holds the wildcard
 // address. epmdPort 0 means 4369.
-func Preflight(snap *Snapshot, epmdPort uint16) error {
+func Preflight(snap *peers.Snapshot, epmdPort uint16) error {
 	if err := checkSnapshot(snap); err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func erlangTuple(a netip.Addr) string {
 
 // openAll binds every face of snap, or none: on a failure it closes what it
 // opened and returns the failure.
-func (fs *faceSet) openAll(snap *Snapshot) error {
+func (fs *faceSet) openAll(snap *peers.Snapshot) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var opened []*face
@@ -186,7 +187,7 @@ func (fs *faceSet) openAll(snap *Snapshot) error {
 // gone, keeps the rest (and the distribution ports learned for peers whose
 // face and address did not change). It returns the faces it could not
 // open, joined; the others are open.
-func (fs *faceSet) sync(snap *Snapshot) error {
+func (fs *faceSet) sync(snap *peers.Snapshot) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
@@ -368,7 +369,7 @@ func (fs *faceSet) accept(f *face) {
 				return
 			}
 			// Out of file descriptors and the like: wait, do not spin.
-			s.logLimited(slog.LevelWarn, limitKey{who: f.key.peer, port: f.key.port, why: "accept"},
+			s.logLimited(slog.LevelWarn, denylog.Key{Who: f.key.peer, Port: f.key.port, Why: "accept"},
 				"netstack: accept on face", "addr", f.addr, "err", err)
 			if !sleepCtx(s.ctx, backoff) {
 				return
@@ -398,15 +399,15 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 	st := s.stats.peer(p.Name)
 	q := f.question(self, p, s.policyPort(f.key.port))
 	v := snap.File.Judge(q)
-	s.countDecision(dirOut, p.Name, v.Policy)
+	s.countDecision(peers.Outbound, p.Name, v.Policy)
 	if !v.Allow() {
 		st.deniedOut.Add(1)
 		c.SetLinger(0) // a reset: refused at once, as a closed port would be
 		c.Close()
-		s.refuse(dirOut, p.Name, self.Name, p.Name, q.Port, "", v.String())
+		s.refuse(peers.Outbound, p.Name, self.Name, p.Name, q.Port, "", v.String())
 		return
 	}
-	tc := s.newTracked(snap, p, dirOut, q.Port, q.Erlang)
+	tc := s.newTracked(snap, p, peers.Outbound, q.Port, q.Erlang)
 	tc.node = q.Node
 	if f.epmd {
 		tc.epmd = true
@@ -415,7 +416,7 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 	}
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, f.key.port))
 	if err != nil {
-		s.logLimited(slog.LevelInfo, limitKey{who: p.Name, port: f.key.port, dir: dirOut, why: "unreachable"},
+		s.logLimited(slog.LevelInfo, denylog.Key{Who: p.Name, Port: f.key.port, Dir: peers.Outbound, Why: "unreachable"},
 			"netstack: peer not reachable", "peer", p.Name, "port", f.key.port, "err", err)
 		c.SetLinger(0)
 		c.Close()

@@ -51,7 +51,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	src := snap.File.PeerByAddr(srcAddr)
 	if src == nil || src.Name == self.Name {
 		r.Complete(false) // not a peer: no answer at all
-		s.refuse(dirIn, srcAddr.String(), srcAddr.String(), self.Name, port, reasonUnknownSource, "unknown source address")
+		s.refuse(peers.Inbound, srcAddr.String(), srcAddr.String(), self.Name, port, reasonUnknownSource, "unknown source address")
 		return
 	}
 	st := s.stats.peer(src.Name)
@@ -65,7 +65,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	deny := func(reason, why string) {
 		st.deniedIn.Add(1) // before the answer, so whoever sees it sees the count
 		r.Complete(reaches)
-		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reason, why)
+		s.refuse(peers.Inbound, src.Name, src.Name, self.Name, port, reason, why)
 	}
 	if !st.enterPending() {
 		// Dropped without a reset, as by a full SYN backlog: a real
@@ -73,7 +73,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		// through, a little later); a flood just costs nothing.
 		st.deniedIn.Add(1)
 		r.Complete(false)
-		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reasonPeerLimit, "SYN dropped: too many connections from this peer in setup or open")
+		s.refuse(peers.Inbound, src.Name, src.Name, self.Name, port, reasonPeerLimit, "SYN dropped: too many connections from this peer in setup or open")
 		return
 	}
 	pending := true
@@ -96,7 +96,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		deny(reasonNotOffered, v.String())
 		return
 	}
-	s.countDecision(dirIn, src.Name, v.Policy)
+	s.countDecision(peers.Inbound, src.Name, v.Policy)
 	if !v.Allow() {
 		deny("", v.String())
 		return
@@ -112,7 +112,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			return
 		}
 		setupDone()
-		tc := s.newTracked(snap, src, dirIn, peers.EPMDPort, true)
+		tc := s.newTracked(snap, src, peers.Inbound, peers.EPMDPort, true)
 		tc.epmd = true
 		s.relayEPMD(conn, src, grantsErlang(v.Policy), tc)
 		return
@@ -147,12 +147,12 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			local.SetLinger(0)
 			local.Close()
 			conn.abort()
-			s.refuse(dirIn, src.Name, src.Name, self.Name, port, reasonNodeName, why)
+			s.refuse(peers.Inbound, src.Name, src.Name, self.Name, port, reasonNodeName, why)
 			return
 		}
 	}
 	setupDone()
-	tc := s.newTracked(snap, src, dirIn, port, erlang)
+	tc := s.newTracked(snap, src, peers.Inbound, port, erlang)
 	tc.node = node
 	s.carry(tc, local, conn)
 }
@@ -162,7 +162,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 // any, the local epmd registered port to; it is asked only when the answer
 // may depend on it, so a scan from a peer with no rule costs no epmd
 // queries.
-func judgeIn(snap *Snapshot, src *peers.Peer, port, epmdPort uint16, lookup func() (node string, erlang bool)) (peers.Conn, peers.Verdict) {
+func judgeIn(snap *peers.Snapshot, src *peers.Peer, port, epmdPort uint16, lookup func() (node string, erlang bool)) (peers.Conn, peers.Verdict) {
 	c := peers.Conn{From: src, To: snap.Self, Port: port, Dir: peers.Inbound}
 	if port == epmdPort {
 		c.Port, c.Erlang = peers.EPMDPort, true
@@ -202,7 +202,7 @@ func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.
 }
 
 // newTracked describes a new connection to peer p under snap.
-func (s *Stack) newTracked(snap *Snapshot, p *peers.Peer, dir direction, port uint16, erlang bool) *trackedConn {
+func (s *Stack) newTracked(snap *peers.Snapshot, p *peers.Peer, dir peers.Direction, port uint16, erlang bool) *trackedConn {
 	return &trackedConn{
 		peer:     p.Name,
 		peerAddr: p.Address,

@@ -20,7 +20,7 @@ func TestJudgeSites(t *testing.T) {
 			continue // pings are admit.go's, judged by DecidePing
 		}
 		self, remote := f.Peer(c.Self()), f.Peer(c.Remote())
-		snap := &Snapshot{File: f, Self: self}
+		snap := &peers.Snapshot{File: f, Self: self}
 		wire := c.Port
 		if wire == peers.EPMDPort {
 			wire = epmdPort
@@ -52,10 +52,10 @@ func TestJudgeSites(t *testing.T) {
 			}
 			tc := &trackedConn{
 				peer: remote.Name, peerAddr: remote.Address, selfAddr: self.Address,
-				port: c.Port, dir: dirOut, erlang: c.Erlang, node: c.Node, epmd: c.Port == peers.EPMDPort,
+				port: c.Port, dir: peers.Outbound, erlang: c.Erlang, node: c.Node, epmd: c.Port == peers.EPMDPort,
 			}
 			if c.Dir == peers.Inbound {
-				tc.dir = dirIn
+				tc.dir = peers.Inbound
 			}
 			why := judgeOne(snap, self, remote, tc)
 			switch {

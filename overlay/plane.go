@@ -26,7 +26,7 @@ type dataPlane interface {
 type userspacePlane struct{ *netstack.Stack }
 
 func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
-	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &netstack.Snapshot{File: f, Self: self})
+	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &peers.Snapshot{File: f, Self: self})
 	if err != nil {
 		return nil, fmt.Errorf("userspace stack: %w", err)
 	}
@@ -38,7 +38,7 @@ func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *pee
 }
 
 func (u userspacePlane) Apply(f *peers.File, self *peers.Peer) {
-	u.Stack.Apply(&netstack.Snapshot{File: f, Self: self})
+	u.Stack.Apply(&peers.Snapshot{File: f, Self: self})
 }
 
 // tunPlane is the kernel TUN interface of TUN mode, wrapped in the packet
