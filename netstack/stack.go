@@ -6,7 +6,7 @@
 //
 // It knows nothing of files, reloads or control sockets: it is handed a
 // Snapshot (the parsed peer file and which peer this host is) and asks
-// peers.File.Decide about every new connection, at both ends.
+// peers.File.Judge about every new connection, at both ends.
 package netstack
 
 import (

@@ -56,14 +56,14 @@ func newTUNPlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) 
 	if err != nil {
 		return nil, err
 	}
-	filter := packetfilter.New(dev, packetfilter.Config{Logger: log, EPMDPort: cfg.EPMDPort}, &packetfilter.Snapshot{File: f, Self: self})
+	filter := packetfilter.New(dev, packetfilter.Config{Logger: log, EPMDPort: cfg.EPMDPort}, &peers.Snapshot{File: f, Self: self})
 	return &tunPlane{filter: filter}, nil
 }
 
 func (p *tunPlane) TUN() tun.Device { return p.filter }
 
 func (p *tunPlane) Apply(f *peers.File, self *peers.Peer) {
-	p.filter.Apply(&packetfilter.Snapshot{File: f, Self: self})
+	p.filter.Apply(&peers.Snapshot{File: f, Self: self})
 }
 
 // Stats maps the filter's counts onto the userspace stack's: open

@@ -25,7 +25,7 @@ func TestJudgeSites(t *testing.T) {
 			continue
 		}
 		self, remote := file.Peer(c.Self()), file.Peer(c.Remote())
-		snap := &Snapshot{File: file, Self: self}
+		snap := &peers.Snapshot{File: file, Self: self}
 		proto, wire := uint8(protoTCP), c.Port
 		switch {
 		case c.Echo:
@@ -33,9 +33,9 @@ func TestJudgeSites(t *testing.T) {
 		case wire == peers.EPMDPort:
 			wire = epmdPort
 		}
-		dir, outbound := dirIn, c.Dir == peers.Outbound
+		dir, outbound := peers.Inbound, c.Dir == peers.Outbound
 		if outbound {
-			dir = dirOut
+			dir = peers.Outbound
 		}
 		t.Run(c.Name, func(t *testing.T) {
 			f := New(&fakeTUN{}, Config{Logger: slog.New(slog.DiscardHandler), EPMDPort: epmdPort}, snap)
