@@ -87,13 +87,12 @@ func (v Verdict) String() string {
 // is registered on it writes a rule for the port without `nodes:`: a
 // rule that allows it and names no nodes allows every node.
 func (f *File) Judge(c Conn) Verdict {
-	var v Verdict
+	v := Verdict{Policy: f.Decide(c.From, c.To, c.Port, c.Erlang)}
 	if c.Erlang {
-		v.Policy = f.DecideNode(c.From, c.To, c.Port, c.Node)
-	} else {
-		v.Policy = f.Decide(c.From, c.To, c.Port, false)
+		f.judgeNode(&v.Policy, c.Node) // DecideNode
+	} else if v.Policy.Allow && c.Dir == Inbound && !c.Echo {
+		v.NotOffered = !c.To.Exposes(c.Port)
 	}
-	v.NotOffered = v.Policy.Allow && c.Dir == Inbound && !c.Echo && !c.Erlang && !c.To.Exposes(c.Port)
 	return v
 }
 
