@@ -737,6 +737,15 @@ func TestFilterErlangNames(t *testing.T) {
 			logHas:  []string{"dir=in", "from=mon-1", "port=36000", "deny node secret"},
 		},
 		{
+			// The port is exposed too: still the node's (peers.File.Judge).
+			name: "an exposed port registered to a node the rule leaves out: refused at the SYN",
+			steps: cat(lookup(pay2, 40000, "secret", 9100), []step{
+				in(tcp(mon1, 40001, pay1, 9100, syn, 500, 0), false),
+			}),
+			answers: 1,
+			logHas:  []string{"dir=in", "from=mon-1", "port=9100", "deny node secret"},
+		},
+		{
 			name:   "send_name naming another peer's node: both ends reset",
 			steps:  cat(lookup(mon1, 40000, "app", 35000), dial(mon1, 40001, 35000, erldist.AppendSendName(nil, "app@10.77.1.2"), false)),
 			resets: 1, answers: 1,
