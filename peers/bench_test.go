@@ -111,6 +111,11 @@ func BenchmarkDecideWorst(b *testing.B) {
 
 // BenchmarkJudge is BenchmarkDecide's spread of questions asked whole, as
 // the data planes ask them: inbound, the Erlang ports with a node name.
+// Both allocate nothing. Instructions per op (valgrind cachegrind, 10^6
+// ops less 1, two runs each; wall time on the shared 2-vCPU machine at
+// load 15-30 varied tenfold): Decide 332-356, Judge 372-394, and the
+// inbound forwarder's hand derivation Judge replaced (Decide, then
+// DecideNode again for Erlang ports) 426.
 func BenchmarkJudge(b *testing.B) {
 	f, err := Parse("peers.yaml", bigFile(b))
 	if err != nil {
