@@ -59,7 +59,7 @@ func (s *Stack) admit(pkt []byte) bool {
 }
 
 // admitEcho judges an echo request from src (nil: not a peer).
-func (s *Stack) admitEcho(snap *Snapshot, src *peers.Peer, srcAddr netip.Addr) bool {
+func (s *Stack) admitEcho(snap *peers.Snapshot, src *peers.Peer, srcAddr netip.Addr) bool {
 	self := snap.Self
 	if src == nil {
 		s.refusePing(srcAddr.String(), srcAddr.String(), self.Name, reasonUnknownSource, "unknown source address")
@@ -70,7 +70,7 @@ func (s *Stack) admitEcho(snap *Snapshot, src *peers.Peer, srcAddr netip.Addr) b
 		return true
 	}
 	s.stats.peer(src.Name).deniedIn.Add(1)
-	s.countDecision(dirIn, src.Name, d)
+	s.countDecision(peers.Inbound, src.Name, d)
 	s.refusePing(src.Name, src.Name, self.Name, "", d.String())
 	return false
 }

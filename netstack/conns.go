@@ -9,26 +9,6 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-// direction says which end of a connection this host is.
-type direction uint8
-
-const (
-	// dirIn: a peer connected to this host's overlay address.
-	dirIn direction = iota + 1
-	// dirOut: a local process connected to another peer's face.
-	dirOut
-)
-
-func (d direction) String() string {
-	switch d {
-	case dirIn:
-		return "in"
-	case dirOut:
-		return "out"
-	}
-	return "?"
-}
-
 // trackedConn is one live forwarded connection: enough to judge it again
 // under a new snapshot and to close it.
 type trackedConn struct {
@@ -38,13 +18,13 @@ type trackedConn struct {
 	peerKey  peers.Key
 	selfAddr netip.Addr
 	port     uint16 // as given to Decide (the EPMD port as peers.EPMDPort)
-	dir      direction
+	dir      peers.Direction
 	erlang   bool
 	node     string // the Erlang node a dist port belongs to, when known
 	epmd     bool   // an EPMD exchange (policy port is peers.EPMDPort)
 
 	stats *peerCounters
-	snap  *Snapshot // the one it was allowed under
+	snap  *peers.Snapshot // the one it was allowed under
 
 	mu      sync.Mutex
 	closers []io.Closer
@@ -186,7 +166,7 @@ type verdict struct {
 // judge runs the policy of snap over every live connection and returns
 // those to close. Connections of unchanged, still-allowed peers are left
 // alone.
-func (r *registry) judge(snap *Snapshot, epmdPort uint16) []verdict {
+func (r *registry) judge(snap *peers.Snapshot) []verdict {
 	self := snap.Self
 	var out []verdict
 	r.mu.Lock()
@@ -203,7 +183,7 @@ func (r *registry) judge(snap *Snapshot, epmdPort uint16) []verdict {
 }
 
 // judgeOne returns why c must close under snap, or "" to keep it.
-func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
+func judgeOne(snap *peers.Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	switch {
 	case p == nil:
 		return "peer removed"
@@ -217,19 +197,15 @@ func judgeOne(snap *Snapshot, self, p *peers.Peer, c *trackedConn) string {
 	case p.Name == self.Name:
 		return "peer is now this host"
 	}
-	from, to := self, p
-	if c.dir == dirIn {
-		from, to = p, self
+	q := peers.Conn{From: self, To: p, Port: c.port, Erlang: c.erlang, Node: c.node, Dir: peers.Outbound}
+	if c.dir == peers.Inbound {
+		q.From, q.To, q.Dir = p, self, peers.Inbound
 	}
-	d := snap.File.Decide(from, to, c.port, c.erlang)
-	if c.erlang {
-		d = snap.File.DecideNode(from, to, c.port, c.node)
-	}
-	if !d.Allow {
-		return "policy now denies: " + d.String()
-	}
-	if c.dir == dirIn && !c.epmd && !c.erlang && !exposes(self, c.port) {
+	switch v := snap.File.Judge(q); {
+	case v.NotOffered:
 		return "port no longer exposed"
+	case !v.Allow():
+		return "policy now denies: " + v.String()
 	}
 	return ""
 }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/denylog"
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
@@ -87,7 +88,7 @@ type wantedFace struct {
 
 // wantedFaces lists the listeners snap asks for, in a stable order: for
 // every peer but self, its epmd port and its exposed ports.
-func wantedFaces(snap *Snapshot, epmdPort uint16) []wantedFace {
+func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
 	var out []wantedFace
 	for _, p := range snap.File.Peers {
 		if p.Name == snap.Self.Name {
@@ -136,7 +137,7 @@ func erlangTuple(a netip.Addr) string {
 
 // openAll binds every face of snap, or none: on a failure it closes what it
 // opened and returns the failure.
-func (fs *faceSet) openAll(snap *Snapshot) error {
+func (fs *faceSet) openAll(snap *peers.Snapshot) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var opened []*face
@@ -160,7 +161,7 @@ func (fs *faceSet) openAll(snap *Snapshot) error {
 // gone, keeps the rest (and the distribution ports learned for peers whose
 // face and address did not change). It returns the faces it could not
 // open, joined; the others are open.
-func (fs *faceSet) sync(snap *Snapshot) error {
+func (fs *faceSet) sync(snap *peers.Snapshot) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
@@ -342,7 +343,7 @@ func (fs *faceSet) accept(f *face) {
 				return
 			}
 			// Out of file descriptors and the like: wait, do not spin.
-			s.logLimited(slog.LevelWarn, limitKey{who: f.key.peer, port: f.key.port, why: "accept"},
+			s.logLimited(slog.LevelWarn, denylog.Key{Who: f.key.peer, Port: f.key.port, Why: "accept"},
 				"netstack: accept on face", "addr", f.addr, "err", err)
 			if !sleepCtx(s.ctx, backoff) {
 				return
@@ -370,28 +371,18 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 		return
 	}
 	st := s.stats.peer(p.Name)
-	port := s.policyPort(f.key.port)
-	erlang := f.epmd || f.erlang.Load()
-	node := ""
-	if erlang && !f.epmd && !f.expose.Load() {
-		node = f.nodeName()
-	}
-	var d peers.Decision
-	if erlang {
-		d = snap.File.DecideNode(self, p, port, node)
-	} else {
-		d = snap.File.Decide(self, p, port, false)
-	}
-	s.countDecision(dirOut, p.Name, d)
-	if !d.Allow {
+	q := f.question(self, p, s.policyPort(f.key.port))
+	v := snap.File.Judge(q)
+	s.countDecision(peers.Outbound, p.Name, v.Policy)
+	if !v.Allow() {
 		st.deniedOut.Add(1)
 		c.SetLinger(0) // a reset: refused at once, as a closed port would be
 		c.Close()
-		s.refuse(dirOut, p.Name, self.Name, p.Name, port, "", d.String())
+		s.refuse(peers.Outbound, p.Name, self.Name, p.Name, q.Port, "", v.String())
 		return
 	}
-	tc := s.newTracked(snap, p, dirOut, port, erlang)
-	tc.node = node
+	tc := s.newTracked(snap, p, peers.Outbound, q.Port, q.Erlang)
+	tc.node = q.Node
 	if f.epmd {
 		tc.epmd = true
 		s.proxyEPMD(c, p, tc)
@@ -399,13 +390,25 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 	}
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, f.key.port))
 	if err != nil {
-		s.logLimited(slog.LevelInfo, limitKey{who: p.Name, port: f.key.port, dir: dirOut, why: "unreachable"},
+		s.logLimited(slog.LevelInfo, denylog.Key{Who: p.Name, Port: f.key.port, Dir: peers.Outbound, Why: "unreachable"},
 			"netstack: peer not reachable", "peer", p.Name, "port", f.key.port, "err", err)
 		c.SetLinger(0)
 		c.Close()
 		return
 	}
 	s.carry(tc, c, remote)
+}
+
+// question is what a local connection to f asks peers.File.Judge: from
+// self to p on port (the policy's), an Erlang port when it is p's epmd or
+// p's epmd announced it, as the node it was announced for. That holds for
+// an exposed port too (see Judge).
+func (f *face) question(self, p *peers.Peer, port uint16) peers.Conn {
+	q := peers.Conn{From: self, To: p, Port: port, Dir: peers.Outbound, Erlang: f.epmd || f.erlang.Load()}
+	if q.Erlang && !f.epmd {
+		q.Node = f.nodeName()
+	}
+	return q
 }
 
 // sleepCtx waits d or until ctx is done; false if ctx is done.

@@ -51,7 +51,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	src := snap.File.PeerByAddr(srcAddr)
 	if src == nil || src.Name == self.Name {
 		r.Complete(false) // not a peer: no answer at all
-		s.refuse(dirIn, srcAddr.String(), srcAddr.String(), self.Name, port, reasonUnknownSource, "unknown source address")
+		s.refuse(peers.Inbound, srcAddr.String(), srcAddr.String(), self.Name, port, reasonUnknownSource, "unknown source address")
 		return
 	}
 	st := s.stats.peer(src.Name)
@@ -65,7 +65,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	deny := func(reason, why string) {
 		st.deniedIn.Add(1) // before the answer, so whoever sees it sees the count
 		r.Complete(reaches)
-		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reason, why)
+		s.refuse(peers.Inbound, src.Name, src.Name, self.Name, port, reason, why)
 	}
 	if !st.enterPending() {
 		// Dropped without a reset, as by a full SYN backlog: a real
@@ -73,7 +73,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		// through, a little later); a flood just costs nothing.
 		st.deniedIn.Add(1)
 		r.Complete(false)
-		s.refuse(dirIn, src.Name, src.Name, self.Name, port, reasonPeerLimit, "SYN dropped: too many connections from this peer in setup or open")
+		s.refuse(peers.Inbound, src.Name, src.Name, self.Name, port, reasonPeerLimit, "SYN dropped: too many connections from this peer in setup or open")
 		return
 	}
 	pending := true
@@ -85,13 +85,23 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	}
 	defer setupDone()
 
-	if port == s.epmdPort {
-		d := snap.File.Decide(src, self, peers.EPMDPort, true)
-		s.countDecision(dirIn, src.Name, d)
-		if !d.Allow {
-			deny("", d.String())
-			return
+	c, v := judgeIn(snap, src, port, s.epmdPort, func() (string, bool) {
+		node, erlang, err := s.local.lookup(s.ctx, port)
+		if err != nil {
+			s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
 		}
+		return node, erlang
+	})
+	if v.NotOffered {
+		deny(reasonNotOffered, v.String())
+		return
+	}
+	s.countDecision(peers.Inbound, src.Name, v.Policy)
+	if !v.Allow() {
+		deny("", v.String())
+		return
+	}
+	if port == s.epmdPort {
 		if s.ctx.Err() != nil {
 			r.Complete(true)
 			return
@@ -102,42 +112,12 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			return
 		}
 		setupDone()
-		tc := s.newTracked(snap, src, dirIn, peers.EPMDPort, true)
+		tc := s.newTracked(snap, src, peers.Inbound, peers.EPMDPort, true)
 		tc.epmd = true
-		s.relayEPMD(conn, src, grantsErlang(d), tc)
+		s.relayEPMD(conn, src, grantsErlang(v.Policy), tc)
 		return
 	}
-
-	expose := exposes(self, port)
-	if !expose {
-		// If even a registered dist port would be denied, do not ask epmd:
-		// a scan from a peer with no rule costs no epmd queries.
-		if d := snap.File.Decide(src, self, port, true); !d.Allow {
-			d = snap.File.Decide(src, self, port, false)
-			s.countDecision(dirIn, src.Name, d)
-			deny("", d.String())
-			return
-		}
-	}
-	node, erlang, err := s.local.lookup(s.ctx, port)
-	if err != nil {
-		s.log.Debug("netstack: local epmd not answering NAMES", "err", err)
-	}
-	d := snap.File.Decide(src, self, port, erlang)
-	if erlang && !(expose && d.Allow) {
-		// A node's port: the rule must name the node epmd registered it to.
-		d = snap.File.DecideNode(src, self, port, node)
-	}
-	switch {
-	case !d.Allow:
-		s.countDecision(dirIn, src.Name, d)
-		deny("", d.String())
-		return
-	case !erlang && !expose:
-		deny(reasonNotOffered, "port not offered (no node registered on it, not exposed)")
-		return
-	}
-	s.countDecision(dirIn, src.Name, d)
+	erlang, node := c.Erlang, c.Node
 
 	// Dial the local side first, so a port nobody listens on is refused
 	// with a reset, as it would be without the overlay.
@@ -167,14 +147,37 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 			local.SetLinger(0)
 			local.Close()
 			conn.abort()
-			s.refuse(dirIn, src.Name, src.Name, self.Name, port, reasonNodeName, why)
+			s.refuse(peers.Inbound, src.Name, src.Name, self.Name, port, reasonNodeName, why)
 			return
 		}
 	}
 	setupDone()
-	tc := s.newTracked(snap, src, dirIn, port, erlang)
+	tc := s.newTracked(snap, src, peers.Inbound, port, erlang)
 	tc.node = node
 	s.carry(tc, local, conn)
+}
+
+// judgeIn asks peers.File.Judge about a connection from src to port of
+// this host, epmdPort being the local epmd's. lookup says which node, if
+// any, the local epmd registered port to; it is asked only when the answer
+// may depend on it, so a scan from a peer with no rule costs no epmd
+// queries.
+func judgeIn(snap *peers.Snapshot, src *peers.Peer, port, epmdPort uint16, lookup func() (node string, erlang bool)) (peers.Conn, peers.Verdict) {
+	c := peers.Conn{From: src, To: snap.Self, Port: port, Dir: peers.Inbound}
+	if port == epmdPort {
+		c.Port, c.Erlang = peers.EPMDPort, true
+		return c, snap.File.Judge(c)
+	}
+	if !snap.Self.Exposes(port) {
+		// Denied even as a registered dist port: denied as a plain one.
+		asErlang := c
+		asErlang.Erlang = true
+		if v := snap.File.Judge(asErlang); !v.Allow() {
+			return c, snap.File.Judge(c)
+		}
+	}
+	c.Node, c.Erlang = lookup()
+	return c, snap.File.Judge(c)
 }
 
 // checkSendName reads the distribution handshake's first message from the
@@ -199,7 +202,7 @@ func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.
 }
 
 // newTracked describes a new connection to peer p under snap.
-func (s *Stack) newTracked(snap *Snapshot, p *peers.Peer, dir direction, port uint16, erlang bool) *trackedConn {
+func (s *Stack) newTracked(snap *peers.Snapshot, p *peers.Peer, dir peers.Direction, port uint16, erlang bool) *trackedConn {
 	return &trackedConn{
 		peer:     p.Name,
 		peerAddr: p.Address,

@@ -90,9 +90,9 @@ func (w *world) file(t testing.TB, faces string, o fileOpts) *peers.File {
 }
 
 // snap builds a snapshot for self on the host whose faces are faces.
-func (w *world) snap(t testing.TB, faces, self string, o fileOpts) *Snapshot {
+func (w *world) snap(t testing.TB, faces, self string, o fileOpts) *peers.Snapshot {
 	f := w.file(t, faces, o)
-	return &Snapshot{File: f, Self: f.Peer(self)}
+	return &peers.Snapshot{File: f, Self: f.Peer(self)}
 }
 
 // freePort finds a TCP port nothing on addr's wildcard holds now.

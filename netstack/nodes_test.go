@@ -159,3 +159,26 @@ func dialRefused(addr netip.AddrPort, d time.Duration) error {
 	defer c.Close()
 	return readErrSoon(c, d)
 }
+
+// TestNodeRulesOnExposedPort: a port pay-1 exposes that its epmd also
+// registered to a node is that node's (peers.File.Judge), so a rule's
+// nodes decide it at pay-1 as on any other dist port. The forwarder used
+// to let it in on the strength of expose, and the next reload closed it.
+func TestNodeRulesOnExposedPort(t *testing.T) {
+	p := newPair(t, "pipe", nodesRule)
+	w := p.w
+	startEcho(t, netip.AddrPortFrom(p.pay.face("pay-1"), w.exposePort))
+	p.pay.epmd.register("app", w.exposePort)
+	// mon-1 enforces no nodes and knows the port as app's: pay-1 decides.
+	p.mon.stack.Apply(w.snap(t, monFaces, "mon-1", fileOpts{rulePorts: "[erlang]"}))
+	payPeer := p.mon.stack.snap.Load().File.Peer("pay-1")
+	if err := p.mon.stack.faces.ensureDist(payPeer, w.exposePort, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialRefused(netip.AddrPortFrom(p.mon.face("pay-1"), w.exposePort), 10*time.Second); !isRefused(err) {
+		t.Fatalf("connection to app's exposed port: %v, want a reset", err)
+	}
+	if last := p.pay.stack.LastRefusals()["mon-1"]; !strings.HasPrefix(last.Decision, "deny node app (rule test.yaml:") || last.Port != w.exposePort {
+		t.Errorf("pay-1's last refusal %+v", last)
+	}
+}

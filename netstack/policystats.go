@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/denylog"
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
@@ -127,7 +128,7 @@ func epmdRequestLabel(tag byte) string {
 }
 
 // countDecision records the policy's verdict on a new connection.
-func (s *Stack) countDecision(dir direction, peer string, d peers.Decision) {
+func (s *Stack) countDecision(dir peers.Direction, peer string, d peers.Decision) {
 	k := decisionKey{peer: peer, dir: dir.String(), verdict: "deny", reason: reasonLabel(d.Reason)}
 	if d.Allow {
 		k.verdict = "allow"
@@ -142,7 +143,7 @@ func (s *Stack) countDecision(dir direction, peer string, d peers.Decision) {
 // source address for an unknown source); reason is a label for refusals
 // that are not a policy decision, "" for those that are (counted by
 // countDecision).
-func (s *Stack) refuse(dir direction, peer, from, to string, port uint16, reason, why string) {
+func (s *Stack) refuse(dir peers.Direction, peer, from, to string, port uint16, reason, why string) {
 	if reason != "" {
 		s.stats.policy.decision(decisionKey{peer: peer, dir: dir.String(), verdict: "deny", reason: reason})
 	}
@@ -155,15 +156,15 @@ func (s *Stack) refuse(dir direction, peer, from, to string, port uint16, reason
 // proto=icmp instead of a port.
 func (s *Stack) refusePing(peer, from, to, reason, why string) {
 	if reason != "" {
-		s.stats.policy.decision(decisionKey{peer: peer, dir: dirIn.String(), verdict: "deny", reason: reason})
+		s.stats.policy.decision(decisionKey{peer: peer, dir: peers.Inbound.String(), verdict: "deny", reason: reason})
 	}
-	s.stats.policy.refused(peer, Refusal{At: time.Now(), Dir: dirIn.String(), From: from, To: to, Proto: "icmp", Decision: why})
-	s.logRefusal(limitKey{who: from + ">" + to, dir: dirIn, why: "icmp " + why},
-		"dir", dirIn.String(), "from", from, "to", to, "proto", "icmp", "decision", why)
+	s.stats.policy.refused(peer, Refusal{At: time.Now(), Dir: peers.Inbound.String(), From: from, To: to, Proto: "icmp", Decision: why})
+	s.logRefusal(denylog.Key{Who: from + ">" + to, Proto: "icmp", Dir: peers.Inbound, Why: why},
+		"dir", peers.Inbound.String(), "from", from, "to", to, "proto", "icmp", "decision", why)
 }
 
 // countEPMD records one EPMD request and what became of it.
-func (s *Stack) countEPMD(dir direction, peer, request string, relayed bool) {
+func (s *Stack) countEPMD(dir peers.Direction, peer, request string, relayed bool) {
 	v := "refused"
 	if relayed {
 		v = "relayed"

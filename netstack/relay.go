@@ -34,6 +34,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/nodewire/nodewire/netstack/denylog"
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
@@ -66,8 +67,8 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 	if err != nil {
 		if errors.Is(err, erldist.ErrRequestTooLarge) || errors.Is(err, erldist.ErrEmptyRequest) {
 			tc.stats.deniedIn.Add(1)
-			s.countEPMD(dirIn, src.Name, "malformed", false)
-			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, "EPMD request refused: "+err.Error())
+			s.countEPMD(peers.Inbound, src.Name, "malformed", false)
+			s.refuse(peers.Inbound, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, "EPMD request refused: "+err.Error())
 		} else {
 			s.log.Debug("netstack: no EPMD request", "peer", src.Name, "err", err)
 		}
@@ -82,9 +83,9 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 			// Answer "no such node", as epmd would: the client gives up at
 			// once, and learns nothing about which names exist.
 			tc.stats.deniedIn.Add(1)
-			s.countEPMD(dirIn, src.Name, req, false)
-			s.countDecision(dirIn, src.Name, d)
-			s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, "", d.String())
+			s.countEPMD(peers.Inbound, src.Name, req, false)
+			s.countDecision(peers.Inbound, src.Name, d)
+			s.refuse(peers.Inbound, src.Name, src.Name, self.Name, s.epmdPort, "", d.String())
 			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
 			if _, err := client.Write([]byte{erldist.TagPort2Resp, 1}); err == nil {
 				awaitSourceClose(client, src)
@@ -98,16 +99,16 @@ func (s *Stack) filterEPMD(client *overlayConn, src *peers.Peer, allowNames bool
 			why += ": policy does not grant the erlang ports"
 		}
 		tc.stats.deniedIn.Add(1)
-		s.countEPMD(dirIn, src.Name, req, false)
-		s.refuse(dirIn, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, why)
+		s.countEPMD(peers.Inbound, src.Name, req, false)
+		s.refuse(peers.Inbound, src.Name, src.Name, self.Name, s.epmdPort, reasonEPMDRequest, why)
 		return
 	}
-	s.countEPMD(dirIn, src.Name, req, true)
+	s.countEPMD(peers.Inbound, src.Name, req, true)
 
 	target := netip.AddrPortFrom(self.Face, s.epmdPort)
 	epmd, err := dialLocal(s.ctx, target)
 	if err != nil {
-		s.logLimited(slog.LevelWarn, limitKey{who: "local epmd", port: s.epmdPort, dir: dirIn, why: "unreachable"},
+		s.logLimited(slog.LevelWarn, denylog.Key{Who: "local epmd", Port: s.epmdPort, Dir: peers.Inbound, Why: "unreachable"},
 			"netstack: local epmd not reachable", "addr", target, "err", err)
 		return
 	}
@@ -223,19 +224,19 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 		// refused at once, and logged where the client runs.
 		if d := tc.snap.File.DecideNode(tc.snap.Self, p, peers.EPMDPort, string(body[1:])); !d.Allow {
 			tc.stats.deniedOut.Add(1)
-			s.countEPMD(dirOut, p.Name, epmdRequestLabel(tag), false)
-			s.countDecision(dirOut, p.Name, d)
-			s.refuse(dirOut, p.Name, tc.snap.Self.Name, p.Name, s.epmdPort, "", d.String())
+			s.countEPMD(peers.Outbound, p.Name, epmdRequestLabel(tag), false)
+			s.countDecision(peers.Outbound, p.Name, d)
+			s.refuse(peers.Outbound, p.Name, tc.snap.Self.Name, p.Name, s.epmdPort, "", d.String())
 			client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
 			client.Write([]byte{erldist.TagPort2Resp, 1})
 			return
 		}
 	}
-	s.countEPMD(dirOut, p.Name, epmdRequestLabel(tag), true)
+	s.countEPMD(peers.Outbound, p.Name, epmdRequestLabel(tag), true)
 
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, s.epmdPort))
 	if err != nil {
-		s.logLimited(slog.LevelInfo, limitKey{who: p.Name, port: s.epmdPort, dir: dirOut, why: "unreachable"},
+		s.logLimited(slog.LevelInfo, denylog.Key{Who: p.Name, Port: s.epmdPort, Dir: peers.Outbound, Why: "unreachable"},
 			"netstack: peer epmd not reachable", "peer", p.Name, "err", err)
 		client.SetLinger(0)
 		return
@@ -267,7 +268,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 	tc.stats.bytesIn.Add(uint64(len(reply)))
 	if r, err := erldist.ParsePort2Resp(reply); err == nil && r.OK() {
 		if err := s.faces.ensureDist(p, r.Port, string(r.Name)); err != nil {
-			s.logLimited(slog.LevelWarn, limitKey{who: p.Name, port: r.Port, dir: dirOut, why: "face"},
+			s.logLimited(slog.LevelWarn, denylog.Key{Who: p.Name, Port: r.Port, Dir: peers.Outbound, Why: "face"},
 				"netstack: cannot open face for a node's port", "peer", p.Name, "node", string(r.Name), "err", err)
 			reply = []byte{erldist.TagPort2Resp, 1}
 		}
@@ -280,7 +281,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 
 // filterNames rebuilds a NAMES reply with only the nodes src may reach
 // under snap, and notes every registered port and name on the way.
-func (s *Stack) filterNames(reply []byte, snap *Snapshot, src *peers.Peer) ([]byte, error) {
+func (s *Stack) filterNames(reply []byte, snap *peers.Snapshot, src *peers.Peer) ([]byte, error) {
 	epmdPort, names, err := erldist.ParseNames(reply)
 	if err != nil {
 		return nil, err

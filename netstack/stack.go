@@ -6,7 +6,7 @@
 //
 // It knows nothing of files, reloads or control sockets: it is handed a
 // Snapshot (the parsed peer file and which peer this host is) and asks
-// peers.File.Decide about every new connection, at both ends.
+// peers.File.Judge about every new connection, at both ends.
 package netstack
 
 import (
@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack/denylog"
 	"github.com/nodewire/nodewire/peers"
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -33,13 +34,6 @@ type Config struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	MTU      int          // inner MTU; 0: DefaultMTU (1420)
 	EPMDPort uint16       // 0: 4369. Both the local epmd (on the self face) and every peer's epmd listen here.
-}
-
-// Snapshot is the state a Stack works from: the peer file and this host in
-// it. A Stack never modifies one; Apply swaps in a new one.
-type Snapshot struct {
-	File *peers.File
-	Self *peers.Peer
 }
 
 // TCP tuning: gVisor's defaults are sized for a sandbox, not for a bulk
@@ -85,7 +79,7 @@ type Stack struct {
 	log      *slog.Logger
 	mtu      int
 	epmdPort uint16
-	snap     atomic.Pointer[Snapshot]
+	snap     atomic.Pointer[peers.Snapshot]
 
 	tun *TUN
 	ip  *stack.Stack
@@ -94,7 +88,7 @@ type Stack struct {
 	stats   *statsTable
 	faces   *faceSet
 	local   *localPorts
-	limiter *logLimiter
+	limiter *denylog.Logger
 	fwd     *forwarder
 	group   group
 
@@ -111,7 +105,7 @@ type Stack struct {
 
 // New builds the gVisor stack with snap.Self.Address and a route for the
 // overlay prefix. Nothing listens until Start.
-func New(cfg Config, snap *Snapshot) (*Stack, error) {
+func New(cfg Config, snap *peers.Snapshot) (*Stack, error) {
 	if err := checkSnapshot(snap); err != nil {
 		return nil, err
 	}
@@ -135,7 +129,7 @@ func New(cfg Config, snap *Snapshot) (*Stack, error) {
 		tun:      newTUN(cfg.MTU),
 		conns:    newRegistry(),
 		stats:    newStatsTable(),
-		limiter:  newLogLimiter(10*time.Second, 4096),
+		limiter:  denylog.New(cfg.Logger, "netstack: refused", 10*time.Second, 4096),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -155,7 +149,7 @@ func New(cfg Config, snap *Snapshot) (*Stack, error) {
 }
 
 // checkSnapshot refuses snapshots the stack cannot work from.
-func checkSnapshot(snap *Snapshot) error {
+func checkSnapshot(snap *peers.Snapshot) error {
 	switch {
 	case snap == nil || snap.File == nil || snap.Self == nil:
 		return errors.New("netstack: snapshot without a file or a self peer")
@@ -275,7 +269,7 @@ func (s *Stack) Start(ctx context.Context) error {
 // fail to bind are logged (and shown in Stats) rather than returned: the
 // rest of the new file still takes effect. Safe to call concurrently with
 // traffic; a nil or unusable snapshot is logged and ignored.
-func (s *Stack) Apply(snap *Snapshot) {
+func (s *Stack) Apply(snap *peers.Snapshot) {
 	if err := checkSnapshot(snap); err != nil {
 		s.log.Error("netstack: snapshot refused", "err", err)
 		return
@@ -295,7 +289,7 @@ func (s *Stack) Apply(snap *Snapshot) {
 			s.log.Warn("netstack: some faces could not be opened", "err", err)
 		}
 	}
-	for _, c := range s.conns.judge(snap, s.epmdPort) {
+	for _, c := range s.conns.judge(snap) {
 		s.log.Info("netstack: closed connection: "+c.why,
 			"peer", c.tc.peer, "dir", c.tc.dir.String(), "port", c.tc.port)
 		c.tc.abort()
@@ -413,16 +407,6 @@ func grantsErlang(d peers.Decision) bool {
 		return true
 	case peers.ReasonRule:
 		return d.Rule != nil && (d.Rule.Ports.All || d.Rule.Ports.Erlang)
-	}
-	return false
-}
-
-// exposes reports whether p lists port among its exposed ports.
-func exposes(p *peers.Peer, port uint16) bool {
-	for _, r := range p.Expose {
-		if r.Lo <= port && port <= r.Hi {
-			return true
-		}
 	}
 	return false
 }

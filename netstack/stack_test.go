@@ -235,7 +235,7 @@ func TestApplyMovesFaces(t *testing.T) {
 // says how to fix the first failure, e.g. that epmd holds the wildcard
 // address. epmdPort 0 means 4369. Start binds the same listeners with the
 // same explanations; this lets a test see them without a running stack.
-func preflight(snap *Snapshot, epmdPort uint16) error {
+func preflight(snap *peers.Snapshot, epmdPort uint16) error {
 	if err := checkSnapshot(snap); err != nil {
 		return err
 	}

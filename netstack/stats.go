@@ -1,12 +1,11 @@
 package netstack
 
 import (
-	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/nodewire/nodewire/netstack/denylog"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -119,147 +118,21 @@ func (t *statsTable) prune(f *peers.File) {
 	}
 }
 
-// logLimiter lets one log line through per key and interval, so a port scan
-// or a retrying client cannot flood the log; it counts what it held back.
-type logLimiter struct {
-	every time.Duration
-	max   int // keys kept; beyond it stale keys are dropped, then all
-
-	mu   sync.Mutex
-	last map[limitKey]*limitState
-	// budget caps lines per pair of hosts and direction, whatever the
-	// port: a scan of every port is 65535 keys of last, not one.
-	budget map[limitKey]*budgetState
-}
-
-// pairBudget is how many lines about one pair and direction pass per
-// interval; the rest are counted and reported by the next line that passes.
-const pairBudget = 20
-
-type budgetState struct {
-	start time.Time
-	used  int
-	held  int
-}
-
-// limitKey is what one line is about: a peer (or source address), a port,
-// a direction and the reason (so an ALIVE2 refusal does not hide a KILL).
-type limitKey struct {
-	who  string
-	port uint16
-	dir  direction
-	why  string
-}
-
-type limitState struct {
-	at         time.Time
-	suppressed int
-}
-
-func newLogLimiter(every time.Duration, max int) *logLimiter {
-	return &logLimiter{every: every, max: max, last: make(map[limitKey]*limitState), budget: make(map[limitKey]*budgetState)}
-}
-
-// spend takes one line from k's budget for the current interval. held is
-// what was refused since the last line that passed (plus extra, lines the
-// caller held back for k before asking).
-func (l *logLimiter) spend(k limitKey, extra int, now time.Time) (ok bool, held int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.budget[k]
-	if st == nil {
-		if len(l.budget) >= l.max {
-			clear(l.budget)
-		}
-		st = new(budgetState)
-		l.budget[k] = st
-	}
-	if now.Sub(st.start) >= l.every {
-		st.start, st.used = now, 0
-	}
-	if st.used >= pairBudget {
-		st.held += 1 + extra
-		return false, 0
-	}
-	st.used++
-	held, st.held = st.held+extra, 0
-	return true, held
-}
-
-// allow reports whether to log about k now, and how many lines about k were
-// held back since the last one logged.
-func (l *logLimiter) allow(k limitKey, now time.Time) (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.last[k]
-	if st != nil && now.Sub(st.at) < l.every {
-		st.suppressed++
-		return false, 0
-	}
-	if st == nil {
-		if len(l.last) >= l.max {
-			l.evict(now)
-		}
-		st = new(limitState)
-		l.last[k] = st
-	}
-	suppressed = st.suppressed
-	st.at, st.suppressed = now, 0
-	return true, suppressed
-}
-
-// evict drops keys quiet for a whole interval, or everything if all are
-// recent (a scan from many sources: better a few repeated lines than
-// unbounded memory).
-func (l *logLimiter) evict(now time.Time) {
-	for k, st := range l.last {
-		if now.Sub(st.at) >= l.every {
-			delete(l.last, k)
-		}
-	}
-	if len(l.last) >= l.max {
-		clear(l.last)
-	}
-}
-
 // logDenied logs a refused connection or request at Warn, rate-limited per
-// (source, destination, port, direction, reason). why is the decision
-// ("deny default ...", the rule) or what else refused it.
-// Beyond that, at most pairBudget lines per interval pass for one pair and
-// direction, so a scan of every port logs a few lines, not one per port.
-func (s *Stack) logDenied(dir direction, from, to string, port uint16, why string) {
-	s.logRefusal(limitKey{who: from + ">" + to, port: port, dir: dir, why: why},
+// (source, destination, port, direction, reason) and per pair and
+// direction (package denylog). why is the decision ("deny default ...",
+// the rule) or what else refused it.
+func (s *Stack) logDenied(dir peers.Direction, from, to string, port uint16, why string) {
+	s.logRefusal(denylog.Key{Who: from + ">" + to, Port: port, Dir: dir, Why: why},
 		"dir", dir.String(), "from", from, "to", to, "port", port, "decision", why)
 }
 
-// logRefusal logs one refusal described by attrs, under logDenied's limits:
-// once per k each interval, and pairBudget lines per pair and direction.
-func (s *Stack) logRefusal(k limitKey, attrs ...any) {
-	now := time.Now()
-	ok, held := s.limiter.allow(k, now)
-	if !ok {
-		return
-	}
-	ok, held = s.limiter.spend(limitKey{who: k.who, dir: k.dir}, held, now)
-	if !ok {
-		return
-	}
-	if held > 0 {
-		attrs = append(attrs, "suppressed", held)
-	}
-	s.log.Log(context.Background(), slog.LevelWarn, "netstack: refused", attrs...)
-}
+// logRefusal logs one refusal described by attrs, under logDenied's limits.
+func (s *Stack) logRefusal(k denylog.Key, attrs ...any) { s.limiter.Refused(k, attrs...) }
 
 // logLimited logs msg at level unless a line with the same key was logged
 // within the limiter's interval; the next line says how many were held.
 // For anything a remote peer or a retrying local client can repeat at will.
-func (s *Stack) logLimited(level slog.Level, k limitKey, msg string, attrs ...any) {
-	ok, held := s.limiter.allow(k, time.Now())
-	if !ok {
-		return
-	}
-	if held > 0 {
-		attrs = append(attrs, "suppressed", held)
-	}
-	s.log.Log(context.Background(), level, msg, attrs...)
+func (s *Stack) logLimited(level slog.Level, k denylog.Key, msg string, attrs ...any) {
+	s.limiter.Limited(level, k, msg, attrs...)
 }

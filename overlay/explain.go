@@ -44,30 +44,27 @@ func (d *Daemon) Explain(ctx context.Context, from, to string, port uint16) (*co
 	default:
 		ex.Note = fmt.Sprintf("this daemon is %s: it knows the nodes of its own host and the ports other hosts' epmd announced to it, not those of %s as %s sees them", self.Name, ends[1].Name, ends[0].Name)
 	}
-	dec := f.Decide(ends[0], ends[1], port, port == peers.EPMDPort)
-	for _, n := range nodes {
-		if n.Port == port {
-			dec = f.DecideNode(ends[0], ends[1], port, n.Name)
-			ex.Node = n.Name
-		}
-		nd := f.DecideNode(ends[0], ends[1], n.Port, n.Name)
-		ex.Nodes = append(ex.Nodes, control.NodeVerdict{Name: n.Name, Port: n.Port, Allow: nd.Allow, Decision: nd.String()})
-	}
-	if ex.Known && port != peers.EPMDPort && ex.Node == "" && !exposes(ends[1], port) {
-		if dec.Allow {
-			ex.Note = fmt.Sprintf("the policy allows port %d, but no node of %s is registered on it and it is not exposed: a connection would be refused as not offered", port, ends[1].Name)
-		}
-	}
-	ex.Decision, ex.Allow, ex.Erlang = dec.String(), dec.Allow, dec.Erlang
+	explain(f, ends[0], ends[1], port, nodes, ex)
 	return ex, nil
 }
 
-// exposes reports whether p lists port in its expose.
-func exposes(p *peers.Peer, port uint16) bool {
-	for _, r := range p.Expose {
-		if r.Contains(port) {
-			return true
+// explain fills in ex's verdict on a connection from one peer of f to
+// another: the port judged as the node's when nodes (those ex.Known says
+// the daemon sees on to) register it, as to would judge it.
+func explain(f *peers.File, from, to *peers.Peer, port uint16, nodes []erldist.NameEntry, ex *control.Explanation) {
+	q := peers.Conn{From: from, To: to, Port: port, Erlang: port == peers.EPMDPort, Dir: peers.Inbound}
+	for _, n := range nodes {
+		if n.Port == port {
+			q.Erlang, q.Node = true, n.Name
+			ex.Node = n.Name
 		}
+		nd := f.Judge(peers.Conn{From: from, To: to, Port: n.Port, Erlang: true, Node: n.Name, Dir: peers.Inbound}).Policy
+		ex.Nodes = append(ex.Nodes, control.NodeVerdict{Name: n.Name, Port: n.Port, Allow: nd.Allow, Decision: nd.String()})
 	}
-	return false
+	v := f.Judge(q)
+	if ex.Known && v.NotOffered {
+		ex.Note = fmt.Sprintf("the policy allows port %d, but no node of %s is registered on it and it is not exposed: a connection would be refused as not offered", port, to.Name)
+	}
+	dec := v.Policy
+	ex.Decision, ex.Allow, ex.Erlang = dec.String(), dec.Allow, dec.Erlang
 }

@@ -26,7 +26,7 @@ type dataPlane interface {
 type userspacePlane struct{ *netstack.Stack }
 
 func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
-	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &netstack.Snapshot{File: f, Self: self})
+	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &peers.Snapshot{File: f, Self: self})
 	if err != nil {
 		return nil, fmt.Errorf("userspace stack: %w", err)
 	}
@@ -38,7 +38,7 @@ func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *pee
 }
 
 func (u userspacePlane) Apply(f *peers.File, self *peers.Peer) {
-	u.Stack.Apply(&netstack.Snapshot{File: f, Self: self})
+	u.Stack.Apply(&peers.Snapshot{File: f, Self: self})
 }
 
 // tunPlane is the kernel TUN interface of TUN mode, wrapped in the packet
@@ -56,14 +56,14 @@ func newTUNPlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) 
 	if err != nil {
 		return nil, err
 	}
-	filter := packetfilter.New(dev, packetfilter.Config{Logger: log, EPMDPort: cfg.EPMDPort}, &packetfilter.Snapshot{File: f, Self: self})
+	filter := packetfilter.New(dev, packetfilter.Config{Logger: log, EPMDPort: cfg.EPMDPort}, &peers.Snapshot{File: f, Self: self})
 	return &tunPlane{filter: filter}, nil
 }
 
 func (p *tunPlane) TUN() tun.Device { return p.filter }
 
 func (p *tunPlane) Apply(f *peers.File, self *peers.Peer) {
-	p.filter.Apply(&packetfilter.Snapshot{File: f, Self: self})
+	p.filter.Apply(&peers.Snapshot{File: f, Self: self})
 }
 
 // Stats maps the filter's counts onto the userspace stack's: open

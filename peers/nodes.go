@@ -61,21 +61,30 @@ func (r *Rule) AllowsNode(name string) bool {
 // erlang set: the name is not known yet.
 func (f *File) DecideNode(from, to *Peer, port uint16, node string) Decision {
 	d := f.Decide(from, to, port, true)
+	f.judgeNode(&d, node)
+	return d
+}
+
+// judgeNode narrows d, a decision on an Erlang port, to node.
+func (f *File) judgeNode(d *Decision, node string) {
 	d.Node = node
-	if node == "" || !d.Allow || d.Reason != ReasonRule || d.Rule.AllowsNode(node) {
-		return d
+	if node != "" && d.Allow && d.Reason == ReasonRule && !d.Rule.AllowsNode(node) {
+		f.nodeLeftOut(d)
 	}
-	// The first rule allowing the port leaves the node out; a later one
-	// may name it. Rules with nodes are few; a scan is fine.
+}
+
+// nodeLeftOut settles d, whose first rule allowing the port leaves the
+// node out: a later one may name it. Rules with nodes are few; a scan is
+// fine.
+func (f *File) nodeLeftOut(d *Decision) {
 	portRule := d.Rule
 	for _, r := range f.Rules[portRule.Index+1:] {
-		if f.ruleCovers(r, from, to) && r.Ports.Contains(port, true) && r.AllowsNode(node) {
+		if f.ruleCovers(r, d.From, d.To) && r.Ports.Contains(d.Port, true) && r.AllowsNode(d.Node) {
 			d.Rule = r
-			return d
+			return
 		}
 	}
 	d.Allow, d.Reason, d.Rule = false, ReasonNode, portRule
-	return d
 }
 
 // ruleCovers reports whether r lets from open connections to to (ports

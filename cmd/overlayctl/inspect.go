@@ -113,10 +113,10 @@ node's distribution port is judged as that node's.`)
 		if err := peers.CheckNodePattern(*node); err != nil || strings.ContainsAny(*node, "*?") {
 			return fs.usageError("--node %q is not a node name", *node)
 		}
-		fmt.Fprintln(e.stdout, f.DecideNode(ends[0], ends[1], port, *node))
-		return nil
 	}
-	fmt.Fprintln(e.stdout, f.Decide(ends[0], ends[1], port, *erlang))
+	// The policy's part only: the file does not say what the target offers.
+	q := peers.Conn{From: ends[0], To: ends[1], Port: port, Erlang: *erlang || *node != "", Node: *node}
+	fmt.Fprintln(e.stdout, f.Judge(q).Policy)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package packetfilter
 import (
 	"log/slog"
 	"testing"
+
+	"github.com/nodewire/nodewire/peers"
 )
 
 // BenchmarkEstablished is the steady state: batches of data packets of
@@ -15,11 +17,11 @@ func BenchmarkEstablished(b *testing.B) {
 	payload := make([]byte, 1380)
 	// Open a flow pay-2 -> pay-1:4369, then measure its data packets.
 	setup := []struct {
-		dir direction
+		dir peers.Direction
 		pkt []byte
 	}{
-		{dirIn, tcp(pay2, 40000, pay1, 4369, syn, 1, 0)},
-		{dirOut, tcp(pay1, 4369, pay2, 40000, synack, 9, 2)},
+		{peers.Inbound, tcp(pay2, 40000, pay1, 4369, syn, 1, 0)},
+		{peers.Outbound, tcp(pay1, 4369, pay2, 40000, synack, 9, 2)},
 	}
 	for _, s := range setup {
 		if f.check(snap, s.pkt, s.dir, f.now()) != pass {

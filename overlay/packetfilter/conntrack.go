@@ -1,6 +1,10 @@
 package packetfilter
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/nodewire/nodewire/peers"
+)
 
 // flowKey names a flow the same way from both ends: its two endpoints in a
 // fixed order (the lower address, then port, is a), so a packet and its
@@ -74,11 +78,11 @@ type flow struct {
 // follow moves a tracked flow along with packet p. done is false when p
 // starts a new connection on the ports of a closed one, which must be
 // judged anew.
-func (f *Filter) follow(fl *flow, p *packet, srcIsA bool, dir direction, now int64) (v verdict, done bool) {
+func (f *Filter) follow(fl *flow, p *packet, srcIsA bool, dir peers.Direction, now int64) (v verdict, done bool) {
 	fromInit := srcIsA == fl.initIsA
 	if fl.state == stRefused {
 		// Both ends were reset: only the kernel's own resets still pass.
-		if dir == dirOut && p.proto == protoTCP && p.flags&tcpRST != 0 {
+		if dir == peers.Outbound && p.proto == protoTCP && p.flags&tcpRST != 0 {
 			return pass, true
 		}
 		if p.proto == protoTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN && fromInit {
@@ -89,7 +93,7 @@ func (f *Filter) follow(fl *flow, p *packet, srcIsA bool, dir direction, now int
 	if fl.state == stRevoked {
 		// Let resets through, and the peer's packets to the kernel (which
 		// has no socket for them any more and answers with a reset).
-		if p.proto == protoTCP && (dir == dirIn || p.flags&tcpRST != 0) {
+		if p.proto == protoTCP && (dir == peers.Inbound || p.flags&tcpRST != 0) {
 			return pass, true
 		}
 		return drop, true
@@ -128,7 +132,7 @@ func (f *Filter) follow(fl *flow, p *packet, srcIsA bool, dir direction, now int
 				fl.expires = now + int64(estTTL)
 			}
 		}
-		if dir == dirOut {
+		if dir == peers.Outbound {
 			fl.localNext, fl.haveSeq = p.seq+segLen(p), true
 			if p.flags&tcpACK != 0 {
 				fl.localAck = p.ack

@@ -73,7 +73,7 @@ var (
 	alien  = netip.MustParseAddr("10.77.9.9")
 )
 
-func loadSnap(t testing.TB, path string, edit func(string) string) *Snapshot {
+func loadSnap(t testing.TB, path string, edit func(string) string) *peers.Snapshot {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -87,7 +87,7 @@ func loadSnap(t testing.TB, path string, edit func(string) string) *Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Snapshot{File: f, Self: f.Peer("pay-1")}
+	return &peers.Snapshot{File: f, Self: f.Peer("pay-1")}
 }
 
 // ip builds an IPv4 packet around l4.
@@ -172,13 +172,13 @@ const (
 // step is one packet through the filter: in (from WireGuard to the kernel)
 // or out (from the kernel to WireGuard), and whether it must pass.
 type step struct {
-	dir  direction
+	dir  peers.Direction
 	pkt  []byte
 	pass bool
 }
 
-func in(pkt []byte, pass bool) step  { return step{dirIn, pkt, pass} }
-func out(pkt []byte, pass bool) step { return step{dirOut, pkt, pass} }
+func in(pkt []byte, pass bool) step  { return step{peers.Inbound, pkt, pass} }
+func out(pkt []byte, pass bool) step { return step{peers.Outbound, pkt, pass} }
 
 // filterCase is packets through a new filter, and what it must have done.
 type filterCase struct {
@@ -347,7 +347,7 @@ func TestFilter(t *testing.T) {
 	runFilterCases(t, loadSnap(t, "testdata/peers.yaml", nil), tests)
 }
 
-func runFilterCases(t *testing.T, snap *Snapshot, tests []filterCase) {
+func runFilterCases(t *testing.T, snap *peers.Snapshot, tests []filterCase) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,7 +400,7 @@ func runFilterCases(t *testing.T, snap *Snapshot, tests []filterCase) {
 func runStep(t *testing.T, f *Filter, dev *fakeTUN, s step) bool {
 	t.Helper()
 	const off = 16
-	if s.dir == dirIn {
+	if s.dir == peers.Inbound {
 		before := len(dev.written)
 		buf := append(make([]byte, off), s.pkt...)
 		if _, err := f.Write([][]byte{buf}, off); err != nil {
@@ -741,6 +741,15 @@ func TestFilterErlangNames(t *testing.T) {
 			}),
 			answers: 1,
 			logHas:  []string{"dir=in", "from=mon-1", "port=36000", "deny node secret"},
+		},
+		{
+			// The port is exposed too: still the node's (peers.File.Judge).
+			name: "an exposed port registered to a node the rule leaves out: refused at the SYN",
+			steps: cat(lookup(pay2, 40000, "secret", 9100), []step{
+				in(tcp(mon1, 40001, pay1, 9100, syn, 500, 0), false),
+			}),
+			answers: 1,
+			logHas:  []string{"dir=in", "from=mon-1", "port=9100", "deny node secret"},
 		},
 		{
 			name:   "send_name naming another peer's node: both ends reset",
