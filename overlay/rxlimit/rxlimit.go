@@ -14,8 +14,8 @@
 // it is written, so the buffers come back at once.
 //
 // A Limiter wraps the Bind and the TUN device. The Bind's receive waits
-// while Max packets are held (read, not yet written to the TUN), so the
-// excess waits in the socket's receive buffer instead: in the kernel, at
+// while one more batch would take the packets held (read, not yet written
+// to the TUN) past the bound, so the excess waits in the socket's receive buffer instead: in the kernel, at
 // about 2 KiB a packet, and dropped when that is full, which the sender's
 // TCP answers like any full queue. Only data packets for one of this host's
 // session indices (learned from the handshake messages it sends) are
