@@ -57,10 +57,11 @@ for ns in $(ip netns list | awk '{print $1}'); do
 		fi
 		sleep 0.1 # polling interval of a bounded retry loop, not synchronisation
 	done
-	if ip netns del "$ns"; then
+	if err=$(ip netns del "$ns" 2>&1); then
 		echo "cleanup.sh: removed $ns"
-	else
+	elif ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+		echo "cleanup.sh: $ns: $err" >&2
 		status=1
-	fi
+	fi # else another run's sweep removed it first: gone is what we wanted
 done
 exit $status

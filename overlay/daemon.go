@@ -20,7 +20,6 @@ import (
 	"golang.zx2c4.com/wireguard/ipc"
 
 	"github.com/nodewire/nodewire/overlay/control"
-	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -130,7 +129,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(d.plane.TUN(), udpbind.New(), wgLogger(d.log))
+	d.dev = device.NewDevice(d.plane.TUN(), d.plane.Bind(), wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {

@@ -15,23 +15,34 @@ import (
 // (-before): before1, before2, ...
 const BeforeRow = "before"
 
-// beforeRow is nodewire userspace with overlayd built at git revision rev of
-// this repository: the "before" of a change, measured in the same run as the
-// "after" (row nwuser). Everything but the daemon (overlayctl, the peer file,
-// epmd and erl flags) is this tree's, so the revision's overlayd must accept
-// today's flags and peer file.
-func beforeRow(tb cluster.TB, rev, id string) (Row, error) {
+// beforeRows are nodewire userspace (ID id) and, if tun is set, nodewire
+// TUN (ID id+"tun") with overlayd built at git revision rev of this
+// repository: the "before" of a change, measured in the same run as the
+// "after" (rows nwuser and nwtun). Everything but the daemon (overlayctl,
+// the peer file, epmd and erl flags) is this tree's, so the revision's
+// overlayd must accept today's flags and peer file.
+func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 	bin, err := buildOverlaydAt(tb, rev)
 	if err != nil {
-		return Row{}, fmt.Errorf("-before %s: %w", rev, err)
+		return nil, fmt.Errorf("-before %s: %w", rev, err)
 	}
-	return Row{
+	rows := []Row{{
 		ID:   id,
 		Name: "nodewire userspace @" + shortRev(rev),
 		Setup: func(e *Env, id string) (*Pair, error) {
 			return setupOverlay(e, id, "", bin)
 		},
-	}, nil
+	}}
+	if tun {
+		rows = append(rows, Row{
+			ID:   id + "tun",
+			Name: "nodewire TUN @" + shortRev(rev),
+			Setup: func(e *Env, id string) (*Pair, error) {
+				return setupOverlay(e, id, "tun", bin)
+			},
+		})
+	}
+	return rows, nil
 }
 
 // buildOverlaydAt exports the tree at rev (git archive, no worktree left

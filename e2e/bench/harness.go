@@ -35,7 +35,8 @@ type Config struct {
 	ProfileRow string
 	// Before lists git revisions of this repository: for each, a row
 	// "before<i>" runs nodewire userspace with overlayd built at that
-	// revision, so that a change's before and after share a run.
+	// revision, and "before<i>tun" TUN mode when the nwtun row runs, so
+	// that a change's before and after share a run.
 	Before []string
 	Logf   func(format string, args ...any)
 }
@@ -118,12 +119,13 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
 
 	rows := slices.Clone(Rows)
+	withTUN := len(cfg.Rows) == 0 || slices.Contains(cfg.Rows, "nwtun")
 	for i, rev := range cfg.Before {
-		row, err := beforeRow(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1))
+		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), withTUN)
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, row)
+		rows = append(rows, before...)
 	}
 	var runs []*rowRun
 	for _, row := range rows {
