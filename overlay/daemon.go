@@ -48,7 +48,7 @@ type Daemon struct {
 	private peers.Key
 	started time.Time
 
-	plane dataPlane // the userspace stack or, in TUN mode, the kernel interface and filter
+	plane dataPlane  // the userspace stack or, in TUN mode, the kernel interface and filter
 	mss   *mssDevice // the plane's device as WireGuard sees it: SYNs clamped per peer
 	route func(netip.Addr) (int, error)
 	stop  chan struct{} // closed by Close: ends watchPaths
@@ -69,7 +69,7 @@ type Daemon struct {
 	reloadErr string
 	listen    uint16
 
-	reloadFails uint64 // rejected reloads, for metrics; guarded by mu
+	reloadFails uint64              // rejected reloads, for metrics; guarded by mu
 	paths       map[string]pathInfo // per peer; guarded by mu
 	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
 }

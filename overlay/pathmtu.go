@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nodewire/nodewire/netstack"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -23,14 +24,23 @@ const (
 	// the paths carry more. A route shows only the first hop; a tunnel
 	// further on (IPsec, GRE, VXLAN, PPPoE, a cloud VPC) may drop anything
 	// larger than ~1400 bytes without an ICMP error, and no route lookup
-	// sees that. 1400 keeps the inner TCP segment at 1300 bytes over IPv4
-	// (1280 over IPv6) instead of 1380: measured in e2e/mtu_test.go's
+	// sees that. 1400 keeps the inner TCP segment at 1288 bytes over IPv4
+	// (1272 over IPv6) instead of 1380: measured in e2e/mtu_test.go's
 	// TestUnderlayMTUCost, a few per cent of bulk on a clean link.
 	safeOuter = 1400
 
 	// innerTCPHeaders is an inner IPv4 header and a TCP header: MSS =
 	// inner MTU - 40.
 	innerTCPHeaders = 20 + 20
+
+	// defaultDeviceMTU is the inner MTU of the device (the userspace
+	// stack's link, TUN mode's interface) without --mtu: packets other than
+	// TCP (ICMP, UDP) keep it, and the kernel fragments those of them that
+	// outgrow a path.
+	defaultDeviceMTU = netstack.DefaultMTU
+
+	// paddingMultiple is WireGuard's padding unit (device.PaddingMultiple).
+	paddingMultiple = 16
 
 	// minInnerMTU is IPv4's minimum; a route smaller than this plus the
 	// overhead cannot carry the overlay at all.
@@ -59,18 +69,24 @@ func overhead(ep netip.Addr) int {
 //     replaces it: the override tells what the paths carry beyond the
 //     first hop, which the route cannot.
 //
-// With no endpoint known the overhead is IPv6's, the larger.
+// WireGuard pads every packet to a multiple of 16 bytes, up to the device
+// MTU (the override, else 1420): a limit below the device MTU is rounded
+// down to a multiple of 16, or a padded packet would outgrow it by up to 15
+// bytes. With no endpoint known the overhead is IPv6's, the larger.
 func innerMTU(ep netip.Addr, routeMTU, override int) int {
 	oh := overheadIPv6
 	if ep.IsValid() {
 		oh = overhead(ep)
 	}
-	mtu := safeOuter - oh
+	device, mtu := defaultDeviceMTU, safeOuter-oh
 	if override > 0 {
-		mtu = override
+		device, mtu = override, override
 	}
 	if routeMTU > 0 {
 		mtu = min(mtu, routeMTU-oh)
+	}
+	if mtu < device {
+		mtu &^= paddingMultiple - 1
 	}
 	return max(mtu, minInnerMTU)
 }

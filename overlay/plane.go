@@ -50,7 +50,7 @@ type tunPlane struct {
 func newTUNPlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
 	mtu := cfg.MTU
 	if mtu == 0 {
-		mtu = 1420
+		mtu = defaultDeviceMTU
 	}
 	dev, err := createKernelTUN(cfg.Interface, mtu, self.Address, f.Overlay.Prefix)
 	if err != nil {
