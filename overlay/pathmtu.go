@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"context"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -151,11 +150,7 @@ func (d *Daemon) refreshPathsLocked() {
 		if old, ok := d.paths[name]; ok && old == pi {
 			continue
 		}
-		level := slog.LevelInfo
-		if _, ok := d.paths[name]; !ok {
-			level = slog.LevelDebug
-		}
-		d.log.Log(context.Background(), level, "path MTU", slog.String("peer", name), slog.String("endpoint", pi.Endpoint.String()),
+		d.log.Info("path MTU", slog.String("peer", name), slog.String("endpoint", pi.Endpoint.String()),
 			slog.Int("route_mtu", pi.RouteMTU), slog.Int("inner_mtu", pi.MTU), slog.Int("tcp_mss", pi.MTU-innerTCPHeaders))
 	}
 	d.mss.setPeers(table)
