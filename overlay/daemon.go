@@ -142,13 +142,14 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
 		return nil, fmt.Errorf("configure WireGuard: %w", err)
 	}
-	if err := d.dev.Up(); err != nil {
-		return nil, fmt.Errorf("WireGuard up (UDP port %d): %w", d.listen, err)
-	}
+	// The MSS table is in place before the first packet can flow.
 	d.mu.Lock()
 	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
 	d.refreshPathsLocked()
 	d.mu.Unlock()
+	if err := d.dev.Up(); err != nil {
+		return nil, fmt.Errorf("WireGuard up (UDP port %d): %w", d.listen, err)
+	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.watchPaths(d.stop) }()
 

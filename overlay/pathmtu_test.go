@@ -3,6 +3,8 @@ package overlay
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/nodewire/nodewire/peers"
@@ -95,5 +97,58 @@ func TestPathTable(t *testing.T) {
 	mss, _, _ = pathTable(f, self, eps, route, 1420)
 	if mss[near.Address] != 1176 || mss[far.Address] != 1380 {
 		t.Errorf("with --mtu 1420: near %d (want 1176), far %d (want 1380)", mss[near.Address], mss[far.Address])
+	}
+}
+
+// A daemon clamps each peer's TCP to its path from the start, and a reload
+// that moves a peer's endpoint to another path changes the clamp.
+func TestDaemonPathMTU(t *testing.T) {
+	a, b := newTestHost(t), newTestHost(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, a, b, "nwtest-mtu")
+	d, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	addrA := netip.MustParseAddr("10.91.1.1")
+	// a's endpoint is 127.0.0.1:9: the route leaves through lo (64 KiB),
+	// so the black-hole limit decides.
+	if got := d.mss.mss(addrA); got != 1288 {
+		t.Fatalf("MSS to a at start: %d, want 1288", got)
+	}
+
+	d.mu.Lock()
+	d.route = func(ep netip.Addr) (int, error) {
+		if ep == netip.MustParseAddr("127.0.0.2") {
+			return 1280, nil
+		}
+		return routeMTU(ep)
+	}
+	d.mu.Unlock()
+	moved := strings.Replace(mustRead(t, cfg.PeerFile), "address: 10.91.1.1, endpoint: 127.0.0.1:9", "address: 10.91.1.1, endpoint: 127.0.0.2:9", 1)
+	if err := os.WriteFile(cfg.PeerFile, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.mss.mss(addrA); got != 1176 {
+		t.Fatalf("MSS to a after it moved behind a 1280-byte route: %d, want 1176", got)
+	}
+}
+
+// --mtu replaces the black-hole limit: the old default's full-size segments.
+func TestDaemonMTUOverride(t *testing.T) {
+	a, b := newTestHost(t), newTestHost(t)
+	cfg := testConfig(t, t.TempDir(), a, b, "nwtest-mtuo")
+	cfg.MTU = 1420
+	d, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := d.mss.mss(netip.MustParseAddr("10.91.1.1")); got != 1380 {
+		t.Fatalf("MSS to a with --mtu 1420: %d, want 1380", got)
 	}
 }
