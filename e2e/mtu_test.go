@@ -53,10 +53,13 @@ func TestUnderlayMTU(t *testing.T) {
 		extra = []string{"--mtu", v}
 	}
 	for _, mode := range []string{"userspace", "tun"} {
-		for _, cell := range mtuCells {
+		for i, cell := range mtuCells {
 			t.Run(mode+"/"+cell.name, func(t *testing.T) {
+				// Each cell is a cluster of its own; two at a time (go test's
+				// -parallel) overlap one's start-up with another's transfer.
+				t.Parallel()
 				start := time.Now()
-				a, b := mtuPair(t, mode, cell, extra)
+				a, b := mtuPair(t, mode, cell, fmt.Sprintf("%c%d", mode[0], i), extra)
 				for _, dir := range [][2]*cluster.OverlayHost{{a, b}, {b, a}} {
 					got, err := dir[0].Node.Eval(ctxFor(t, 2*time.Minute), fmt.Sprintf(
 						"B = rand:bytes(16 bsl 20), erpc:call(%s, erlang, md5, [B], 90000) =:= erlang:md5(B)", cluster.Atom(dir[1].Node.Name)))
@@ -76,8 +79,8 @@ func TestUnderlayMTU(t *testing.T) {
 }
 
 // mtuPair makes a cluster of two hosts on the cell's underlay, an overlay
-// between them in mode, and a node on each.
-func mtuPair(t *testing.T, mode string, cell mtuCell, daemonArgs []string) (a, b *cluster.OverlayHost) {
+// between them in mode (peers TAG-a and TAG-b), and a node on each.
+func mtuPair(t *testing.T, mode string, cell mtuCell, tag string, daemonArgs []string) (a, b *cluster.OverlayHost) {
 	t.Helper()
 	c := cluster.New(t, "mtu")
 	o := cluster.NewOverlay(c, t, "10.77.0.0/16")
@@ -93,7 +96,9 @@ func mtuPair(t *testing.T, mode string, cell mtuCell, daemonArgs []string) (a, b
 		if cell.v6 {
 			args = append(args, "--endpoint", "["+v6+"]:51820") // the last --endpoint wins
 		}
-		h, err := o.AddPeer(name, "peer-"+name, "app", args...)
+		// Peer names unique per cell: they name the UAPI sockets, which
+		// all network namespaces share.
+		h, err := o.AddPeer(name, tag+"-"+name, "app", args...)
 		must(t, err)
 		ctx := ctxFor(t, 10*time.Second)
 		cmds := [][]string{{"ip", "link", "set", h.Veth, "mtu", strconv.Itoa(cell.ifMTU)}}
