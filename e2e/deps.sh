@@ -14,6 +14,7 @@ command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v nft   >/dev/null 2>&1 || need+=(nftables)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v ping  >/dev/null 2>&1 || need+=(iputils-ping)
+command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

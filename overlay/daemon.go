@@ -31,7 +31,7 @@ type Config struct {
 	ListenPort     uint16 // 0: the port of this host's endpoint, else overlay.port
 	ControlPath    string // "": control.DefaultPath()
 	Interface      string // UAPI name for `wg show`; "": "nw-" + Self
-	MTU            int    // inner MTU; 0: 1420, safe on the internet
+	MTU            int    // inner MTU; 0: 1420, with each peer's TCP MSS held to its path (pathmtu.go)
 	EPMDPort       uint16 // 0: 4369
 	Logger         *slog.Logger
 	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
@@ -48,7 +48,11 @@ type Daemon struct {
 	private peers.Key
 	started time.Time
 
-	plane dataPlane // the userspace stack or, in TUN mode, the kernel interface and filter
+	plane dataPlane  // the userspace stack or, in TUN mode, the kernel interface and filter
+	mss   *mssDevice // the plane's device as WireGuard sees it: SYNs clamped per peer
+	route func(netip.Addr) (int, error)
+	stop  chan struct{} // closed by Close: ends watchPaths
+	once  sync.Once
 	mode  peers.Mode
 	dev   *device.Device
 	uapi  net.Listener
@@ -65,7 +69,9 @@ type Daemon struct {
 	reloadErr string
 	listen    uint16
 
-	reloadFails uint64 // rejected reloads, for metrics; guarded by mu
+	reloadFails uint64              // rejected reloads, for metrics; guarded by mu
+	paths       map[string]pathInfo // per peer; guarded by mu
+	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
 }
 
 // InterfaceName is the default UAPI name: unique per host so that several
@@ -92,7 +98,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if cfg.ControlPath == "" {
 		cfg.ControlPath = control.DefaultPath()
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), route: routeMTU, stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -129,16 +135,23 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(d.plane.TUN(), d.plane.Bind(), wgLogger(d.log))
+	d.mss = newMSSDevice(d.plane.TUN())
+	d.dev = device.NewDevice(d.mss, d.plane.Bind(), wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
 		return nil, fmt.Errorf("configure WireGuard: %w", err)
 	}
+	// The MSS table is in place before the first packet can flow.
+	d.mu.Lock()
+	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+	d.refreshPathsLocked()
+	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
 		return nil, fmt.Errorf("WireGuard up (UDP port %d): %w", d.listen, err)
 	}
-	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.watchPaths(d.stop) }()
 
 	if d.ctl, err = listenControl(cfg.ControlPath); err != nil {
 		return nil, err
@@ -187,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // device carries to the peers (so their nodes see the close at once, not
 // after a keepalive timeout), then the device.
 func (d *Daemon) Close() error {
+	d.once.Do(func() { close(d.stop) })
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
@@ -281,6 +295,7 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
 	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+	d.refreshPathsLocked() // a changed endpoint may take another path
 	return nil
 }
 

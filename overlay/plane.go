@@ -67,7 +67,7 @@ const rxHeldMax = 256
 func newTUNPlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
 	mtu := cfg.MTU
 	if mtu == 0 {
-		mtu = 1420
+		mtu = defaultDeviceMTU
 	}
 	dev, err := createKernelTUN(cfg.Interface, mtu, self.Address, f.Overlay.Prefix)
 	if err != nil {

@@ -67,7 +67,7 @@ func run(args []string, stderr io.Writer) int {
 	listenPort := fs.Uint("listen-port", 0, "UDP port (default: the port of this host's endpoint, else overlay.port)")
 	fs.StringVar(&c.Control, "control", "", "control socket (default "+control.DefaultPath()+")")
 	fs.StringVar(&c.Interface, "interface", "", "name for `wg show`, and of the kernel interface in TUN mode (default nw-SELF)")
-	fs.IntVar(&c.MTU, "mtu", 0, "inner MTU (default 1420, safe on the internet)")
+	fs.IntVar(&c.MTU, "mtu", 0, "inner MTU the paths to all peers carry (576..65535); default: 1420 on the device, and each peer's TCP held to the route to its endpoint and to 1400-byte datagrams (see the README's Networks: MTU)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&c.Mode, "mode", "", "userspace (faces on loopback, no root) or tun (a kernel interface named by --interface; root); default: the peer's mode in the peer file")
 	fs.StringVar(&c.Inetrc, "inetrc", "", "keep an Erlang inetrc (ERL_INETRC) here, naming every peer PEER.DOMAIN")
@@ -112,6 +112,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(stderr, "overlayd: missing %s (see overlayd -h)\n", strings.Join(missing, ", "))
+		return 2
+	}
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
+		fmt.Fprintf(stderr, "overlayd: --mtu %d: want 576..65535\n", c.MTU)
 		return 2
 	}
 	level := slog.LevelInfo

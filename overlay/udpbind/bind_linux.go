@@ -193,8 +193,12 @@ func (so *socket) send(sb *sendBatch, bufs [][]byte, e *Endpoint) error {
 			// The device has no checksum offload, which UDP_SEGMENT needs.
 			so.gso.Store(false)
 			gso, gsoDisabled = false, true
-		case sb.errno == unix.EINVAL && gso:
-			// E.g. a segment larger than the path MTU: send these unsegmented.
+		case (sb.errno == unix.EINVAL || sb.errno == unix.EMSGSIZE) && gso:
+			// A segment larger than the route's MTU: Linux refuses the
+			// whole message (EINVAL before 6.x, EMSGSIZE since). Send these
+			// unsegmented: the kernel fragments each datagram to fit. TCP
+			// never gets here (the daemon clamps its MSS to the path);
+			// a large ping or UDP packet may.
 			gso = false
 		case sticky && staleSource(sb.errno):
 			// The sticky source (or its interface) is no longer ours: let
