@@ -7,7 +7,6 @@ package netstack
 // faces prefix (127.81/16 for pay-1, 127.82/16 for mon-1).
 
 import (
-	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -179,7 +178,7 @@ func startHost(t testing.TB, w *world, name, faces string, o fileOpts) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(context.Background()); err != nil {
+	if err := s.Start(); err != nil {
 		s.Close()
 		t.Fatal(err)
 	}

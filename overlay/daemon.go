@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.mode == peers.ModeTUN {
 		d.plane, err = newTUNPlane(cfg, d.log, f, self)
 	} else {
-		d.plane, err = newUserspacePlane(ctx, cfg, d.log, f, self)
+		d.plane, err = newUserspacePlane(cfg, d.log, f, self)
 	}
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -25,12 +24,12 @@ type dataPlane interface {
 // userspacePlane is the gVisor stack with faces on loopback.
 type userspacePlane struct{ *netstack.Stack }
 
-func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
+func newUserspacePlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
 	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &netstack.Snapshot{File: f, Self: self})
 	if err != nil {
 		return nil, fmt.Errorf("userspace stack: %w", err)
 	}
-	if err := s.Start(ctx); err != nil {
+	if err := s.Start(); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func main() {
 	}
 	if *rows != "" {
 		for _, id := range strings.Split(*rows, ",") {
-			if _, err := rowByID(id); err != nil {
+			if _, err := rowByID(id); err != nil && !(*stdBind && strings.HasPrefix(id, StdBindRow)) {
 				tb.Fatalf("-rows: %v", err)
 			}
 			cfg.Rows = append(cfg.Rows, id)
