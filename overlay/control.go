@@ -85,9 +85,13 @@ func (d *Daemon) serveControl(ln net.Listener) {
 		if err != nil {
 			return
 		}
+		if !d.reqs.add(c) {
+			continue // closing: the next Accept fails
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
+			defer d.reqs.remove(c)
 			defer c.Close()
 			d.handleControl(c)
 		}()
@@ -107,7 +111,7 @@ func (d *Daemon) handleControl(c net.Conn) {
 		resp.Error = "bad request: " + err.Error()
 	case req.Op == "reload":
 		d.log.Info("reload requested over the control socket")
-		if err := d.Reload(context.Background()); err != nil {
+		if err := d.Reload(d.ctx); err != nil {
 			resp.Error = err.Error()
 		} else {
 			resp.OK = true
@@ -116,7 +120,7 @@ func (d *Daemon) handleControl(c net.Conn) {
 		st := d.Status()
 		resp.OK, resp.Status = true, &st
 	case req.Op == "explain":
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
 		ex, err := d.Explain(ctx, req.From, req.To, req.Port)
 		cancel()
 		if err != nil {
@@ -125,7 +129,7 @@ func (d *Daemon) handleControl(c net.Conn) {
 			resp.OK, resp.Explain = true, ex
 		}
 	case req.Op == "ping":
-		r, err := d.Ping(context.Background(), req.To, req.Seq, req.Timeout)
+		r, err := d.Ping(d.ctx, req.To, req.Seq, req.Timeout)
 		if err != nil {
 			resp.Error = err.Error()
 		} else {
