@@ -26,7 +26,7 @@
 //   - netstack's OverlayStream and OverlayPingPong (two stacks over
 //     loopback WireGuard, 6 interleaved rounds, GOMAXPROCS 1): ns/op 0.64x
 //     [0.36-3.08] and 0.65x [0.24-1.39]; allocations per MiB streamed
-//     100-365 against 1,887-2,297.
+//     100-365 against 1,521-2,261.
 //
 // So the gain is per-packet CPU and garbage, which shows end to end as
 // shorter round trips and a smaller heap rather than as bulk throughput
