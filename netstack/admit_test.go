@@ -31,6 +31,9 @@ func TestPingFollowsPolicy(t *testing.T) {
 			if _, err := p.mon.stack.Ping(ctx, payAddr, 1, 56); err != nil {
 				t.Fatalf("mon-1 pings pay-1 (allowed): %v", err)
 			}
+			// gVisor counts a reply once its write returns, which may be
+			// after the pipe delivered it and Ping returned.
+			waitFor(t, 5*time.Second, "pay-1's stack to count its reply", func() bool { return echoStats(p.pay.stack).replies >= 1 })
 			if got := echoStats(p.pay.stack); got != (echoCounts{requests: 1, replies: 1}) {
 				t.Fatalf("pay-1's stack after one allowed ping: %+v, want 1 request, 1 reply", got)
 			}
@@ -67,6 +70,7 @@ func TestPingFollowsPolicy(t *testing.T) {
 			if _, err := p.pay.stack.Ping(ctx, monAddr, 2, 56); err != nil {
 				t.Fatalf("pay-1 pings mon-1 once a rule lets it reach mon-1: %v", err)
 			}
+			waitFor(t, 5*time.Second, "mon-1's stack to count its reply", func() bool { return echoStats(p.mon.stack).replies >= 1 })
 			if got := echoStats(p.mon.stack); got != (echoCounts{requests: 1, replies: 1}) {
 				t.Fatalf("mon-1's stack after the allowed ping: %+v, want 1 request, 1 reply", got)
 			}

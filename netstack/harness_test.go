@@ -8,7 +8,6 @@ package netstack
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -181,7 +180,7 @@ func startHost(t testing.TB, w *world, name, faces string, o fileOpts) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(context.Background()); err != nil {
+	if err := s.Start(); err != nil {
 		s.Close()
 		t.Fatal(err)
 	}

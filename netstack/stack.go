@@ -95,12 +95,14 @@ type Stack struct {
 	ctx    context.Context // cancelled by Close: ends dials and waits
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // serialises Start, Apply and Close
-	started   bool
-	closed    bool
-	addr      netip.Addr   // self address configured in the stack; guarded by mu
-	prefix    netip.Prefix // overlay route; guarded by mu
-	stopWatch func() bool  // stops the ctx watcher of Start
+	mu      sync.Mutex // serialises Start, Apply and the start of Close
+	started bool
+	closed  bool
+	addr    netip.Addr   // self address configured in the stack; guarded by mu
+	prefix  netip.Prefix // overlay route; guarded by mu
+
+	closeOnce sync.Once // a second Close waits for the first
+	closeErr  error     // what the first Close returned
 }
 
 // New builds the gVisor stack with snap.Self.Address and a route for the
@@ -241,8 +243,10 @@ func (s *Stack) TUN() tun.Device { return s.tun }
 // Start binds every face listener of the current snapshot and starts the
 // inbound forwarder. If any face cannot be bound it returns a *FaceError
 // (with the fix in its message) and leaves nothing open. Work started here
-// ends when ctx is done (which closes the Stack) or on Close.
-func (s *Stack) Start(ctx context.Context) error {
+// ends on Close, which whoever started the Stack calls: the Stack never
+// closes itself (overlay.Daemon.Close must order it before the WireGuard
+// device, so that the resets it sends leave).
+func (s *Stack) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -256,7 +260,6 @@ func (s *Stack) Start(ctx context.Context) error {
 	}
 	s.started = true
 	s.ip.SetTransportProtocolHandler(tcp.ProtocolNumber, s.fwd.tcp.HandlePacket)
-	s.stopWatch = context.AfterFunc(ctx, func() { s.Close() })
 	return nil
 }
 
@@ -318,17 +321,18 @@ func (s *Stack) setAddress(addr netip.Addr, prefix netip.Prefix) error {
 
 // Close stops the face listeners and the forwarder, closes every
 // connection and the stack, and waits for every goroutine the Stack
-// started. Safe to call more than once.
+// started. Safe to call more than once and from several goroutines: a
+// second Close waits until the first is done and returns what it returned,
+// so no caller goes on (to close the WireGuard device, say) while the
+// first is still flushing resets.
 func (s *Stack) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Stack) close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	if s.stopWatch != nil {
-		s.stopWatch()
-	}
+	s.closed = true // Start and Apply do nothing from here on
 	s.mu.Unlock()
 
 	s.group.shut() // no new goroutines from here on

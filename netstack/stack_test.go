@@ -45,7 +45,7 @@ func TestPreflightExplainsWildcardEPMD(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Start(context.Background()); !errors.As(err, &fe) {
+	if err := s.Start(); !errors.As(err, &fe) {
 		t.Fatalf("Start: %v, want a FaceError", err)
 	}
 	if got := s.faces.listening("mon-1"); len(got) != 0 {
@@ -117,24 +117,63 @@ func TestStackCloseEndsEverything(t *testing.T) {
 	waitFor(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
 
-func TestStartContextClosesStack(t *testing.T) {
+// TestStartThenCloseClosesFaces: the Stack's work ends on Close, which its
+// owner calls (it used to end also when Start's context did, a second owner
+// racing overlay.Daemon.Close).
+func TestStartThenCloseClosesFaces(t *testing.T) {
 	w := &world{payKey: newTestKey(t), monKey: newTestKey(t), epmdPort: freePort(t), exposePort: freePort(t)}
 	s, err := New(Config{Logger: testLogger(t, "mon-1"), EPMDPort: w.epmdPort}, w.snap(t, monFaces, "mon-1", erlangRule(w)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Start(ctx); err != nil {
+	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.faces.listening("pay-1")) != 2 {
 		t.Fatalf("faces of pay-1: %v, want epmd and the exposed port", s.faces.listening("pay-1"))
 	}
-	cancel()
-	waitFor(t, 5*time.Second, "faces to close", func() bool { return len(s.faces.listening("pay-1")) == 0 })
-	if err := s.Start(context.Background()); err == nil {
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.faces.listening("pay-1"); len(got) != 0 {
+		t.Fatalf("faces open after Close: %v", got)
+	}
+	if err := s.Start(); err == nil {
 		t.Error("Start after close succeeded")
+	}
+}
+
+// TestConcurrentCloseWaitsForTheFirst: every Close returns only when the
+// Stack is closed, whichever call did the work.
+func TestConcurrentCloseWaitsForTheFirst(t *testing.T) {
+	p := newPair(t, "wireguard", erlangRule)
+	startEcho(t, netip.AddrPortFrom(p.pay.face("pay-1"), p.w.exposePort))
+	// A live connection gives the first Close resets to flush.
+	live := dialAndPing(t, netip.AddrPortFrom(p.mon.face("pay-1"), p.w.exposePort))
+	defer live.Close()
+	const callers = 4
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			err := p.mon.stack.Close()
+			// Closed means the TUN is closed too: nothing may go on while
+			// the first Close is still at work.
+			if err == nil && !p.mon.stack.tun.closed.Load() {
+				err = errors.New("Close returned before the stack was closed")
+			}
+			errs <- err
+		}()
+	}
+	for range callers {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close hangs")
+		}
 	}
 }
 

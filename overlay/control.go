@@ -55,9 +55,13 @@ func (d *Daemon) serveControl(ln net.Listener) {
 		if err != nil {
 			return
 		}
+		if !d.reqs.add(c) {
+			continue // closing: the next Accept fails
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
+			defer d.reqs.remove(c)
 			defer c.Close()
 			d.handleControl(c)
 		}()
@@ -77,7 +81,7 @@ func (d *Daemon) handleControl(c net.Conn) {
 		resp.Error = "bad request: " + err.Error()
 	case req.Op == control.OpReload:
 		d.log.Info("reload requested over the control socket")
-		if err := d.Reload(context.Background()); err != nil {
+		if err := d.Reload(d.ctx); err != nil {
 			resp.Error = err.Error()
 		} else {
 			resp.OK = true
@@ -86,7 +90,7 @@ func (d *Daemon) handleControl(c net.Conn) {
 		st := d.Status()
 		resp.OK, resp.Status = true, &st
 	case req.Op == control.OpExplain:
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
 		ex, err := d.Explain(ctx, req.From, req.To, req.Port)
 		cancel()
 		if err != nil {
@@ -95,7 +99,7 @@ func (d *Daemon) handleControl(c net.Conn) {
 			resp.OK, resp.Explain = true, ex
 		}
 	case req.Op == control.OpPing:
-		r, err := d.Ping(context.Background(), req.To, req.Seq, req.Timeout)
+		r, err := d.Ping(d.ctx, req.To, req.Seq, req.Timeout)
 		if err != nil {
 			resp.Error = err.Error()
 		} else {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -52,15 +53,28 @@ type Daemon struct {
 	mss   *mssDevice // the plane's device as WireGuard sees it: SYNs clamped per peer
 	route func(netip.Addr) (int, error)
 	stop  chan struct{} // closed by Close: ends watchPaths
-	once  sync.Once
 	mode  peers.Mode
 	dev   *device.Device
+	tun   *deviceTUN // the plane's TUN as dev reads it (drain.go)
+	bind  *quietBind // dev's bind
 	uapi  net.Listener
 	ctl   net.Listener
 	mtx   net.Listener // metrics, or nil
+	srv   *http.Server // serves mtx, or nil
 	wg    sync.WaitGroup
 
-	mu        sync.Mutex // serialises reloads; guards the fields below
+	// ctx is the daemon's lifetime for the waits of control requests
+	// (explain, ping); Close cancels it. It is not New's context: the
+	// daemon closes only on Close, which orders the shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+	reqs   connSet // control and UAPI connections being served
+
+	closeOnce sync.Once // a second Close waits for the first
+	closeErr  error     // what the first Close returned
+
+	mu        sync.Mutex // serialises reloads and the start of Close; guards the fields below
+	closed    bool       // Close has begun: no Reload from here on
 	file      *peers.File
 	self      *peers.Peer
 	have      map[peers.Key]wgPeer
@@ -99,6 +113,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		cfg.ControlPath = control.DefaultPath()
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), route: routeMTU, stop: make(chan struct{})}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -126,7 +141,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.mode == peers.ModeTUN {
 		d.plane, err = newTUNPlane(cfg, d.log, f, self)
 	} else {
-		d.plane, err = newUserspacePlane(ctx, cfg, d.log, f, self)
+		d.plane, err = newUserspacePlane(cfg, d.log, f, self)
 	}
 	if err != nil {
 		return nil, err
@@ -135,8 +150,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.mss = newMSSDevice(d.plane.TUN())
-	d.dev = device.NewDevice(d.mss, d.plane.Bind(), wgLogger(d.log))
+	d.tun, d.bind = newDeviceTUN(d.plane.TUN()), &quietBind{Bind: d.plane.Bind(newBind(d.log))}
+	d.mss = newMSSDevice(d.tun)
+	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
@@ -184,37 +200,68 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	return d, nil
 }
 
-// Run blocks until ctx ends, then shuts the daemon down.
+// Run blocks until ctx ends, then shuts the daemon down. It returns early,
+// with an error, if the WireGuard device or the plane's TUN fails.
 func (d *Daemon) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-d.dev.Wait():
+	case <-d.tun.parked:
+	}
+	if ctx.Err() == nil && !d.closing() {
 		d.Close()
 		return errors.New("WireGuard device closed")
 	}
 	return d.Close()
 }
 
-// Close stops everything in order: no new control or UAPI requests, then the
-// stack, whose connections end with resets that the still-running WireGuard
-// device carries to the peers (so their nodes see the close at once, not
-// after a keepalive timeout), then the device.
+// closing reports whether Close has begun.
+func (d *Daemon) closing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+// ErrClosed is what Reload returns once Close has begun.
+var ErrClosed = errors.New("overlayd is shutting down: reload refused")
+
+// Close stops everything in order: a Reload in progress finishes and none
+// starts after; no new control, UAPI or metrics requests, and those in
+// progress are ended; then the stack, whose connections end with resets
+// that the still-running WireGuard device carries to the peers (so their
+// nodes see the close at once, not after a keepalive timeout); then the
+// device. The daemon is the only owner of these: nothing closes them from a
+// context. Safe to call more than once and concurrently: every call returns
+// when the daemon is closed, with the first call's result.
 func (d *Daemon) Close() error {
-	d.once.Do(func() { close(d.stop) })
+	d.closeOnce.Do(func() { d.closeErr = d.close() })
+	return d.closeErr
+}
+
+func (d *Daemon) close() error {
+	d.mu.Lock() // waits for a Reload in progress
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	close(d.stop)
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
 	if d.uapi != nil {
 		d.uapi.Close()
 	}
-	if d.mtx != nil {
+	if d.srv != nil {
+		d.stopMetrics()
+	} else if d.mtx != nil {
 		d.mtx.Close()
 	}
+	d.reqs.closeAll()
 	var err error
 	if d.plane != nil {
 		err = d.plane.Close()
 	}
 	if d.dev != nil {
+		drain(d.tun, d.bind) // the resets the plane queued leave first
 		d.dev.Close()
 	}
 	d.wg.Wait()
@@ -248,6 +295,9 @@ func (d *Daemon) load() (*peers.File, *peers.Peer, error) {
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
 	err := d.reloadLocked(ctx)
 	if err != nil {
 		d.reloadErr = err.Error()
@@ -332,8 +382,15 @@ func (d *Daemon) serveUAPI() {
 		if err != nil {
 			return
 		}
+		if !d.reqs.add(c) {
+			continue // closing: the next Accept fails
+		}
 		d.wg.Add(1)
-		go func() { defer d.wg.Done(); d.dev.IpcHandle(c) }()
+		go func() {
+			defer d.wg.Done()
+			defer d.reqs.remove(c)
+			d.dev.IpcHandle(c) // closes c
+		}()
 	}
 }
 

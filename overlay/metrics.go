@@ -55,13 +55,27 @@ func (d *Daemon) serveMetrics(ln net.Listener) {
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	d.srv = srv
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Warn("metrics server stopped", slog.Any("err", err))
 		}
 	}()
+}
+
+// metricsShutdownWait bounds how long Close lets scrapes in progress finish.
+const metricsShutdownWait = time.Second
+
+// stopMetrics closes the metrics listener, lets scrapes in progress finish
+// (up to metricsShutdownWait), then closes whatever connection is left.
+func (d *Daemon) stopMetrics() {
+	ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownWait)
+	defer cancel()
+	if err := d.srv.Shutdown(ctx); err != nil {
+		d.srv.Close()
+	}
 }
 
 // WriteMetrics writes every metric in the Prometheus text format.

@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/nodewire/nodewire/netstack"
 	"github.com/nodewire/nodewire/overlay/packetfilter"
 	"github.com/nodewire/nodewire/overlay/rxlimit"
-	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -20,8 +18,8 @@ import (
 // mode, the kernel interface behind the packet filter.
 type dataPlane interface {
 	TUN() tun.Device
-	// Bind is the UDP side to hand WireGuard with TUN().
-	Bind() conn.Bind
+	// Bind adapts the UDP socket (base) that WireGuard gets with TUN().
+	Bind(base conn.Bind) conn.Bind
 	Apply(f *peers.File, self *peers.Peer)
 	Stats() map[string]netstack.PeerStats
 	Close() error
@@ -30,12 +28,12 @@ type dataPlane interface {
 // userspacePlane is the gVisor stack with faces on loopback.
 type userspacePlane struct{ *netstack.Stack }
 
-func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
+func newUserspacePlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
 	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &peers.Snapshot{File: f, Self: self})
 	if err != nil {
 		return nil, fmt.Errorf("userspace stack: %w", err)
 	}
-	if err := s.Start(ctx); err != nil {
+	if err := s.Start(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -44,7 +42,7 @@ func newUserspacePlane(ctx context.Context, cfg Config, log *slog.Logger, f *pee
 
 // Bind is the plain socket: the stack copies each packet out as WireGuard
 // writes it, so WireGuard's buffers come back at once.
-func (u userspacePlane) Bind() conn.Bind { return udpbind.New() }
+func (u userspacePlane) Bind(base conn.Bind) conn.Bind { return base }
 
 func (u userspacePlane) Apply(f *peers.File, self *peers.Peer) {
 	u.Stack.Apply(&peers.Snapshot{File: f, Self: self})
@@ -83,7 +81,7 @@ func (p *tunPlane) TUN() tun.Device { return p.dev }
 // Bind is the socket behind the receive limit: the kernel TUN takes a
 // packet only when WireGuard writes it, so what WireGuard reads faster
 // than it writes stays in WireGuard's buffers unless the read waits.
-func (p *tunPlane) Bind() conn.Bind { return p.rx.Bind(udpbind.New()) }
+func (p *tunPlane) Bind(base conn.Bind) conn.Bind { return p.rx.Bind(base) }
 
 func (p *tunPlane) Apply(f *peers.File, self *peers.Peer) {
 	p.filter.Apply(&peers.Snapshot{File: f, Self: self})

@@ -38,7 +38,10 @@ type Config struct {
 	// revision, and "before<i>tun" TUN mode when the nwtun row runs, so
 	// that a change's before and after share a run.
 	Before []string
-	Logf   func(format string, args ...any)
+	// StdBind adds rows stduser and stdtun: nodewire with overlayd on
+	// wireguard-go's StdNetBind instead of udpbind (stdbind.go).
+	StdBind bool
+	Logf    func(format string, args ...any)
 }
 
 // Report is everything a run measured; it is also the JSON written under
@@ -127,9 +130,12 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		}
 		rows = append(rows, before...)
 	}
+	if cfg.StdBind {
+		rows = append(rows, stdBindRows()...)
+	}
 	var runs []*rowRun
 	for _, row := range rows {
-		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && !strings.HasPrefix(row.ID, BeforeRow) {
+		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && !strings.HasPrefix(row.ID, BeforeRow) && !strings.HasPrefix(row.ID, StdBindRow) {
 			continue
 		}
 		t0 := time.Now()

@@ -27,6 +27,7 @@ func main() {
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
 	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
+	stdBind := flag.Bool("std-bind", false, "also run nodewire userspace and TUN with overlayd on wireguard-go's StdNetBind (rows stduser, stdtun) to compare with udpbind")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	flag.Parse()
 
@@ -36,7 +37,7 @@ func main() {
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
 	}
-	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, Logf: log.Printf}
+	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, StdBind: *stdBind, Logf: log.Printf}
 	for _, rev := range strings.Split(*before, ",") {
 		if rev = strings.TrimSpace(rev); rev != "" {
 			cfg.Before = append(cfg.Before, rev)
@@ -47,7 +48,7 @@ func main() {
 	}
 	if *rows != "" {
 		for _, id := range strings.Split(*rows, ",") {
-			if _, err := rowByID(id); err != nil {
+			if _, err := rowByID(id); err != nil && !(*stdBind && strings.HasPrefix(id, StdBindRow)) {
 				tb.Fatalf("-rows: %v", err)
 			}
 			cfg.Rows = append(cfg.Rows, id)

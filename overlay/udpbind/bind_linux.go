@@ -1,10 +1,3 @@
-// Package udpbind is a WireGuard conn.Bind for Linux that allocates nothing
-// per packet in steady state. It reads with recvmmsg into arrays owned by
-// each ReceiveFunc, parses the source from the raw sockaddr, and hands out one
-// cached Endpoint per source; it writes with sendmmsg, coalescing runs of
-// equal-size packets with UDP_SEGMENT, and splits UDP_GRO messages on
-// receive. It keeps StdNetBind's sticky source (IP_PKTINFO/IPV6_PKTINFO).
-// On other systems New returns wireguard-go's default Bind.
 package udpbind
 
 import (
