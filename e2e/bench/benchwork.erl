@@ -6,7 +6,7 @@
 %% with ~w: integers (bytes, nanoseconds) and lists of them.
 -module(benchwork).
 -export([sink/2, echo/0, stream/6, pingpong/4, erpc_rtt/3,
-         connected/1, disconnect/2, cold/2]).
+         connected/1, disconnect/2, cold/2, goodput/6, erpc_for/6]).
 
 %% sink acknowledges every message, so a sender can keep a fixed number in
 %% flight.
@@ -158,4 +158,82 @@ cold(Node, _TimeoutMs) ->
             T0 = erlang:monotonic_time(),
             pong = net_adm:ping(Node),
             erlang:convert_time_unit(erlang:monotonic_time() - T0, native, nanosecond)
+    end.
+
+%% goodput is the bulk transfer of the real-network matrix (e2e/bench/wan.go):
+%% one sender keeps Window Size-byte binaries unacknowledged on a sink on To
+%% for DurMs and returns {Bytes, Nanoseconds, Drain}: the bytes acknowledged
+%% before the deadline and the time to it. Unlike stream it does not count
+%% the drain (at a few hundred kB/s the window alone takes many seconds), but
+%% it waits up to DrainMs for it so the next measurement finds a quiet link;
+%% Drain says how that went: drained, not_drained or lost. A connection that
+%% goes down during the timed part raises {sink_down, Why}; no
+%% acknowledgement of the first, tiny message within AckTimeoutMs raises
+%% sink_timeout.
+goodput(To, Size, Window, DurMs, AckTimeoutMs, DrainMs) ->
+    Bin = rand:bytes(Size),
+    Ref = make_ref(),
+    Sink = spawn(To, ?MODULE, sink, [self(), Ref]),
+    MRef = erlang:monitor(process, Sink),
+    Sink ! {d, Ref, <<0>>},
+    receive
+        {a, Ref} -> ok;
+        {'DOWN', MRef, process, _, Why0} -> error({sink_down, Why0})
+    after AckTimeoutMs -> error(sink_timeout)
+    end,
+    T0 = erlang:monotonic_time(),
+    Deadline = T0 + erlang:convert_time_unit(DurMs, millisecond, native),
+    [Sink ! {d, Ref, Bin} || _ <- lists:seq(1, Window)],
+    Acked = gp_pump(Sink, Ref, Bin, MRef, Deadline, 0),
+    T1 = erlang:monotonic_time(),
+    Drain = gp_drain(Ref, MRef, Window, erlang:monotonic_time(millisecond) + DrainMs),
+    Sink ! {stop, Ref},
+    erlang:demonitor(MRef, [flush]),
+    {Acked * byte_size(Bin), erlang:convert_time_unit(T1 - T0, native, nanosecond), Drain}.
+
+%% gp_pump refills the window on every acknowledgement until Deadline and
+%% returns how many were acknowledged before it; Window stay in flight.
+gp_pump(Sink, Ref, Bin, MRef, Deadline, Acked) ->
+    Left = erlang:convert_time_unit(Deadline - erlang:monotonic_time(), native, millisecond),
+    receive
+        {a, Ref} when Left > 0 ->
+            Sink ! {d, Ref, Bin},
+            gp_pump(Sink, Ref, Bin, MRef, Deadline, Acked + 1);
+        {'DOWN', MRef, process, _, Why} ->
+            error({sink_down, Why})
+    after max(0, Left) ->
+            Acked
+    end.
+
+gp_drain(_Ref, _MRef, 0, _Until) ->
+    drained;
+gp_drain(Ref, MRef, InFlight, Until) ->
+    Left = max(0, Until - erlang:monotonic_time(millisecond)),
+    receive
+        {a, Ref} -> gp_drain(Ref, MRef, InFlight - 1, Until);
+        {'DOWN', MRef, process, _, _} -> lost
+    after Left -> not_drained
+    end.
+
+%% erpc_for times erpc:call(To, erlang, node, []) round trips (after 3
+%% untimed ones) until MaxCalls are done, or MaxMs have passed, or at least
+%% MinCalls in at least MinMs; it returns them in nanoseconds, sorted. A
+%% call that gets no answer within CallTimeoutMs raises {erpc, timeout}.
+erpc_for(To, MinCalls, MaxCalls, MinMs, MaxMs, CallTimeoutMs) ->
+    One = fun() ->
+                  T0 = erlang:monotonic_time(),
+                  To = erpc:call(To, erlang, node, [], CallTimeoutMs),
+                  erlang:monotonic_time() - T0
+          end,
+    [One() || _ <- lists:seq(1, 3)],
+    Start = erlang:monotonic_time(millisecond),
+    Ts = erpc_loop(One, Start, MinCalls, MaxCalls, MinMs, MaxMs, []),
+    lists:sort([erlang:convert_time_unit(T, native, nanosecond) || T <- Ts]).
+
+erpc_loop(One, Start, MinCalls, MaxCalls, MinMs, MaxMs, Acc) ->
+    N = length(Acc),
+    Elapsed = erlang:monotonic_time(millisecond) - Start,
+    case N >= MaxCalls orelse Elapsed >= MaxMs orelse (N >= MinCalls andalso Elapsed >= MinMs) of
+        true -> Acc;
+        false -> erpc_loop(One, Start, MinCalls, MaxCalls, MinMs, MaxMs, [One() | Acc])
     end.
