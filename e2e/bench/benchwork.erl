@@ -161,16 +161,49 @@ cold(Node, _TimeoutMs) ->
     end.
 
 %% goodput is the bulk transfer of the real-network matrix (e2e/bench/wan.go):
-%% one sender keeps Window Size-byte binaries unacknowledged on a sink on To
-%% for DurMs and returns {Bytes, Nanoseconds, Drain}: the bytes acknowledged
-%% before the deadline and the time to it. Unlike stream it does not count
-%% the drain (at a few hundred kB/s the window alone takes many seconds), but
-%% it waits up to DrainMs for it so the next measurement finds a quiet link;
-%% Drain says how that went: drained, not_drained or lost. A connection that
-%% goes down during the timed part raises {sink_down, Why}; no
-%% acknowledgement of the first, tiny message within AckTimeoutMs raises
-%% sink_timeout.
+%% a pump process keeps Window Size-byte binaries unacknowledged on a sink
+%% on To for DurMs; goodput returns {Bytes, Nanoseconds, Drain}: the bytes
+%% acknowledged before the deadline and the time to it. The pump does the
+%% sending because a send on a busy distribution connection suspends the
+%% sender for as long as the connection stays stuck (a path that drops big
+%% packets), and the clock must still stop on time. Unlike stream the drain
+%% is not counted (at a few hundred kB/s the window alone takes many
+%% seconds), but goodput waits up to DrainMs for it so the next measurement
+%% finds a quiet link; Drain says how that went: drained or not_drained (the
+%% pump is then killed). A connection that goes down before the deadline
+%% raises {sink_down, Why}; no acknowledgement of a first, tiny message
+%% within AckTimeoutMs raises sink_timeout.
 goodput(To, Size, Window, DurMs, AckTimeoutMs, DrainMs) ->
+    Parent = self(),
+    Acked = atomics:new(1, []),
+    Pump = spawn(fun() -> gp_start(Parent, To, Size, Window, Acked) end),
+    T = receive
+            {ready, Pump, T0} -> T0;
+            {down, Pump, Why0} -> error({sink_down, Why0})
+        after AckTimeoutMs ->
+                exit(Pump, kill),
+                error(sink_timeout)
+        end,
+    Deadline = T + erlang:convert_time_unit(DurMs, millisecond, native),
+    Left = erlang:convert_time_unit(Deadline - erlang:monotonic_time(), native, millisecond),
+    receive
+        {down, Pump, Why} -> error({sink_down, Why})
+    after max(0, Left) ->
+            ok
+    end,
+    T1 = erlang:monotonic_time(),
+    N = atomics:get(Acked, 1),
+    Pump ! stop,
+    Drain = receive
+                {drained, Pump} -> drained;
+                {down, Pump, _} -> not_drained
+            after DrainMs ->
+                    exit(Pump, kill),
+                    not_drained
+            end,
+    {N * Size, erlang:convert_time_unit(T1 - T, native, nanosecond), Drain}.
+
+gp_start(Parent, To, Size, Window, Acked) ->
     Bin = rand:bytes(Size),
     Ref = make_ref(),
     Sink = spawn(To, ?MODULE, sink, [self(), Ref]),
@@ -178,41 +211,33 @@ goodput(To, Size, Window, DurMs, AckTimeoutMs, DrainMs) ->
     Sink ! {d, Ref, <<0>>},
     receive
         {a, Ref} -> ok;
-        {'DOWN', MRef, process, _, Why0} -> error({sink_down, Why0})
-    after AckTimeoutMs -> error(sink_timeout)
+        {'DOWN', MRef, process, _, Why0} -> Parent ! {down, self(), Why0}, exit(normal)
     end,
-    T0 = erlang:monotonic_time(),
-    Deadline = T0 + erlang:convert_time_unit(DurMs, millisecond, native),
+    Parent ! {ready, self(), erlang:monotonic_time()},
     [Sink ! {d, Ref, Bin} || _ <- lists:seq(1, Window)],
-    Acked = gp_pump(Sink, Ref, Bin, MRef, Deadline, 0),
-    T1 = erlang:monotonic_time(),
-    Drain = gp_drain(Ref, MRef, Window, erlang:monotonic_time(millisecond) + DrainMs),
-    Sink ! {stop, Ref},
-    erlang:demonitor(MRef, [flush]),
-    {Acked * byte_size(Bin), erlang:convert_time_unit(T1 - T0, native, nanosecond), Drain}.
+    gp_pump(Parent, Sink, Ref, Bin, MRef, Acked, Window).
 
-%% gp_pump refills the window on every acknowledgement until Deadline and
-%% returns how many were acknowledged before it; Window stay in flight.
-gp_pump(Sink, Ref, Bin, MRef, Deadline, Acked) ->
-    Left = erlang:convert_time_unit(Deadline - erlang:monotonic_time(), native, millisecond),
+%% gp_pump refills the window on every acknowledgement until told to stop,
+%% then waits for the rest.
+gp_pump(Parent, Sink, Ref, Bin, MRef, Acked, InFlight) ->
     receive
-        {a, Ref} when Left > 0 ->
+        {a, Ref} ->
+            atomics:add(Acked, 1, 1),
             Sink ! {d, Ref, Bin},
-            gp_pump(Sink, Ref, Bin, MRef, Deadline, Acked + 1);
+            gp_pump(Parent, Sink, Ref, Bin, MRef, Acked, InFlight);
+        stop ->
+            gp_drain(Parent, Sink, Ref, MRef, InFlight);
         {'DOWN', MRef, process, _, Why} ->
-            error({sink_down, Why})
-    after max(0, Left) ->
-            Acked
+            Parent ! {down, self(), Why}
     end.
 
-gp_drain(_Ref, _MRef, 0, _Until) ->
-    drained;
-gp_drain(Ref, MRef, InFlight, Until) ->
-    Left = max(0, Until - erlang:monotonic_time(millisecond)),
+gp_drain(Parent, Sink, Ref, _MRef, 0) ->
+    Sink ! {stop, Ref},
+    Parent ! {drained, self()};
+gp_drain(Parent, Sink, Ref, MRef, InFlight) ->
     receive
-        {a, Ref} -> gp_drain(Ref, MRef, InFlight - 1, Until);
-        {'DOWN', MRef, process, _, _} -> lost
-    after Left -> not_drained
+        {a, Ref} -> gp_drain(Parent, Sink, Ref, MRef, InFlight - 1);
+        {'DOWN', MRef, process, _, Why} -> Parent ! {down, self(), Why}
     end.
 
 %% erpc_for times erpc:call(To, erlang, node, []) round trips (after 3

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -92,7 +93,12 @@ func PrintWANTable(w io.Writer, rep *WANReport) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\n* the bulk window had not drained when the next measurement began (in some round)")
+	for _, cr := range rep.Cells {
+		if slices.ContainsFunc(rep.Rows, func(r WANRow) bool { return cr.Rows[r.ID].Undrained > 0 }) {
+			fmt.Fprintln(w, "\n* the bulk window had not drained when the row's turn ended (in some round): the connection was dropped")
+			break
+		}
+	}
 	fmt.Fprintln(w, "\ncells (every row's hosts on either side of one link: nwattack wire for delay, nftables for loss):")
 	for _, cr := range rep.Cells {
 		l := cr.Link
