@@ -78,6 +78,8 @@ var WANCells = []Cell{
 	lossCell(5), lossCell(10), lossCell(20), lossCell(50), lossCell(100),
 	{ID: "burst", Burst: true, Desc: "burst loss: 10 frames in a row of every 200, each way (5%)"},
 	delayCell("delay20", 20*time.Millisecond, 2*time.Millisecond, 0),
+	{ID: "fifo20", Delay: 20 * time.Millisecond, Jitter: 2 * time.Millisecond,
+		Desc: "20ms ±2ms one way, nothing reordered (delay20 without its reordering, to tell the two apart)"},
 	delayCell("delay100", 100*time.Millisecond, 10*time.Millisecond, 0),
 	delayCell("d20loss1", 20*time.Millisecond, 2*time.Millisecond, 10),
 	{ID: "mtu1400", MTU: 1400, Desc: "underlay MTU 1400 (every interface on the path)"},
@@ -565,7 +567,7 @@ func measureWAN(p *Pair, sz WANSizes, fig *WANFig, logf func(string, ...any)) {
 	}
 	if err != nil {
 		logf("%s -> %s: connect: %v", a.Name, b.Name, err)
-		failAll(classify(err, "unreachable"))
+		failAll("unreachable") // pang, or no answer within sz.Connect
 		return
 	}
 	if ns >= 0 {
