@@ -177,6 +177,9 @@ type LinkStats struct {
 	Reordered uint64 `json:"reordered"`
 	TailDrops uint64 `json:"tail_drops"`
 	WriteErrs uint64 `json:"write_errors"`
+	// RxDrops are frames the kernel dropped because the wire did not read
+	// them in time: loss the cell did not ask for.
+	RxDrops uint64 `json:"rx_drops"`
 }
 
 // WANFig is one row's figures in one cell.
@@ -404,7 +407,7 @@ func (l *wanLink) stopWire() (LinkStats, error) {
 		return st, fmt.Errorf("wire printed no counters: %s", b)
 	}
 	st = LinkStats{FramesAB: kv["frames_ab"], FramesBA: kv["frames_ba"], GSO: kv["gso"], Reordered: kv["reordered"],
-		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"]}
+		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"], RxDrops: kv["rx_drops"]}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.sw, "nft", "list", "table", "bridge", nftTable).Output(); err == nil {

@@ -111,8 +111,8 @@ func PrintWANTable(w io.Writer, rep *WANReport) {
 		if l.Reordered > 0 {
 			extra += fmt.Sprintf(", %d reordered", l.Reordered)
 		}
-		if l.TailDrops > 0 || l.WriteErrs > 0 {
-			extra += fmt.Sprintf(", %d queue drops, %d write errors", l.TailDrops, l.WriteErrs)
+		if l.TailDrops > 0 || l.WriteErrs > 0 || l.RxDrops > 0 {
+			extra += fmt.Sprintf(", NOT ASKED FOR: %d frames the wire read too late, %d queue drops, %d write errors", l.RxDrops, l.TailDrops, l.WriteErrs)
 		}
 		if l.GSO > 0 {
 			extra += fmt.Sprintf(", WARNING %d frames longer than the MTU (GSO): their loss is not per packet", l.GSO)

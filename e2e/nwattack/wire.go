@@ -76,9 +76,17 @@ func wire(args []string) error {
 	case <-sigs:
 	case err = <-errc:
 	}
-	fmt.Printf("frames_ab=%d frames_ba=%d bytes_ab=%d bytes_ba=%d gso=%d reordered=%d tail_drops=%d write_errors=%d\n",
+	// Frames the kernel dropped because the wire did not read them in
+	// time: a link that loses frames by itself would bias every cell.
+	var rxDrops uint64
+	for _, fd := range []int{fa, fb} {
+		if st, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			rxDrops += uint64(st.Drops)
+		}
+	}
+	fmt.Printf("frames_ab=%d frames_ba=%d bytes_ab=%d bytes_ba=%d gso=%d reordered=%d tail_drops=%d write_errors=%d rx_drops=%d\n",
 		ab.frames.Load(), ba.frames.Load(), ab.bytes.Load(), ba.bytes.Load(), ab.gso.Load()+ba.gso.Load(),
-		ab.reordered.Load()+ba.reordered.Load(), ab.tailDrops.Load()+ba.tailDrops.Load(), ab.writeErrs.Load()+ba.writeErrs.Load())
+		ab.reordered.Load()+ba.reordered.Load(), ab.tailDrops.Load()+ba.tailDrops.Load(), ab.writeErrs.Load()+ba.writeErrs.Load(), rxDrops)
 	return err
 }
 
