@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,12 +206,17 @@ type Outcome struct {
 	Fails   map[string]int `json:"fails,omitempty"`
 	OfClean float64        `json:"of_clean,omitempty"` // Median / the row's clean median
 	VsPlain float64        `json:"vs_plain,omitempty"` // Median / plain's median, same cell
+	last    string         // the latest round, for the log
 }
 
 // OK reports whether any round measured the figure.
 func (o Outcome) OK() bool { return len(o.Rounds) > 0 }
 
 func (o *Outcome) add(v float64, fail string) {
+	o.last = fail
+	if fail == "" {
+		o.last = fmt3(v)
+	}
 	if fail != "" {
 		if o.Fails == nil {
 			o.Fails = map[string]int{}
@@ -303,7 +309,7 @@ func (l *wanLink) apply(cell Cell) error {
 	if _, err := l.stopWire(); err != nil {
 		return err
 	}
-	mtu := strconv.Itoa(cmpOr(cell.MTU, 1500))
+	mtu := strconv.Itoa(cmp.Or(cell.MTU, 1500))
 	for _, ns := range l.hostsNS {
 		if err := l.inNS(ns, "ip", "link", "set", "eth0", "mtu", mtu); err != nil {
 			return err
@@ -427,13 +433,6 @@ func (l *wanLink) stopWire() (LinkStats, error) {
 	return st, nil
 }
 
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 // wanRun is one row set up for the matrix.
 type wanRun struct {
 	row  Row
@@ -523,12 +522,7 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	return rep, nil
 }
 
-func lastFig(o Outcome) string {
-	if len(o.Fails) > 0 && (len(o.Rounds) == 0) {
-		return failText(o)
-	}
-	return fmt3(last(o.Rounds))
-}
+func lastFig(o Outcome) string { return cmp.Or(o.last, "-") }
 
 // measureWAN runs one row's measurements in the current cell and adds them
 // to fig. Nothing here aborts the matrix: a failure is recorded in its
