@@ -5,7 +5,7 @@ FUZZTIME ?= 30000x
 E2E_TIMEOUT ?= 40m
 STATICCHECK ?= v0.8.2
 
-.PHONY: all build test unit vet fuzz e2e soak demo bench deps clean
+.PHONY: all build test unit vet fuzz e2e soak demo bench wan deps clean
 
 all: build
 
@@ -62,6 +62,14 @@ BENCHFLAGS ?=
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /e2e)
 	@trap 'bash e2e/cleanup.sh' EXIT; $(GO) run ./e2e/bench $(BENCHFLAGS)
+
+## wan: the real-network matrix (root, <= 20 min): plain dist, inet_tls_dist,
+## nodewire userspace and TUN across one lossy, slow link per cell (loss,
+## bursts, delay with jitter and reordering, underlay MTU). WANFLAGS e.g.
+## '-quick', '-cells clean,loss2,mtu1400', '-rounds 3', '-before 9d4dd34'.
+WANFLAGS ?=
+wan: deps build
+	@trap 'bash e2e/cleanup.sh' EXIT; $(GO) run ./e2e/bench -wan $(WANFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what nodewire's tests and demo need, only when something is missing:
 # Debian's Erlang (epmd, erl, erlc), iproute2 (ip netns, veth, bridge, tc) and
-# wireguard-tools (wg show, wg-quick) and wireguard-go (a standard WireGuard peer in e2e). Idempotent and non-interactive.
+# wireguard-tools (wg show, wg-quick), wireguard-go (a standard WireGuard peer in e2e) and
+# ethtool (the wan matrix turns segmentation offload off). Idempotent and non-interactive.
 set -euo pipefail
 need=()
 command -v erl   >/dev/null 2>&1 || need+=(erlang-nox)

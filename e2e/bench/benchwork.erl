@@ -6,7 +6,7 @@
 %% with ~w: integers (bytes, nanoseconds) and lists of them.
 -module(benchwork).
 -export([sink/2, echo/0, stream/6, pingpong/4, erpc_rtt/3,
-         connected/1, disconnect/2, cold/2]).
+         connected/1, disconnect/2, cold/2, goodput/6, erpc_for/6]).
 
 %% sink acknowledges every message, so a sender can keep a fixed number in
 %% flight.
@@ -158,4 +158,107 @@ cold(Node, _TimeoutMs) ->
             T0 = erlang:monotonic_time(),
             pong = net_adm:ping(Node),
             erlang:convert_time_unit(erlang:monotonic_time() - T0, native, nanosecond)
+    end.
+
+%% goodput is the bulk transfer of the real-network matrix (e2e/bench/wan.go):
+%% a pump process keeps Window Size-byte binaries unacknowledged on a sink
+%% on To for DurMs; goodput returns {Bytes, Nanoseconds, Drain}: the bytes
+%% acknowledged before the deadline and the time to it. The pump does the
+%% sending because a send on a busy distribution connection suspends the
+%% sender for as long as the connection stays stuck (a path that drops big
+%% packets), and the clock must still stop on time. Unlike stream the drain
+%% is not counted (at a few hundred kB/s the window alone takes many
+%% seconds), but goodput waits up to DrainMs for it so the next measurement
+%% finds a quiet link; Drain says how that went: drained or not_drained (the
+%% pump is then killed). A connection that goes down before the deadline
+%% raises {sink_down, Why}; no acknowledgement of a first, tiny message
+%% within AckTimeoutMs raises sink_timeout.
+goodput(To, Size, Window, DurMs, AckTimeoutMs, DrainMs) ->
+    Parent = self(),
+    Acked = atomics:new(1, []),
+    Pump = spawn(fun() -> gp_start(Parent, To, Size, Window, Acked) end),
+    T = receive
+            {ready, Pump, T0} -> T0;
+            {down, Pump, Why0} -> error({sink_down, Why0})
+        after AckTimeoutMs ->
+                exit(Pump, kill),
+                error(sink_timeout)
+        end,
+    Deadline = T + erlang:convert_time_unit(DurMs, millisecond, native),
+    Left = erlang:convert_time_unit(Deadline - erlang:monotonic_time(), native, millisecond),
+    receive
+        {down, Pump, Why} -> error({sink_down, Why})
+    after max(0, Left) ->
+            ok
+    end,
+    T1 = erlang:monotonic_time(),
+    N = atomics:get(Acked, 1),
+    Pump ! stop,
+    Drain = receive
+                {drained, Pump} -> drained;
+                {down, Pump, _} -> not_drained
+            after DrainMs ->
+                    exit(Pump, kill),
+                    not_drained
+            end,
+    {N * Size, erlang:convert_time_unit(T1 - T, native, nanosecond), Drain}.
+
+gp_start(Parent, To, Size, Window, Acked) ->
+    Bin = rand:bytes(Size),
+    Ref = make_ref(),
+    Sink = spawn(To, ?MODULE, sink, [self(), Ref]),
+    MRef = erlang:monitor(process, Sink),
+    Sink ! {d, Ref, <<0>>},
+    receive
+        {a, Ref} -> ok;
+        {'DOWN', MRef, process, _, Why0} -> Parent ! {down, self(), Why0}, exit(normal)
+    end,
+    Parent ! {ready, self(), erlang:monotonic_time()},
+    [Sink ! {d, Ref, Bin} || _ <- lists:seq(1, Window)],
+    gp_pump(Parent, Sink, Ref, Bin, MRef, Acked, Window).
+
+%% gp_pump refills the window on every acknowledgement until told to stop,
+%% then waits for the rest.
+gp_pump(Parent, Sink, Ref, Bin, MRef, Acked, InFlight) ->
+    receive
+        {a, Ref} ->
+            atomics:add(Acked, 1, 1),
+            Sink ! {d, Ref, Bin},
+            gp_pump(Parent, Sink, Ref, Bin, MRef, Acked, InFlight);
+        stop ->
+            gp_drain(Parent, Sink, Ref, MRef, InFlight);
+        {'DOWN', MRef, process, _, Why} ->
+            Parent ! {down, self(), Why}
+    end.
+
+gp_drain(Parent, Sink, Ref, _MRef, 0) ->
+    Sink ! {stop, Ref},
+    Parent ! {drained, self()};
+gp_drain(Parent, Sink, Ref, MRef, InFlight) ->
+    receive
+        {a, Ref} -> gp_drain(Parent, Sink, Ref, MRef, InFlight - 1);
+        {'DOWN', MRef, process, _, Why} -> Parent ! {down, self(), Why}
+    end.
+
+%% erpc_for times erpc:call(To, erlang, node, []) round trips (after 3
+%% untimed ones) until MaxCalls are done, or MaxMs have passed, or at least
+%% MinCalls in at least MinMs; it returns them in nanoseconds, sorted. A
+%% call that gets no answer within CallTimeoutMs raises {erpc, timeout}.
+erpc_for(To, MinCalls, MaxCalls, MinMs, MaxMs, CallTimeoutMs) ->
+    One = fun() ->
+                  T0 = erlang:monotonic_time(),
+                  To = erpc:call(To, erlang, node, [], CallTimeoutMs),
+                  erlang:monotonic_time() - T0
+          end,
+    [One() || _ <- lists:seq(1, 3)],
+    Start = erlang:monotonic_time(millisecond),
+    Ts = erpc_loop(One, Start, MinCalls, MaxCalls, MinMs, MaxMs, []),
+    lists:sort([erlang:convert_time_unit(T, native, nanosecond) || T <- Ts]).
+
+erpc_loop(One, Start, MinCalls, MaxCalls, MinMs, MaxMs, Acc) ->
+    N = length(Acc),
+    Elapsed = erlang:monotonic_time(millisecond) - Start,
+    case N >= MaxCalls orelse Elapsed >= MaxMs orelse (N >= MinCalls andalso Elapsed >= MinMs) of
+        true -> Acc;
+        false -> erpc_loop(One, Start, MinCalls, MaxCalls, MinMs, MaxMs, [One() | Acc])
     end.

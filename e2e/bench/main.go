@@ -29,6 +29,8 @@ func main() {
 	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
 	stdBind := flag.Bool("std-bind", false, "also run nodewire userspace and TUN with overlayd on wireguard-go's StdNetBind (rows stduser, stdtun) to compare with udpbind")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
+	wan := flag.Bool("wan", false, "run the real-network matrix instead (`make wan`): every row across one lossy, slow link per cell; -rounds defaults to 2, -quick picks "+strings.Join(QuickCells, ","))
+	cells := flag.String("cells", "", "with -wan: comma-separated cell IDs to run (default all; clean always runs)")
 	flag.Parse()
 
 	log.SetFlags(log.Ltime)
@@ -36,6 +38,56 @@ func main() {
 	defer tb.Close()
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
+	}
+	if *wan {
+		roundsSet := false
+		flag.Visit(func(f *flag.Flag) { roundsSet = roundsSet || f.Name == "rounds" })
+		cfg := WANConfig{Sizes: DefaultWANSizes, Rounds: 2, Logf: log.Printf}
+		if roundsSet {
+			cfg.Rounds = *rounds
+		}
+		ids := strings.Split(*cells, ",")
+		if *cells == "" && *quick {
+			ids = QuickCells
+			if !roundsSet {
+				cfg.Rounds = 1
+			}
+		}
+		for _, id := range ids {
+			if id = strings.TrimSpace(id); id == "" {
+				continue
+			}
+			c, err := cellByID(id)
+			if err != nil {
+				tb.Fatalf("-cells: %v", err)
+			}
+			cfg.Cells = append(cfg.Cells, c)
+		}
+		for _, id := range strings.Split(*rows, ",") {
+			if id = strings.TrimSpace(id); id == "" {
+				continue
+			}
+			if _, err := rowByID(id); err != nil {
+				tb.Fatalf("-rows: %v", err)
+			}
+			cfg.Rows = append(cfg.Rows, id)
+		}
+		for _, rev := range strings.Split(*before, ",") {
+			if rev = strings.TrimSpace(rev); rev != "" {
+				cfg.Before = append(cfg.Before, rev)
+			}
+		}
+		rep, err := RunWAN(tb, cfg)
+		if err != nil {
+			tb.Fatalf("wan: %v", err)
+		}
+		PrintWANTable(os.Stdout, rep)
+		path, err := WriteWANJSON(*out, rep)
+		if err != nil {
+			tb.Fatalf("wan: %v", err)
+		}
+		fmt.Printf("\nresults: %s\n", path)
+		return
 	}
 	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, StdBind: *stdBind, Logf: log.Printf}
 	for _, rev := range strings.Split(*before, ",") {

@@ -9,6 +9,10 @@
 //	nwattack link    -a ADDR:PORT -b ADDR:PORT -to-a ADDR:PORT -to-b ADDR:PORT -delay D -loss P
 //	                                                a lossy, slow UDP link (netem in userspace): what arrives
 //	                                                on a goes to to-b from b, and back
+//	nwattack wire    -a IFACE -b IFACE -delay D -jitter J -reorder P -gap G
+//	                                                a slow layer-2 wire between two interfaces (any protocol):
+//	                                                frames from a leave through b and back, delayed, some
+//	                                                reordered; loss is nftables' job (see e2e/bench/wan.go)
 //
 // It is a test tool: it needs root (raw sockets) and is never installed.
 package main
@@ -36,7 +40,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: nwattack junk|hsflood|syn [flags]"))
+		fail(errors.New("usage: nwattack junk|hsflood|syn|link|wire [flags]"))
 	}
 	var err error
 	switch os.Args[1] {
@@ -48,6 +52,8 @@ func main() {
 		err = syn(os.Args[2:])
 	case "link":
 		err = link(os.Args[2:])
+	case "wire":
+		err = wire(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
