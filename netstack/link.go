@@ -37,7 +37,7 @@ const linkGSOMaxSize = 1 << 16
 // count them. GSO only shapes first transmissions: gVisor retransmits in
 // MSS-sized pieces. Measured with GRO off, or GSO off, on the loss matrix
 // (e2e TestLossMatrix): no better at 2% or 5% loss (the stall described at
-// tcpMinRTO dominates), slower when clean.
+// tcpMinRTO dominates).
 type link struct {
 	mtu uint32
 

@@ -24,21 +24,27 @@ const (
 	// the fast recovery that RACK starts on the next ACK then counts every
 	// segment sent before the timeout as still in flight (SetPipe ignores
 	// RACK's lost marks), so nothing more is sent until the next timeout,
-	// which repairs one hole. The recovery of a window with N holes costs
-	// N timeouts: at 2% random loss 7.4-15 s for 16 MiB instead of 0.2 s,
+	// which repairs one hole (gVisor's counters in that state: one
+	// timeout, one fast retransmit and two segments sent per timeout).
+	// The recovery of a window with N holes costs N timeouts: at 2%
+	// random loss 7-24 s for 16 MiB across runs instead of 0.2 s,
 	// at 5% the transfer did not finish in 60 s and the Erlang connection
 	// was lost. No option of this gVisor avoids the stall; a short floor
 	// makes each of them cost a few round trips instead of 200 ms. The
 	// timeout is still srtt + 4 rttvar above the floor, so long paths
 	// keep theirs: the floor only matters where the round trip is a few
-	// milliseconds. Measured: 2% 0.75 s, 5% 4.6 s, burst 10/200 1.6 s
-	// (200 ms floor: 7.6 s, > 30 s, 14 s).
+	// milliseconds. Measured (3 rounds, medians, same run; plain
+	// distribution in brackets): 2% 7.2 s -> 0.9 s [0.3 s], 5% never
+	// within 30 s -> 3.6 s [0.5 s], burst 10/200 7.8 s -> 3.1 s [8.2 s].
+	// A 1 ms floor measured no better overall (2% 0.5 s, 5% 5.5 s, burst
+	// 6.8 s in the same run): on a busy host rttvar keeps the timeout
+	// above a few milliseconds anyway.
 	tcpMinRTO = 5 * time.Millisecond
 	// tcpMaxRTO caps the timeout's exponential backoff (gVisor: 120 s).
 	// Erlang distribution sends its ticks in the same stream as the data,
 	// so a sender backed off to tens of seconds keeps them from the peer
-	// until net_ticktime (60 s) declares the node down, which is how the
-	// connection was lost at 5% loss. A retransmission a second on a dead
+	// until net_ticktime (60 s) declares the node down: most likely how
+	// the connection was lost at 5% loss. A retransmission a second on a dead
 	// path costs nothing; userTimeout still ends a connection to a peer
 	// that is gone.
 	tcpMaxRTO = time.Second
@@ -53,8 +59,9 @@ func setTCPOptions(ip *stack.Stack) error {
 	opts := []tcpOption{
 		{"enable TCP SACK", ptr(tcpip.TCPSACKEnabled(true))},
 		// RACK-TLP loss detection (gVisor's default, kept on purpose:
-		// without it, recovery waits for three duplicate ACKs, which
-		// the receiver's GRO and its changing window make rare).
+		// without it recovery waits for three duplicate ACKs, which the
+		// receiver's GRO and its changing window make rarer; measured
+		// off, it was no better at 2% and worse at 5% loss).
 		{"set TCP loss detection", ptr(tcpip.TCPRACKLossDetection)},
 		{"set TCP receive buffer range", &tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpRecvBufMax}},
 		{"set TCP send buffer range", &tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: tcpSendBufMax}},
