@@ -15,20 +15,20 @@ import (
 	"github.com/nodewire/nodewire/e2e/cluster"
 )
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func eval(t *testing.T, n *cluster.Node, expr string) string {
+func eval(t testing.TB, n *cluster.Node, expr string) string {
 	t.Helper()
 	out, err := n.Eval(ctxFor(t, 60*time.Second), expr)
 	if err != nil {

@@ -27,6 +27,17 @@ const linkGSOMaxSize = 1 << 16
 // It advertises host GSO, so TCP sends super-segments with a partial
 // checksum, and RX checksum offload, because every inbound packet has just
 // been authenticated by WireGuard: a damaged one never gets this far.
+//
+// Neither hides loss signals from a sender (checked against this gVisor's
+// stack/gro): GRO flushes every segment without payload at once, so pure
+// and duplicate ACKs reach TCP one by one, and it merges data segments
+// only when their options (timestamps, SACK blocks) are byte-for-byte
+// equal. Out-of-order data that arrives in one batch becomes one segment
+// and so one duplicate ACK instead of several; RACK (tcpopts.go) does not
+// count them. GSO only shapes first transmissions: gVisor retransmits in
+// MSS-sized pieces. Measured with GRO off, or GSO off, on the loss matrix
+// (e2e TestLossMatrix): no better at 2% or 5% loss (the stall described at
+// tcpMinRTO dominates).
 type link struct {
 	mtu uint32
 

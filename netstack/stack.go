@@ -36,12 +36,7 @@ type Config struct {
 	EPMDPort uint16       // 0: 4369. Both the local epmd (on the self face) and every peer's epmd listen here.
 }
 
-// TCP tuning: gVisor's defaults are sized for a sandbox, not for a bulk
-// tunnel. The buffer ceilings are Tailscale's for its gVisor netstack
-// (receive 8 MiB, send 6 MiB).
 const (
-	tcpRecvBufMax = 8 << 20
-	tcpSendBufMax = 6 << 20
 	// maxInFlight bounds handshakes the inbound forwarder works on at once,
 	// so a SYN flood costs bounded goroutines; more SYNs are dropped (and
 	// retried by the sender). It is well above the per-peer bound
@@ -177,41 +172,10 @@ func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, err
 		ip.Wait()
 		return nil, fmt.Errorf("netstack: %s: %s", what, terr)
 	}
-	sack := tcpip.TCPSACKEnabled(true)
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); terr != nil {
-		return fail("enable TCP SACK", terr)
-	}
-	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpRecvBufMax}
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv); terr != nil {
-		return fail("set TCP receive buffer range", terr)
-	}
-	snd := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: tcpSendBufMax}
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &snd); terr != nil {
-		return fail("set TCP send buffer range", terr)
-	}
-	moderate := tcpip.TCPModerateReceiveBufferOption(true)
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate); terr != nil {
-		return fail("enable TCP receive buffer moderation", terr)
-	}
-	cc := tcpip.CongestionControlOption("reno") // cubic has an overflow bug in gVisor
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &cc); terr != nil {
-		return fail("set TCP congestion control", terr)
-	}
-	// TIME-WAIT: the forwarder has no listening endpoint, so gVisor drops a
-	// new SYN for a 4-tuple in TIME-WAIT instead of handing it on (Linux
-	// would accept it). EPMD lookups from userspace peers close first and
-	// leave TIME-WAIT with them (relay.go); for other connections a peer
-	// that reuses a source port would retry for 12 s and fail. Over
-	// WireGuard, which neither duplicates nor delays packets for long, a
-	// second of TIME-WAIT is enough; the SYN's first retransmission then
-	// gets through.
-	tw := tcpip.TCPTimeWaitTimeoutOption(timeWait)
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); terr != nil {
-		return fail("set TCP TIME-WAIT timeout", terr)
-	}
-	twReuse := tcpip.TCPTimeWaitReuseGlobal
-	if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, &twReuse); terr != nil {
-		return fail("set TCP TIME-WAIT reuse", terr)
+	if err := setTCPOptions(ip); err != nil {
+		ip.Close()
+		ip.Wait()
+		return nil, err
 	}
 	if terr := ip.CreateNIC(nicID, t.link); terr != nil {
 		return fail("create NIC", terr)

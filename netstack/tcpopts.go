@@ -1,0 +1,103 @@
+package netstack
+
+import (
+	"fmt"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+)
+
+// TCP tuning: gVisor's defaults are sized for a sandbox,
+// not for a bulk tunnel, and its loss recovery leans on the retransmission
+// timer far more than Linux does. Figures are from e2e TestLossMatrix (16
+// MiB erpc:call between two namespaced hosts, nftables loss on the
+// underlay, both ways).
+const (
+	tcpRecvBufMax = 8 << 20
+	tcpSendBufMax = 6 << 20
+
+	// tcpMinRTO is the floor of the retransmission timeout (gVisor: 200
+	// ms, as Linux). gVisor's SACK recovery stalls once a retransmission
+	// timeout has struck: the timeout expunges the SACK scoreboard, and
+	// the fast recovery that RACK starts on the next ACK then counts every
+	// segment sent before the timeout as still in flight (SetPipe ignores
+	// RACK's lost marks), so nothing more is sent until the next timeout,
+	// which repairs one hole (gVisor's counters in that state: one
+	// timeout, one fast retransmit and two segments sent per timeout).
+	// The recovery of a window with N holes costs N timeouts: at 2%
+	// random loss 7-24 s for 16 MiB across runs instead of 0.2 s,
+	// at 5% the transfer did not finish in 60 s and the Erlang connection
+	// was lost. No option of this gVisor avoids the stall; a short floor
+	// makes each of them cost a few round trips instead of 200 ms. The
+	// timeout is still srtt + 4 rttvar above the floor, so long paths
+	// keep theirs: the floor only matters where the round trip is a few
+	// milliseconds. Measured (3 rounds, medians, same run; plain
+	// distribution in brackets): 2% 7.2 s -> 0.9 s [0.3 s], 5% never
+	// within 30 s -> 3.6 s [0.5 s], burst 10/200 7.8 s -> 3.1 s [8.2 s].
+	// A 1 ms floor measured no better overall (2% 0.5 s, 5% 5.5 s, burst
+	// 6.8 s in the same run): on a busy host rttvar keeps the timeout
+	// above a few milliseconds anyway.
+	tcpMinRTO = 5 * time.Millisecond
+	// tcpMaxRTO caps the timeout's exponential backoff (gVisor: 120 s).
+	// Erlang distribution sends its ticks in the same stream as the data,
+	// so a sender backed off to tens of seconds keeps them from the peer
+	// until net_ticktime (60 s) declares the node down: most likely how
+	// the connection was lost at 5% loss. A retransmission a second on a dead
+	// path costs nothing; userTimeout still ends a connection to a peer
+	// that is gone.
+	tcpMaxRTO = time.Second
+	// tcpMaxRetries lets userTimeout, not the retry count, end a
+	// connection that makes no progress: with the timeout capped at
+	// tcpMaxRTO, gVisor's 15 retries would give up after ~15 s.
+	tcpMaxRetries = uint32(2 * userTimeout / tcpMaxRTO)
+)
+
+// setTCPOptions sets the stack-wide TCP options every endpoint starts with.
+func setTCPOptions(ip *stack.Stack) error {
+	opts := []tcpOption{
+		{"enable TCP SACK", ptr(tcpip.TCPSACKEnabled(true))},
+		// RACK-TLP loss detection (gVisor's default, kept on purpose:
+		// without it recovery waits for three duplicate ACKs, which the
+		// receiver's GRO and its changing window make rarer; measured
+		// off, it was no better at 2% and worse at 5% loss).
+		{"set TCP loss detection", ptr(tcpip.TCPRACKLossDetection)},
+		{"set TCP receive buffer range", &tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpRecvBufMax}},
+		{"set TCP send buffer range", &tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: tcpSendBufMax}},
+		{"enable TCP receive buffer moderation", ptr(tcpip.TCPModerateReceiveBufferOption(true))},
+		// Reno, not cubic: this gVisor's cubic grows cwnd as C·t³ from
+		// the last loss with no clamp (cubic.go getCwnd), so a
+		// long-lived, rarely lossy distribution connection reaches a
+		// window whose (cwnd - outstanding) * MSS overflows in sendData
+		// (coder/coder#20885; reworked upstream after this version).
+		{"set TCP congestion control", ptr(tcpip.CongestionControlOption("reno"))},
+		{"set TCP minimum RTO", ptr(tcpip.TCPMinRTOOption(tcpMinRTO))},
+		{"set TCP maximum RTO", ptr(tcpip.TCPMaxRTOOption(tcpMaxRTO))},
+		{"set TCP maximum retries", ptr(tcpip.TCPMaxRetriesOption(tcpMaxRetries))},
+		// TIME-WAIT: the forwarder has no listening endpoint, so gVisor
+		// drops a new SYN for a 4-tuple in TIME-WAIT instead of handing
+		// it on (Linux would accept it). EPMD lookups from userspace
+		// peers close first and leave TIME-WAIT with them (relay.go); for
+		// other connections a peer that reuses a source port would retry
+		// for 12 s and fail. Over WireGuard, which neither duplicates nor
+		// delays packets for long, a second of TIME-WAIT is enough; the
+		// SYN's first retransmission then gets through.
+		{"set TCP TIME-WAIT timeout", ptr(tcpip.TCPTimeWaitTimeoutOption(timeWait))},
+		{"set TCP TIME-WAIT reuse", ptr(tcpip.TCPTimeWaitReuseGlobal)},
+	}
+	for _, o := range opts {
+		if terr := ip.SetTransportProtocolOption(tcp.ProtocolNumber, o.opt); terr != nil {
+			return fmt.Errorf("netstack: %s: %s", o.what, terr)
+		}
+	}
+	return nil
+}
+
+// tcpOption is one option and what setting it does, for the error.
+type tcpOption struct {
+	what string
+	opt  tcpip.SettableTransportProtocolOption
+}
+
+func ptr[T any](v T) *T { return &v }
