@@ -11,7 +11,7 @@ import (
 
 // TCP tuning: gVisor's defaults are sized for a sandbox,
 // not for a bulk tunnel, and its loss recovery leans on the retransmission
-// timer far more than Linux does. Figures are from e2e TestLossMatrix (16
+// timer far more than Linux does. Figures are from e2e BenchmarkLossMatrix (16
 // MiB erpc:call between two namespaced hosts, nftables loss on the
 // underlay, both ways).
 const (
