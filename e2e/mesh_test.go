@@ -262,29 +262,34 @@ func settled(l [3][3]bool) bool {
 }
 
 // settleTeardown waits until global has done all it will do after the two
-// connections: each of a and c has tried the other and reported the failure
-// to b (or has lost b), b has acted on every report, and the links settled.
-// It reads global's own state; no sleeps.
+// connections: each of a and c has tried the other and handled the failure
+// (reporting it to b if still connected), b has acted on every report, and
+// the links settled. It reads global's own state; no sleeps.
 func (m *mesh) settleTeardown() {
 	t := m.t
 	ctx := ctxFor(t, 60*time.Second)
-	// done(x): x is cut off from b, or x's global logged a new failed attempt
-	// on y and has handled it (y is gone from #state.known, OTP 25's second
-	// field: global adds y when it hears of it, before it tries y).
+	// done(x): x's global logged a new failed attempt on y and has handled it
+	// (y is gone from #state.known, OTP 25's second field: global adds y when
+	// it hears of it, before it tries y), whether or not x still has b.
+	//
+	// Being cut off from b is not enough: b's word that cuts x arrives after
+	// the sync that made x try y (x spawns that attempt, sync_other, when it
+	// handles b's {resolved, ...}, which b sent on the same connection
+	// before any {remove_connection, ...}), but the attempt itself can end
+	// after the cut. It usually does for the node that was only dialled: its
+	// first outgoing connection loads code. Waiting only for the cut let
+	// check read the overlay's refusal counter before that attempt reached
+	// the overlay (on a loaded machine c's refusal came 27 and 117 ms after
+	// a's, after the check), and the attempt's log line leaked into the
+	// next round.
 	done := func(x int) (bool, error) {
 		y := other(x)
 		out, err := m.nodes[x].Eval(ctx, fmt.Sprintf(`S = sys:get_state(global_name_server), state = element(1, S),
-			K = element(3, S), true = is_map(K), {lists:member(%s, nodes(connected)), maps:is_key(%s, K)}`, m.atom(hostB), m.atom(y)))
+			K = element(3, S), true = is_map(K), maps:is_key(%s, K)`, m.atom(y)))
 		if err != nil {
 			return false, err
 		}
-		switch out {
-		case "{false,false}", "{false,true}":
-			return true, nil
-		case "{true,false}":
-			return m.failedAttempts(x) > m.failedAt[x], nil
-		}
-		return false, nil
+		return out == "false" && m.failedAttempts(x) > m.failedAt[x], nil
 	}
 	err := cluster.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		for _, x := range []int{hostA, hostC} {
@@ -454,14 +459,15 @@ func (m *mesh) check(torn bool) []int {
 		return nil
 	}
 
-	// Default flags: a and c each tried the other once, both were refused
-	// at the source, and b cut at least one of its links on global's word.
+	// Default flags: a and c each tried the other once (a cut node too:
+	// settleTeardown waited for both attempts), both were refused at the
+	// source, and b cut at least one of its links on global's word.
 	for _, x := range []int{hostA, hostC} {
 		y := other(x)
 		if !tried[x] {
 			t.Errorf("overlayd on %s refused nothing toward %s: global did not try the missing link", m.hosts[x].Peer, m.hosts[y].Peer)
 		}
-		if m.failedAttempts(x) <= m.failedAt[x] && l[hostB][x] {
+		if m.failedAttempts(x) <= m.failedAt[x] {
 			t.Errorf("global on %s did not log a failed attempt on %s", m.hosts[x].Peer, m.hosts[y].Peer)
 		}
 	}
