@@ -2,7 +2,8 @@
 // network-namespace hosts joined by veth: plain TCP, inet_tls_dist (TLS 1.3,
 // verified both ways) and nodewire, each running the same Erlang workloads.
 // It prints a table of medians with their spread and ratios to
-// inet_tls_dist, and writes the same as JSON under e2e/bench/results/.
+// inet_tls_dist, once on an idle host and once with every CPU kept busy by
+// idle-priority loops (-busy), and writes the same as JSON under e2e/bench/results/.
 // Run it as root (`make bench` does, and cleans up).
 package main
 
@@ -27,6 +28,7 @@ func main() {
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
 	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
+	busy := flag.Bool("busy", true, "also run every round with each CPU kept busy by an idle-priority loop, and report both conditions")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	flag.Parse()
 
@@ -36,7 +38,7 @@ func main() {
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
 	}
-	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, Logf: log.Printf}
+	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, Busy: *busy, Logf: log.Printf}
 	for _, rev := range strings.Split(*before, ",") {
 		if rev = strings.TrimSpace(rev); rev != "" {
 			cfg.Before = append(cfg.Before, rev)
