@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(d.plane.TUN(), d.plane.Bind(), wgLogger(d.log))
+	d.dev = device.NewDevice(traceTUN(d.plane.TUN()), traceBind(d.plane.Bind()), wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
