@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // fmtVal prints a figure with about three significant digits.
@@ -80,11 +81,16 @@ func indent(s string) string {
 
 // WriteJSON writes rep as dir/bench-<timestamp>.json and returns the path.
 func WriteJSON(dir string, rep *Report) (string, error) {
+	return writeJSONAs(dir, "bench", rep.Started, rep)
+}
+
+// writeJSONAs writes v as dir/<prefix>-<timestamp>.json.
+func writeJSONAs(dir, prefix string, started time.Time, v any) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "bench-"+rep.Started.Format("20060102-150405")+".json")
-	data, err := json.MarshalIndent(rep, "", "  ")
+	path := filepath.Join(dir, prefix+"-"+started.Format("20060102-150405")+".json")
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}

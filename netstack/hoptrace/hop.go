@@ -5,7 +5,7 @@
 //
 // A hoptrace build keeps the marks in a ring in memory and appends them
 // every 50 ms to [Path] for this process: one line per mark, "hop
-// unix-nanoseconds bytes". It is process-wide state on purpose: a
+// unix-nanoseconds bytes", then a heartbeat "0 unix-nanoseconds 0". It is process-wide state on purpose: a
 // diagnostic build with one recorder, read by the harness from outside.
 package hoptrace
 
