@@ -39,6 +39,9 @@ type Config struct {
 	InetrcDomain   string // "": peers.DefaultDomain
 	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
 	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
+	// IdleSpin, if set, keeps every CPU out of idle for this long after
+	// each datagram (package idlespin); add IdleSpinProcs to GOMAXPROCS.
+	IdleSpin time.Duration
 }
 
 // Daemon is one running overlayd.
@@ -129,7 +132,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(traceTUN(d.plane.TUN()), traceBind(d.plane.Bind()), wgLogger(d.log))
+	d.dev = device.NewDevice(traceTUN(d.plane.TUN()), traceBind(spinBind(d.plane.Bind(), d.cfg.IdleSpin)), wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {

@@ -141,6 +141,9 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && !strings.HasPrefix(row.ID, BeforeRow) {
 			continue
 		}
+		if len(cfg.Rows) == 0 && row.Optional {
+			continue
+		}
 		t0 := time.Now()
 		pair, err := row.Setup(env, row.ID)
 		if err != nil {

@@ -23,7 +23,9 @@ type Row struct {
 	// Judged rows are nodewire's: the table says whether they meet the
 	// issue's targets.
 	Judged bool
-	Setup  func(e *Env, id string) (*Pair, error)
+	// Optional rows run only when -rows names them (experiments).
+	Optional bool
+	Setup    func(e *Env, id string) (*Pair, error)
 }
 
 // Pair is what a row's Setup made: node A measures against node B.
@@ -60,6 +62,10 @@ var Rows = []Row{
 	{ID: "tls", Name: "inet_tls_dist TLS 1.3", Setup: setupTLS},
 	{ID: "nwuser", Name: "nodewire userspace", Judged: true, Setup: setupUserspace},
 	{ID: "nwtun", Name: "nodewire TUN", Judged: true, Setup: overlayRow("tun")},
+	// overlayd --idle-spin (package overlay/idlespin): every CPU kept out
+	// of idle for 1 ms after each packet.
+	{ID: "nwspin", Name: "nodewire userspace --idle-spin", Optional: true, Setup: overlayRowArgs("", "--idle-spin", "1ms")},
+	{ID: "nwspintun", Name: "nodewire TUN --idle-spin", Optional: true, Setup: overlayRowArgs("tun", "--idle-spin", "1ms")},
 }
 
 // twoHosts makes hosts <id>a and <id>b, each with its own epmd on the
@@ -118,6 +124,21 @@ var setupUserspace = overlayRow("")
 // says.
 func overlayRow(mode string) func(e *Env, id string) (*Pair, error) {
 	return func(e *Env, id string) (*Pair, error) { return setupOverlay(e, id, mode, "") }
+}
+
+// overlayRowArgs is overlayRow with extra overlayd flags.
+func overlayRowArgs(mode string, args ...string) func(e *Env, id string) (*Pair, error) {
+	return func(e *Env, id string) (*Pair, error) {
+		e2 := *e
+		e2.DaemonArgs = func(host string) []string {
+			out := append([]string{}, args...)
+			if e.DaemonArgs != nil {
+				out = append(out, e.DaemonArgs(host)...)
+			}
+			return out
+		}
+		return setupOverlay(&e2, id, mode, "")
+	}
 }
 
 // setupOverlay starts a nodewire row; overlayd, if set, is the daemon

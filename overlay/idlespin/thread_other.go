@@ -1,0 +1,7 @@
+//go:build !linux
+
+package idlespin
+
+import "runtime"
+
+func lockIdleThread() { runtime.LockOSThread() }
