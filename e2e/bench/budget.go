@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,6 +107,10 @@ func Budget(tb cluster.TB, pings int, busy bool, logf func(string, ...any)) (*Bu
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", mode, err)
 		}
+		for _, d := range pair.Daemons {
+			path := hoptrace.Path(d.Pid())
+			tb.Cleanup(func() { _ = os.Remove(path) })
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		_, err = pingpong(ctx, pair.A, pair.B, 64, 200) // connect and warm up
 		cancel()
@@ -193,46 +198,61 @@ func budgetOnce(pair *Pair, mode, cond string, pings int) (*BudgetTable, error) 
 
 // follow finds each message the sender's first hop saw and times it
 // through the path: every next hop is the first mark of that hop, large
-// enough to be the message, at or after the previous one. The sending
-// daemon has the hops up to UDPSend, the receiving one the rest. A message
-// that is not through within 50 ms is dropped (the chain lost it).
+// enough to be the message, at or after the previous one and before the
+// sender's next message (in a ping-pong a message is through before the
+// next one starts). The sending daemon has the hops up to UDPSend, the
+// receiving one the rest. A message missing a hop is dropped, and cannot
+// take the next message's marks.
 func follow(sender, receiver []hopMark, path []hoptrace.Hop) [][]time.Duration {
+	var anchors []int64
+	for _, m := range sender {
+		if m.hop == path[0] && m.n >= minLen(m.hop) {
+			anchors = append(anchors, m.at)
+		}
+	}
 	var out [][]time.Duration
 	idx := map[hoptrace.Hop]int{} // search position per hop
-	next := func(h hoptrace.Hop, after int64) (int64, bool) {
+	next := func(h hoptrace.Hop, after, before int64) (int64, bool) {
 		marks := sender
 		if h >= hoptrace.UDPRecv {
 			marks = receiver
 		}
 		for i := idx[h]; i < len(marks); i++ {
 			m := marks[i]
-			if m.hop != h || m.n < minLen(h) || m.at < after {
+			if m.hop != h || m.n < minLen(h) {
 				continue
 			}
-			idx[h] = i + 1
-			return m.at, true
+			if m.at >= before {
+				return 0, false // the next message's: leave it
+			}
+			idx[h] = i + 1 // used, or older than this message
+			if m.at >= after {
+				return m.at, true
+			}
 		}
 		return 0, false
 	}
-	for {
-		t0, ok := next(path[0], 0)
-		if !ok {
-			return out
+	for k, t0 := range anchors {
+		before := int64(math.MaxInt64)
+		if k+1 < len(anchors) {
+			before = anchors[k+1]
 		}
 		legs := make([]time.Duration, 0, len(path)-1)
 		prev := t0
 		for _, h := range path[1:] {
-			t, ok := next(h, prev)
+			t, ok := next(h, prev, before)
 			if !ok {
-				return out
+				legs = nil
+				break
 			}
 			legs = append(legs, time.Duration(t-prev))
 			prev = t
 		}
-		if time.Duration(prev-t0) < 50*time.Millisecond {
+		if legs != nil {
 			out = append(out, legs)
 		}
 	}
+	return out
 }
 
 // readMarks reads the marks made in [from, to] from a hoptrace file,
