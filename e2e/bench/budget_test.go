@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
+	"github.com/nodewire/nodewire/e2e/cluster"
 	"github.com/nodewire/nodewire/netstack/hoptrace"
 )
 
@@ -30,4 +32,40 @@ func TestFollowResyncs(t *testing.T) {
 			t.Errorf("legs %v, want [10ns 30ns 5ns]", legs)
 		}
 	}
+}
+
+// TestBudgetSmoke runs the latency budget briefly (idle only) and checks
+// that every hop of both modes was timed in both directions. It judges no
+// speed.
+func TestBudgetSmoke(t *testing.T) {
+	cluster.Require(t)
+	rep, err := Budget(t, 100, false, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Modes) != 2 {
+		t.Fatalf("%d budget tables, want userspace and tun", len(rep.Modes))
+	}
+	for _, tab := range rep.Modes {
+		wantLegs := map[string]int{"userspace": 6, "tun": 3}[tab.Mode]
+		if len(tab.Legs) != wantLegs || !(tab.RTTp50us > 0) {
+			t.Errorf("%s: %d legs (want %d), rtt %v", tab.Mode, len(tab.Legs), wantLegs, tab.RTTp50us)
+		}
+		for dir, n := range tab.Samples {
+			// Most of the 100 messages: a few may lose a mark.
+			if n < 50 {
+				t.Errorf("%s %s: %d messages followed of 100", tab.Mode, dir, n)
+			}
+		}
+		for _, l := range tab.Legs {
+			for dir, v := range l.P50us {
+				if !(v > 0) || v > 50000 {
+					t.Errorf("%s %s %s -> %s: %v µs", tab.Mode, dir, l.From, l.To, v)
+				}
+			}
+		}
+	}
+	var out bytes.Buffer
+	PrintBudget(&out, rep)
+	t.Logf("\n%s", out.String())
 }
