@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/nodewire/nodewire/netstack/hoptrace"
 )
 
 // copyBufSize is the size of one pooled copy buffer. Small buffers cost a
@@ -68,9 +70,11 @@ func copyHalf(dst, src HalfCloser, count *atomic.Uint64) error {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			hoptrace.Read(src, n)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
 			}
+			hoptrace.Wrote(dst, n)
 			if count != nil {
 				count.Add(uint64(n))
 			}

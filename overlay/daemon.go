@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.tun, d.bind = newDeviceTUN(d.plane.TUN()), &quietBind{Bind: d.plane.Bind(newBind(d.log))}
+	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(newBind(d.log)))}
 	d.mss = newMSSDevice(d.tun)
 	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)

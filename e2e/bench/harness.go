@@ -41,20 +41,26 @@ type Config struct {
 	// StdBind adds rows stduser and stdtun: nodewire with overlayd on
 	// wireguard-go's StdNetBind instead of udpbind (stdbind.go).
 	StdBind bool
-	Logf    func(format string, args ...any)
+	// Busy also runs every round of every row with each CPU kept busy by
+	// an idle-priority loop (see [busyLoad]), reported as Report.Busy.
+	Busy bool
+	Logf func(format string, args ...any)
 }
 
 // Report is everything a run measured; it is also the JSON written under
 // e2e/bench/results/.
 type Report struct {
-	Started  time.Time     `json:"started"`
-	Duration string        `json:"duration"`
-	Machine  Machine       `json:"machine"`
-	Sizes    Sizes         `json:"sizes"`
-	Rounds   int           `json:"rounds"`
-	Baseline string        `json:"baseline"`
-	Rows     []RowResult   `json:"rows"`
-	Scale    []ScaleResult `json:"scale,omitempty"`
+	Started  time.Time   `json:"started"`
+	Duration string      `json:"duration"`
+	Machine  Machine     `json:"machine"`
+	Sizes    Sizes       `json:"sizes"`
+	Rounds   int         `json:"rounds"`
+	Baseline string      `json:"baseline"`
+	Rows     []RowResult `json:"rows"`
+	// Busy is the same rows measured with every CPU kept busy by
+	// idle-priority loops (Config.Busy), ratios against the busy baseline.
+	Busy  []RowResult   `json:"busy_rows,omitempty"`
+	Scale []ScaleResult `json:"scale,omitempty"`
 	// LoadedScale: nodewire's daemons with big peer files, under bulk.
 	LoadedScale []LoadedScaleResult `json:"loaded_scale,omitempty"`
 	Profiles    []Profile           `json:"profiles,omitempty"`
@@ -98,6 +104,9 @@ type rowRun struct {
 	res  *RowResult
 	mem  map[string]*rssSampler
 	cpu  map[string][]float64 // CPU % of each process during bulk, per round
+	// busy, busyCPU: the same with every CPU busy (Config.Busy).
+	busy    *RowResult
+	busyCPU map[string][]float64
 	// pidA, pidB are the nodes' emulator processes.
 	pidA, pidB int
 }
@@ -165,7 +174,8 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			}
 		}
 		rr := &rowRun{row: row, pair: pair, pidA: osPIDs[0], pidB: osPIDs[1], mem: map[string]*rssSampler{}, cpu: map[string][]float64{},
-			res: &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}}}
+			res:  &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}},
+			busy: &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}}, busyCPU: map[string][]float64{}}
 		for host, p := range pair.Daemons {
 			rr.mem[host] = startRSSSampler(p.Pid(), 100*time.Millisecond)
 		}
@@ -175,11 +185,16 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, rr := range runs {
 			t0 := time.Now()
-			if err := measureRound(rr, cfg.Sizes); err != nil {
+			if err := measureRound(rr, rr.res, rr.cpu, cfg.Sizes); err != nil {
 				return nil, fmt.Errorf("row %s, round %d: %w", rr.row.ID, round, err)
 			}
 			logf("round %d/%d, row %s: %v (bulk %.0f MB/s, erpc p50 %.0f µs)", round, cfg.Rounds, rr.row.ID,
 				time.Since(t0).Round(time.Millisecond), last(rr.res.raw["bulk_mbps"]), last(rr.res.raw["erpc_p50_us"]))
+		}
+		if cfg.Busy {
+			if err := busyRound(runs, round, cfg, logf); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -202,8 +217,19 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			rr.res.BulkCPU[k] = summarize(v)
 		}
 		rep.Rows = append(rep.Rows, *rr.res)
+		if cfg.Busy {
+			for k, v := range rr.busy.raw {
+				rr.busy.Metrics[k] = summarize(v)
+			}
+			rr.busy.BulkCPU = map[string]Stat{}
+			for k, v := range rr.busyCPU {
+				rr.busy.BulkCPU[k] = summarize(v)
+			}
+			rep.Busy = append(rep.Busy, *rr.busy)
+		}
 	}
-	judge(rep, rows)
+	judge(rep.Rows, rep.Baseline, rows)
+	judge(rep.Busy, rep.Baseline, rows)
 
 	for _, n := range cfg.ScalePeers {
 		s, err := measureScale(env, n)
@@ -239,10 +265,30 @@ func last(v []float64) float64 {
 	return v[len(v)-1]
 }
 
-// measureRound runs every workload once on a row.
-func measureRound(rr *rowRun, sz Sizes) error {
+// busyRound runs one round of every row with every CPU kept busy, and
+// always stops the load before returning.
+func busyRound(runs []*rowRun, round int, cfg Config, logf func(string, ...any)) error {
+	load, err := startBusy()
+	if err != nil {
+		return err
+	}
+	defer load.stop()
+	for _, rr := range runs {
+		t0 := time.Now()
+		if err := measureRound(rr, rr.busy, rr.busyCPU, cfg.Sizes); err != nil {
+			return fmt.Errorf("row %s, busy round %d: %w", rr.row.ID, round, err)
+		}
+		logf("round %d/%d busy, row %s: %v (bulk %.0f MB/s, erpc p50 %.0f µs)", round, cfg.Rounds, rr.row.ID,
+			time.Since(t0).Round(time.Millisecond), last(rr.busy.raw["bulk_mbps"]), last(rr.busy.raw["erpc_p50_us"]))
+	}
+	return nil
+}
+
+// measureRound runs every workload once on a row, adding its figures to
+// res and the bulk CPU use to cpu.
+func measureRound(rr *rowRun, res *RowResult, cpu map[string][]float64, sz Sizes) error {
 	a, b := rr.pair.A, rr.pair.B
-	add := func(k string, v float64) { rr.res.raw[k] = append(rr.res.raw[k], v) }
+	add := func(k string, v float64) { res.raw[k] = append(res.raw[k], v) }
 	ctxFor := func(d time.Duration) (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), d)
 	}
@@ -260,7 +306,7 @@ func measureRound(rr *rowRun, sz Sizes) error {
 	}
 	add("bulk_mbps", mbps)
 	for k, v := range meter.stop() {
-		rr.cpu[k] = append(rr.cpu[k], v)
+		cpu[k] = append(cpu[k], v)
 	}
 
 	ctx, cancel = ctxFor(sz.BulkDuration + 2*time.Minute)
@@ -310,13 +356,13 @@ func measureRound(rr *rowRun, sz Sizes) error {
 	return nil
 }
 
-// judge fills in the ratios to the baseline and, for judged rows, whether
-// each target is met.
-func judge(rep *Report, rows []Row) {
+// judge fills in the ratios to the baseline row of results (measured in
+// the same condition) and, for judged rows, whether each target is met.
+func judge(results []RowResult, baseline string, rows []Row) {
 	var base *RowResult
-	for i := range rep.Rows {
-		if rep.Rows[i].ID == rep.Baseline {
-			base = &rep.Rows[i]
+	for i := range results {
+		if results[i].ID == baseline {
+			base = &results[i]
 		}
 	}
 	if base == nil {
@@ -326,8 +372,8 @@ func judge(rep *Report, rows []Row) {
 	for _, r := range rows {
 		judged[r.ID] = r.Judged
 	}
-	for i := range rep.Rows {
-		r := &rep.Rows[i]
+	for i := range results {
+		r := &results[i]
 		for _, m := range Metrics {
 			s, ok := r.Metrics[m.Key]
 			b := base.Metrics[m.Key]

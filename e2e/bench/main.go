@@ -28,6 +28,9 @@ func main() {
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
 	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
 	stdBind := flag.Bool("std-bind", false, "also run nodewire userspace and TUN with overlayd on wireguard-go's StdNetBind (rows stduser, stdtun) to compare with udpbind")
+	busy := flag.Bool("busy", true, "also run every round with each CPU kept busy by an idle-priority loop, and report both conditions")
+	budget := flag.Bool("budget", false, "instead of the rows, measure the latency budget: per-hop times of a 64-byte round trip through overlayd built with -tags hoptrace, both modes")
+	budgetPings := flag.Int("budget-pings", 3000, "round trips per mode and condition for -budget")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	wan := flag.Bool("wan", false, "run the real-network matrix instead (`make wan`): every row across one lossy, slow link per cell; -rounds defaults to 2, -quick picks "+strings.Join(QuickCells, ","))
 	cells := flag.String("cells", "", "with -wan: comma-separated cell IDs to run (default all; clean always runs)")
@@ -38,6 +41,19 @@ func main() {
 	defer tb.Close()
 	if err := cluster.SweepStale(); err != nil {
 		log.Printf("sweeping stale runs: %v", err)
+	}
+	if *budget {
+		rep, err := Budget(tb, *budgetPings, *busy, log.Printf)
+		if err != nil {
+			tb.Fatalf("budget: %v", err)
+		}
+		PrintBudget(os.Stdout, rep)
+		path, err := writeJSONAs(*out, "budget", rep.Started, rep)
+		if err != nil {
+			tb.Fatalf("budget: %v", err)
+		}
+		fmt.Printf("\nresults: %s\n", path)
+		return
 	}
 	if *wan {
 		roundsSet := false
@@ -89,7 +105,7 @@ func main() {
 		fmt.Printf("\nresults: %s\n", path)
 		return
 	}
-	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, StdBind: *stdBind, Logf: log.Printf}
+	cfg := Config{Sizes: DefaultSizes, Rounds: *rounds, ProfileDir: *profile, ProfileRow: *profileRow, StdBind: *stdBind, Busy: *busy, Logf: log.Printf}
 	for _, rev := range strings.Split(*before, ",") {
 		if rev = strings.TrimSpace(rev); rev != "" {
 			cfg.Before = append(cfg.Before, rev)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // fmtVal prints a figure with about three significant digits.
@@ -34,48 +35,13 @@ func PrintTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "workloads: bulk %v of %d KiB messages, %d in flight (8 senders: %d each); %d ping-pongs of %d B; %d erpc:calls; %d cold connects per round\n",
 		sz.BulkDuration, sz.MessageSize>>10, sz.Window, sz.ParallelWindow, sz.PingPongs, sz.PingPongSize, sz.Calls, sz.ColdSamples)
 	fmt.Fprintf(w, "median of the rounds [min-max, spread = (max-min)/median]; ratio = median / %s median\n\n", rep.Baseline)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "metric\trow\tmedian\tmin-max\tspread\tvs "+rep.Baseline+"\ttarget\t")
-	for _, m := range Metrics {
-		label := m.Label + " (" + m.Unit + ")"
-		for _, r := range rep.Rows {
-			s, ok := r.Metrics[m.Key]
-			if !ok {
-				continue
-			}
-			target := ""
-			if s.Meets != nil {
-				op := "<="
-				if m.Higher {
-					op = ">="
-				}
-				verdict := "MISSED"
-				if *s.Meets {
-					verdict = "met"
-				}
-				target = fmt.Sprintf("%s%.1fx %s", op, m.Target, verdict)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s-%s\t%.0f%%\t%.2fx\t%s\t\n", label, r.Name, fmtVal(s.Median), fmtVal(s.Min), fmtVal(s.Max),
-				100*s.Spread, s.Ratio, target)
-			label = ""
-		}
+	printMetrics(w, rep.Rows, rep.Baseline)
+	if len(rep.Busy) > 0 {
+		fmt.Fprintf(w, "\nthe same with every CPU kept busy by an idle-priority loop (nice -n 19, one per CPU); ratio = median / busy %s median\n\n", rep.Baseline)
+		printMetrics(w, rep.Busy, rep.Baseline)
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nCPU use during bulk, 1 sender (%% of one core, median of the rounds; %d CPUs in all):", rep.Machine.CPUs)
-	for _, r := range rep.Rows {
-		keys := make([]string, 0, len(r.BulkCPU))
-		for k := range r.BulkCPU {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var parts []string
-		total := 0.0
-		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s %.0f%%", k, r.BulkCPU[k].Median))
-			total += r.BulkCPU[k].Median
-		}
-		fmt.Fprintf(w, "\n  %-24s %s; sum %.0f%%", r.Name+":", strings.Join(parts, ", "), total)
-	}
+	printCPU(w, rep.Rows, rep.Machine.CPUs, "")
+	printCPU(w, rep.Busy, rep.Machine.CPUs, ", every CPU busy")
 	fmt.Fprintln(w)
 	for _, r := range rep.Rows {
 		for _, d := range r.Daemons {
@@ -115,13 +81,71 @@ func indent(s string) string {
 
 // WriteJSON writes rep as dir/bench-<timestamp>.json and returns the path.
 func WriteJSON(dir string, rep *Report) (string, error) {
+	return writeJSONAs(dir, "bench", rep.Started, rep)
+}
+
+// writeJSONAs writes v as dir/<prefix>-<timestamp>.json.
+func writeJSONAs(dir, prefix string, started time.Time, v any) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "bench-"+rep.Started.Format("20060102-150405")+".json")
-	data, err := json.MarshalIndent(rep, "", "  ")
+	path := filepath.Join(dir, prefix+"-"+started.Format("20060102-150405")+".json")
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}
 	return path, os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// printMetrics writes one condition's table: per metric one line per row.
+func printMetrics(w io.Writer, rows []RowResult, baseline string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, "metric\trow\tmedian\tmin-max\tspread\tvs "+baseline+"\ttarget\t")
+	for _, m := range Metrics {
+		label := m.Label + " (" + m.Unit + ")"
+		for _, r := range rows {
+			s, ok := r.Metrics[m.Key]
+			if !ok {
+				continue
+			}
+			target := ""
+			if s.Meets != nil {
+				op := "<="
+				if m.Higher {
+					op = ">="
+				}
+				verdict := "MISSED"
+				if *s.Meets {
+					verdict = "met"
+				}
+				target = fmt.Sprintf("%s%.1fx %s", op, m.Target, verdict)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s-%s\t%.0f%%\t%.2fx\t%s\t\n", label, r.Name, fmtVal(s.Median), fmtVal(s.Min), fmtVal(s.Max),
+				100*s.Spread, s.Ratio, target)
+			label = ""
+		}
+	}
+	tw.Flush()
+}
+
+// printCPU writes each row's CPU use during the single-sender bulk.
+func printCPU(w io.Writer, rows []RowResult, cpus int, cond string) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nCPU use during bulk, 1 sender%s (%% of one core, median of the rounds; %d CPUs in all):", cond, cpus)
+	for _, r := range rows {
+		keys := make([]string, 0, len(r.BulkCPU))
+		for k := range r.BulkCPU {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		total := 0.0
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.0f%%", k, r.BulkCPU[k].Median))
+			total += r.BulkCPU[k].Median
+		}
+		fmt.Fprintf(w, "\n  %-24s %s; sum %.0f%%", r.Name+":", strings.Join(parts, ", "), total)
+	}
 }
