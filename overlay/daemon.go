@@ -20,6 +20,7 @@ import (
 	"golang.zx2c4.com/wireguard/ipc"
 
 	"github.com/nodewire/nodewire/overlay/control"
+	"github.com/nodewire/nodewire/overlay/tcpbind"
 	"github.com/nodewire/nodewire/overlay/udpbind"
 	"github.com/nodewire/nodewire/peers"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	InetrcDomain   string // "": peers.DefaultDomain
 	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
 	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
+	TCPListen      string // "": no TCP; else HOST:PORT taking WireGuard over TLS/TCP (overlay/tcpbind)
+	// TCPDial opens TCP connections to peers' tcp_endpoints (e.g. through an
+	// HTTP proxy); nil: directly.
+	TCPDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Daemon is one running overlayd.
@@ -130,14 +135,18 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.dev = device.NewDevice(d.plane.TUN(), udpbind.New(), wgLogger(d.log))
+	bind, err := tcpbind.New(udpbind.New(), tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	d.dev = device.NewDevice(d.plane.TUN(), bind, wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
 		return nil, fmt.Errorf("configure WireGuard: %w", err)
 	}
 	if err := d.dev.Up(); err != nil {
-		return nil, fmt.Errorf("WireGuard up (UDP port %d): %w", d.listen, err)
+		return nil, fmt.Errorf("WireGuard up (UDP port %d, TCP %q): %w", d.listen, cfg.TCPListen, err)
 	}
 	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
 
@@ -167,7 +176,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.log.Info("overlay up",
 		slog.String("self", self.Name), slog.String("mode", d.mode.String()), slog.String("network", self.Network.Name),
 		slog.String("address", self.Address.String()), slog.String("face", self.Face.String()),
-		slog.Int("udp_port", int(d.listen)), slog.Int("peers", len(f.Peers)-1),
+		slog.Int("udp_port", int(d.listen)), slog.String("tcp_listen", cfg.TCPListen), slog.Int("peers", len(f.Peers)-1),
 		slog.String("control", cfg.ControlPath), slog.String("interface", cfg.Interface))
 	return d, nil
 }
@@ -292,7 +301,7 @@ func summarize(old, cur *peers.File) (added, removed, changed int) {
 		switch {
 		case o == nil:
 			added++
-		case o.PublicKey != p.PublicKey || o.Address != p.Address || o.Endpoint != p.Endpoint || o.Keepalive != p.Keepalive || o.Network.Name != p.Network.Name:
+		case o.PublicKey != p.PublicKey || o.Address != p.Address || o.Endpoint != p.Endpoint || o.TCPEndpoint != p.TCPEndpoint || o.Transport != p.Transport || o.Keepalive != p.Keepalive || o.Network.Name != p.Network.Name:
 			changed++
 		}
 	}
@@ -393,7 +402,7 @@ func (d *Daemon) Status() control.Status {
 		}
 		ps := control.PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
 		if w, ok := wgState[p.PublicKey]; ok {
-			ps.Endpoint, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.LastHandshake, w.Rx, w.Tx
+			ps.Endpoint, ps.Transport, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.Transport, w.LastHandshake, w.Rx, w.Tx
 		}
 		if c, ok := conns[p.Name]; ok {
 			ps.OpenConns, ps.Denials = c.Open, c.Denials

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/overlay/control"
+	"github.com/nodewire/nodewire/overlay/tcpbind"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -91,6 +92,7 @@ func processStats(st *control.Status) {
 // wgPeerState is the per-peer part of a UAPI get.
 type wgPeerState struct {
 	Endpoint      string
+	Transport     string // "udp" or "tcp"; "" without an endpoint
 	LastHandshake time.Time
 	Rx, Tx        uint64
 }
@@ -128,7 +130,9 @@ func parseUAPIGet(text string) map[peers.Key]wgPeerState {
 			}
 		case "endpoint":
 			if ap, err := netip.ParseAddrPort(v); err == nil {
-				state.Endpoint = ap.String()
+				state.Endpoint, state.Transport = ap.String(), "udp"
+			} else if strings.HasPrefix(v, tcpbind.TCPPrefix) {
+				state.Endpoint, state.Transport = v, "tcp"
 			}
 		case "last_handshake_time_sec":
 			sec, _ = strconv.ParseInt(v, 10, 64)

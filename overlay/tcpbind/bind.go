@@ -35,9 +35,9 @@ import (
 // Tunables: how fast the Bind falls back and probes, and its abuse bounds.
 const (
 	probeMaxSize = 256 // only small datagrams (handshakes, ACKs, keepalives) probe
-	dialTimeout   = 10 * time.Second
-	dialBackoff   = time.Second
-	writeTimeout  = 5 * time.Second
+	dialTimeout  = 10 * time.Second
+	dialBackoff  = time.Second
+	writeTimeout = 5 * time.Second
 
 	handshakeTimeout = 5 * time.Second  // TLS handshake of an accepted stream
 	verifyWithin     = 10 * time.Second // an accepted stream the device has not answered by then is closed

@@ -41,8 +41,13 @@ type side struct {
 
 func open(t *testing.T, listen string) *side {
 	t.Helper()
+	return openWith(t, Config{Listen: listen})
+}
+
+func openWith(t *testing.T, cfg Config) *side {
+	t.Helper()
 	u := &blockable{Bind: udpbind.New()}
-	b, err := New(u, Config{Listen: listen})
+	b, err := New(u, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
