@@ -282,6 +282,11 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 	}
 	if !tcp {
 		e.sentUDP.Add(uint64(len(bufs)))
+		if e.udpTry.Load() != 0 && e.tcpAddr != "" {
+			if m := findInitiation(bufs); m != nil {
+				b.fallbackLater(e, m)
+			}
+		}
 		return b.inner.Send(bufs, e.udp)
 	}
 	skip := -1
@@ -307,16 +312,58 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 	}
 	st := s.streamFor(e, now)
 	if st == nil {
-		for i := len(bufs) - 1; i >= 0; i-- {
-			if len(bufs[i]) == sizeInitiation && bufs[i][0] == msgInitiation {
-				e.hold(bufs[i])
-				break
-			}
+		if m := findInitiation(bufs); m != nil {
+			e.hold(m)
 		}
 		return nil // dialing: like a lost datagram, WireGuard retries
 	}
 	e.sentTCP.Add(uint64(len(bufs)))
 	return st.write(bufs, skip)
+}
+
+// fallbackLater sends handshake initiation m over TCP once fallbackAfter
+// has passed without an answer over UDP, rather than at WireGuard's next
+// retry (5 s later): the stream is dialed meanwhile.
+func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
+	s := b.sess.Load()
+	if s == nil || !e.fallbackArmed.CompareAndSwap(false, true) {
+		return
+	}
+	e.hold(m)
+	try := e.udpTry.Load()
+	wait := time.Duration(try + int64(b.t.fallbackAfter) - b.now())
+	ok := s.spawn(func() {
+		defer e.fallbackArmed.Store(false)
+		s.streamFor(e, b.now()) // dial now, so the stream is ready in time
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.done:
+			return
+		}
+		if !b.useTCP(e, b.now()) {
+			e.takeHeld() // UDP answered
+			return
+		}
+		if st := s.streamFor(e, b.now()); st != nil {
+			if m := e.takeHeld(); m != nil {
+				st.write([][]byte{m}, -1)
+			}
+		}
+	})
+	if !ok {
+		e.fallbackArmed.Store(false)
+	}
+}
+
+func findInitiation(bufs [][]byte) []byte {
+	for i := len(bufs) - 1; i >= 0; i-- {
+		if len(bufs[i]) == sizeInitiation && bufs[i][0] == msgInitiation {
+			return bufs[i]
+		}
+	}
+	return nil
 }
 
 // useTCP decides the transport of one send: UDP while the peer's UDP

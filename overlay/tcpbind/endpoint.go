@@ -34,15 +34,16 @@ type Endpoint struct {
 	lastProbe atomic.Int64 // when a datagram last went over UDP while on TCP
 	onTCP     atomic.Bool  // the last send went over TCP
 
-	st        atomic.Pointer[stream] // the stream we dialed, or nil
-	dialing   atomic.Bool
-	nextDial  atomic.Int64 // no dial before this (backoff after a failure)
-	heldMu    sync.Mutex
-	heldInit  []byte // the last handshake initiation sent while the stream was being dialed
-	sentTCP   atomic.Uint64
-	sentUDP   atomic.Uint64
-	switches  atomic.Uint64
-	createdAt time.Time
+	st            atomic.Pointer[stream] // the stream we dialed, or nil
+	dialing       atomic.Bool
+	fallbackArmed atomic.Bool  // a fallbackLater is pending
+	nextDial      atomic.Int64 // no dial before this (backoff after a failure)
+	heldMu        sync.Mutex
+	heldInit      []byte // the last handshake initiation sent while the stream was being dialed
+	sentTCP       atomic.Uint64
+	sentUDP       atomic.Uint64
+	switches      atomic.Uint64
+	createdAt     time.Time
 }
 
 func (e *Endpoint) pinned() bool { return e.udp == nil }

@@ -227,8 +227,10 @@ func (s *session) dial(e *Endpoint) {
 	}
 	e.dialing.Store(false)
 	s.log.Debug("tcp stream dialed", slog.String("tcp", e.tcpAddr))
-	if m := e.takeHeld(); m != nil {
-		st.write([][]byte{m}, -1)
+	if e.onTCP.Load() || e.pinned() {
+		if m := e.takeHeld(); m != nil {
+			st.write([][]byte{m}, -1)
+		}
 	}
 	st.read()
 }

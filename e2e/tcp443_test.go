@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodewire/nodewire/e2e/cluster"
+	"github.com/nodewire/nodewire/overlay/control"
+)
+
+// TestTCPFallback: two hosts between which only TCP 443 passes (nftables on
+// t1 drops everything else with t2). The daemons fall back to WireGuard over
+// TLS/TCP on their own, the cluster forms, erpc and a bulk transfer work;
+// when UDP opens again the peers move back to UDP without a nodedown.
+func TestTCPFallback(t *testing.T) {
+	cluster.Require(t)
+	start := time.Now()
+	c := cluster.New(t, "tcp")
+	o := cluster.NewOverlay(c, t, "10.81.0.0/16")
+	mustRun(t, o, "add-network", "--file", o.File, "--name", "core", "--prefix", "10.81.1.0/24")
+	t1, err := o.AddPeer("t1", "tcp-1", "core")
+	must(t, err)
+	t2, err := o.AddPeer("t2", "tcp-2", "core")
+	must(t, err)
+	// Each peer also takes WireGuard over TLS on 443 at its address.
+	text := mustReadFile(t, o.File)
+	withTCP := regexp.MustCompile(`(?m)^(\s+)endpoint: (\S+):51820$`).ReplaceAllString(text, "${1}endpoint: ${2}:51820\n${1}tcp_endpoint: ${2}:443")
+	if strings.Count(withTCP, "tcp_endpoint:") != 2 {
+		t.Fatalf("could not add tcp_endpoint to:\n%s", text)
+	}
+	must(t, os.WriteFile(o.File, []byte(withTCP), 0o644))
+	o.DaemonArgs = func(*cluster.OverlayHost) []string { return []string{"--tcp-listen", ":443"} }
+
+	// Between t1 and t2 only TCP to or from port 443 passes.
+	a2 := t2.Addr.String()
+	for _, argv := range [][]string{
+		{"nft", "add", "table", "inet", "nwtcp"},
+		{"nft", "add", "chain", "inet", "nwtcp", "in", "{ type filter hook input priority 0; }"},
+		{"nft", "add", "chain", "inet", "nwtcp", "out", "{ type filter hook output priority 0; }"},
+		{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "tcp", "dport", "443", "accept"},
+		{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "tcp", "sport", "443", "accept"},
+		{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "drop"},
+		{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "tcp", "dport", "443", "accept"},
+		{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "tcp", "sport", "443", "accept"},
+		{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "drop"},
+	} {
+		_, err := t1.Exec(ctxFor(t, 10*time.Second), argv...)
+		must(t, err)
+	}
+	unblock := func() {
+		if _, err := t1.Exec(context.Background(), "nft", "delete", "table", "inet", "nwtcp"); err != nil {
+			t.Errorf("unblock UDP: %v", err)
+		}
+	}
+	blocked := true
+	defer func() {
+		if blocked {
+			unblock()
+		}
+	}()
+
+	daemons := time.Now()
+	must(t, o.StartDaemon(t1))
+	must(t, o.StartDaemon(t2))
+	must(t, o.StartErlang(t1))
+	must(t, o.StartErlang(t2))
+	// WireGuard shakes hands on the first traffic: the first ping. It must
+	// pass over TCP within 10 s of the daemons starting.
+	transport := func(h *cluster.OverlayHost, peer string) control.PeerStatus { return peerStatus(t, h, peer) }
+	erl := time.Since(daemons)
+	waitPong(t, t1, t2, 10*time.Second-erl)
+	t.Logf("first pong over the fallback %v after the daemons started (Erlang up after %v); setup %v",
+		time.Since(daemons).Round(time.Millisecond), erl.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for _, pair := range [][2]*cluster.OverlayHost{{t1, t2}, {t2, t1}} {
+		if p := transport(pair[0], pair[1].Peer); p.Transport != "tcp" {
+			t.Fatalf("%s sees %s over %q (endpoint %s), want tcp", pair[0].Peer, pair[1].Peer, p.Transport, p.Endpoint)
+		}
+	}
+	startDowns(t, t1.Node)
+	startDowns(t, t2.Node)
+
+	bulk := func(via string) time.Duration {
+		t.Helper()
+		if got := eval(t, t1.Node, fmt.Sprintf("erpc:call(%s, erlang, node, [])", cluster.Atom(t2.Node.Name))); got != cluster.Atom(t2.Node.Name) {
+			t.Fatalf("erpc over %s: %s", via, got)
+		}
+		began := time.Now()
+		got := eval(t, t1.Node, fmt.Sprintf("B = rand:bytes(8 bsl 20), erpc:call(%s, erlang, md5, [B], infinity) =:= erlang:md5(B)", cluster.Atom(t2.Node.Name)))
+		took := time.Since(began)
+		if got != "true" {
+			t.Fatalf("8 MiB over %s: md5 %s", via, got)
+		}
+		return took
+	}
+	var overTCP, overUDP []time.Duration
+	for range 3 {
+		overTCP = append(overTCP, bulk("tcp"))
+	}
+
+	unblock()
+	blocked = false
+	opened := time.Now()
+	err = cluster.Poll(ctxFor(t, 30*time.Second), 100*time.Millisecond, func() (bool, error) {
+		return transport(t1, t2.Peer).Transport == "udp" && transport(t2, t1.Peer).Transport == "udp", nil
+	})
+	if err != nil {
+		t.Fatalf("still on TCP 30 s after UDP opened: %s sees %+v; %s sees %+v", t1.Peer, transport(t1, t2.Peer), t2.Peer, transport(t2, t1.Peer))
+	}
+	back := time.Since(opened)
+	for range 3 {
+		overUDP = append(overUDP, bulk("udp"))
+	}
+	for _, pair := range [][2]*cluster.OverlayHost{{t1, t2}, {t2, t1}} {
+		if p := transport(pair[0], pair[1].Peer); p.Transport != "udp" {
+			t.Errorf("after the transfers %s sees %s over %q (endpoint %s), want udp", pair[0].Peer, pair[1].Peer, p.Transport, p.Endpoint)
+		}
+		if d := downs(t, pair[0].Node, pair[1].Node.Name); d != 0 {
+			t.Errorf("%s saw %s go down %d times while the transport changed", pair[0].Peer, pair[1].Peer, d)
+		}
+	}
+	rate := func(ds []time.Duration) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, fmt.Sprintf("%.1f", 8*1.048576/d.Seconds()))
+		}
+		return strings.Join(s, ", ")
+	}
+	t.Logf("back on UDP %v after it opened; 8 MiB erpc md5: over TCP %s MB/s, over UDP %s MB/s; test took %v",
+		back.Round(time.Millisecond), rate(overTCP), rate(overUDP), time.Since(start).Round(time.Millisecond))
+}
