@@ -105,10 +105,16 @@ func TestTCPFallback(t *testing.T) {
 	unblock()
 	blocked = false
 	opened := time.Now()
+	// The transport moves with traffic (an idle peer sends nothing to probe
+	// with): ping while waiting, as a live cluster's ticks and calls would.
 	err = cluster.Poll(ctxFor(t, 30*time.Second), 100*time.Millisecond, func() (bool, error) {
+		eval(t, t1.Node, fmt.Sprintf("net_adm:ping(%s)", cluster.Atom(t2.Node.Name)))
 		return transport(t1, t2.Peer).Transport == "udp" && transport(t2, t1.Peer).Transport == "udp", nil
 	})
 	if err != nil {
+		for _, h := range []*cluster.OverlayHost{t1, t2} {
+			t.Logf("%s:\n%s", h.Peer, h.Daemon.Tail(20))
+		}
 		t.Fatalf("still on TCP 30 s after UDP opened: %s sees %+v; %s sees %+v", t1.Peer, transport(t1, t2.Peer), t2.Peer, transport(t2, t1.Peer))
 	}
 	back := time.Since(opened)
