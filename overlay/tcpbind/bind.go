@@ -88,6 +88,7 @@ type Bind struct {
 
 	regMu sync.Mutex
 	byUDP map[netip.AddrPort]*Endpoint // peers with a TCP endpoint, by UDP address
+	byTCP map[string]*Endpoint         // peers pinned to TCP, by TCP address
 	gen   atomic.Uint64                // bumped when byUDP changes
 	nDual atomic.Int32
 }
@@ -106,7 +107,7 @@ func New(inner conn.Bind, cfg Config) (*Bind, error) {
 		return nil, fmt.Errorf("tcp transport certificate: %w", err)
 	}
 	return &Bind{inner: inner, cfg: cfg, log: cfg.Logger.With(slog.String("component", "tcpbind")),
-		cert: cert, epoch: time.Now(), t: defaultTiming, byUDP: make(map[netip.AddrPort]*Endpoint)}, nil
+		cert: cert, epoch: time.Now(), t: defaultTiming, byUDP: make(map[netip.AddrPort]*Endpoint), byTCP: make(map[string]*Endpoint)}, nil
 }
 
 // ListenAddr is the TLS listener's address, nil when closed or not listening.
@@ -178,6 +179,12 @@ func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	e := &Endpoint{tcpAddr: tcpPart, createdAt: time.Now()}
 	e.tcpIP, _ = netip.ParseAddr(host)
 	if udpPart == "" {
+		e.onTCP.Store(true)
+		b.regMu.Lock()
+		old := b.byTCP[e.tcpAddr]
+		b.byTCP[e.tcpAddr] = e
+		b.regMu.Unlock()
+		old.retire()
 		return e, nil
 	}
 	if e.udpAddr, err = netip.ParseAddrPort(udpPart); err != nil {
@@ -188,12 +195,14 @@ func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 		return nil, err
 	}
 	b.regMu.Lock()
-	if _, ok := b.byUDP[e.udpAddr]; !ok {
+	old, ok := b.byUDP[e.udpAddr]
+	if !ok {
 		b.nDual.Add(1)
 	}
 	b.byUDP[e.udpAddr] = e
 	b.gen.Add(1)
 	b.regMu.Unlock()
+	old.retire()
 	return e, nil
 }
 
@@ -271,15 +280,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 	now := b.now()
 	tcp := b.useTCP(e, now)
-	if tcp != e.onTCP.Load() {
-		e.onTCP.Store(tcp)
-		e.switches.Add(1)
-		to := "udp"
-		if tcp {
-			to = "tcp"
-		}
-		b.log.Info("peer transport changed", slog.String("udp", e.udpAddr.String()), slog.String("tcp", e.tcpAddr), slog.String("now", to))
-	}
+	b.setTransport(e, tcp)
 	if !tcp {
 		e.sentUDP.Add(uint64(len(bufs)))
 		if e.udpTry.Load() != 0 && e.tcpAddr != "" {
@@ -321,6 +322,19 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 	return st.write(bufs, skip)
 }
 
+// setTransport notes (and logs) which transport e's datagrams take.
+func (b *Bind) setTransport(e *Endpoint, tcp bool) {
+	if e.onTCP.Swap(tcp) == tcp {
+		return
+	}
+	e.switches.Add(1)
+	to := "udp"
+	if tcp {
+		to = "tcp"
+	}
+	b.log.Info("peer transport changed", slog.String("udp", e.udpAddr.String()), slog.String("tcp", e.tcpAddr), slog.String("now", to))
+}
+
 // fallbackLater sends handshake initiation m over TCP once fallbackAfter
 // has passed without an answer over UDP, rather than at WireGuard's next
 // retry (5 s later): the stream is dialed meanwhile.
@@ -346,6 +360,7 @@ func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 			e.takeHeld() // UDP answered
 			return
 		}
+		b.setTransport(e, true)
 		if st := s.streamFor(e, b.now()); st != nil {
 			if m := e.takeHeld(); m != nil {
 				st.write([][]byte{m}, -1)

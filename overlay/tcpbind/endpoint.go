@@ -46,6 +46,18 @@ type Endpoint struct {
 	createdAt     time.Time
 }
 
+// retire closes the stream of an Endpoint that a new one for the same
+// address replaced (a reload changed the peer's endpoints), so its messages
+// stop arriving as the old Endpoint.
+func (e *Endpoint) retire() {
+	if e == nil {
+		return
+	}
+	if st := e.st.Swap(nil); st != nil {
+		st.close()
+	}
+}
+
 func (e *Endpoint) pinned() bool { return e.udp == nil }
 
 // Transport is "tcp" when the peer's datagrams currently go over its stream,
