@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,14 +28,24 @@ func TestTCPFallback(t *testing.T) {
 	must(t, err)
 	t2, err := o.AddPeer("t2", "tcp-2", "core")
 	must(t, err)
+	// t3 reaches nothing but an HTTP proxy on host px (started later).
+	t3, err := o.AddPeer("t3", "tcp-3", "core")
+	must(t, err)
+	px := c.AddHost("px")
 	// Each peer also takes WireGuard over TLS on 443 at its address.
 	text := mustReadFile(t, o.File)
 	withTCP := regexp.MustCompile(`(?m)^(\s+)endpoint: (\S+):51820$`).ReplaceAllString(text, "${1}endpoint: ${2}:51820\n${1}tcp_endpoint: ${2}:443")
-	if strings.Count(withTCP, "tcp_endpoint:") != 2 {
+	if strings.Count(withTCP, "tcp_endpoint:") != 3 {
 		t.Fatalf("could not add tcp_endpoint to:\n%s", text)
 	}
 	must(t, os.WriteFile(o.File, []byte(withTCP), 0o644))
-	o.DaemonArgs = func(*cluster.OverlayHost) []string { return []string{"--tcp-listen", ":443"} }
+	proxyURL := fmt.Sprintf("http://nw:s3cret@%s:8888", px.Addr)
+	o.DaemonArgs = func(oh *cluster.OverlayHost) []string {
+		if oh == t3 {
+			return []string{"--proxy", proxyURL}
+		}
+		return []string{"--tcp-listen", ":443"}
+	}
 
 	// Between t1 and t2 only TCP to or from port 443 passes.
 	a2 := t2.Addr.String()
@@ -129,6 +140,49 @@ func TestTCPFallback(t *testing.T) {
 			t.Errorf("%s saw %s go down %d times while the transport changed", pair[0].Peer, pair[1].Peer, d)
 		}
 	}
+	if t.Failed() {
+		return
+	}
+
+	// t3: only the proxy is reachable, and the proxy wants a password.
+	conf := filepath.Join(c.Dir(), "tinyproxy.conf")
+	proxyLog := filepath.Join(c.Dir(), "tinyproxy.log")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf("User nobody\nGroup nogroup\nPort 8888\nListen %s\nTimeout 600\n"+
+		"MaxClients 20\nLogLevel Connect\nLogFile %q\nBasicAuth nw s3cret\nConnectPort 443\n", px.Addr, proxyLog)), 0o644))
+	must(t, os.Chmod(c.Dir(), 0o755)) // tinyproxy, as nobody, writes its log there
+	must(t, os.WriteFile(proxyLog, nil, 0o666))
+	must(t, os.Chmod(proxyLog, 0o666))
+	_, err = px.Start("tinyproxy", []string{"tinyproxy", "-d", "-c", conf}, nil)
+	must(t, err)
+	pa := px.Addr.String()
+	for _, argv := range [][]string{
+		{"nft", "add", "table", "inet", "nwproxy"},
+		{"nft", "add", "chain", "inet", "nwproxy", "in", "{ type filter hook input priority 0; }"},
+		{"nft", "add", "chain", "inet", "nwproxy", "out", "{ type filter hook output priority 0; }"},
+		{"nft", "add", "rule", "inet", "nwproxy", "in", "ip", "saddr", pa, "tcp", "sport", "8888", "accept"},
+		{"nft", "add", "rule", "inet", "nwproxy", "in", "iifname", "!=", "lo", "drop"},
+		{"nft", "add", "rule", "inet", "nwproxy", "out", "ip", "daddr", pa, "tcp", "dport", "8888", "accept"},
+		{"nft", "add", "rule", "inet", "nwproxy", "out", "oifname", "!=", "lo", "drop"},
+	} {
+		_, err := t3.Exec(ctxFor(t, 10*time.Second), argv...)
+		must(t, err)
+	}
+	joined := time.Now()
+	must(t, o.StartDaemon(t3))
+	must(t, o.StartErlang(t3))
+	waitPong(t, t3, t1, 30*time.Second)
+	took := time.Since(joined)
+	if got := eval(t, t3.Node, fmt.Sprintf("B = rand:bytes(1 bsl 20), erpc:call(%s, erlang, md5, [B], infinity) =:= erlang:md5(B)", cluster.Atom(t1.Node.Name))); got != "true" {
+		t.Fatalf("1 MiB t3 -> t1 through the proxy: %s", got)
+	}
+	if p := transport(t3, t1.Peer); p.Transport != "tcp" {
+		t.Errorf("t3 sees t1 over %q (endpoint %s), want tcp", p.Transport, p.Endpoint)
+	}
+	if l := mustReadFile(t, proxyLog); !strings.Contains(l, "CONNECT") || !strings.Contains(l, t1.Addr.String()+":443") {
+		t.Errorf("the proxy's log shows no CONNECT to %s:443:\n%s", t1.Addr, l)
+	}
+	t.Logf("t3 joined through the HTTP proxy (CONNECT, basic auth): pong from t1 %v after its daemon started", took.Round(time.Millisecond))
+
 	rate := func(ds []time.Duration) string {
 		var s []string
 		for _, d := range ds {
