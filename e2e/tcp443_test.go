@@ -108,6 +108,13 @@ func TestTCPFallback(t *testing.T) {
 		}
 		return took
 	}
+	rate := func(ds []time.Duration) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, fmt.Sprintf("%.1f", 8*1.048576/d.Seconds()))
+		}
+		return strings.Join(s, ", ")
+	}
 	var overTCP, overUDP []time.Duration
 	for range 3 {
 		overTCP = append(overTCP, bulk("tcp"))
@@ -132,6 +139,43 @@ func TestTCPFallback(t *testing.T) {
 	for range 3 {
 		overUDP = append(overUDP, bulk("udp"))
 	}
+	if t.Failed() {
+		return
+	}
+
+	// The same transfer, interleaved: t1 pins t2 to TCP (transport: tcp in
+	// its copy of the peer file, applied by a reload), then back to auto.
+	auto := mustReadFile(t, t1.PeerFile)
+	pinned := regexp.MustCompile(`(?m)^(\s+)tcp_endpoint: `+regexp.QuoteMeta(a2)+`:443$`).ReplaceAllString(auto, "${0}\n${1}transport: tcp")
+	if pinned == auto {
+		t.Fatalf("no tcp_endpoint for %s in:\n%s", a2, auto)
+	}
+	useFile := func(text, want string) {
+		t.Helper()
+		must(t, os.WriteFile(t1.PeerFile, []byte(text), 0o644))
+		mustRun(t, o, "reload", "--control", t1.Control)
+		err := cluster.Poll(ctxFor(t, 30*time.Second), 100*time.Millisecond, func() (bool, error) {
+			eval(t, t1.Node, fmt.Sprintf("net_adm:ping(%s)", cluster.Atom(t2.Node.Name)))
+			return transport(t1, t2.Peer).Transport == want && transport(t2, t1.Peer).Transport == want, nil
+		})
+		if err != nil {
+			t.Fatalf("not on %s 30 s after the reload: %s sees %+v; %s sees %+v", want, t1.Peer, transport(t1, t2.Peer), t2.Peer, transport(t2, t1.Peer))
+		}
+	}
+	var pinTCP, pinUDP []time.Duration
+	for range 3 {
+		useFile(pinned, "tcp")
+		pinTCP = append(pinTCP, bulk("tcp"))
+		useFile(auto, "udp")
+		pinUDP = append(pinUDP, bulk("udp"))
+	}
+	var ratios []string
+	for i := range pinTCP {
+		ratios = append(ratios, fmt.Sprintf("%.2f", pinTCP[i].Seconds()/pinUDP[i].Seconds()))
+	}
+	t.Logf("interleaved 8 MiB erpc md5, pinned to TCP by reload vs back on UDP: TCP %s MB/s, UDP %s MB/s; time ratio TCP/UDP %s",
+		rate(pinTCP), rate(pinUDP), strings.Join(ratios, ", "))
+
 	for _, pair := range [][2]*cluster.OverlayHost{{t1, t2}, {t2, t1}} {
 		if p := transport(pair[0], pair[1].Peer); p.Transport != "udp" {
 			t.Errorf("after the transfers %s sees %s over %q (endpoint %s), want udp", pair[0].Peer, pair[1].Peer, p.Transport, p.Endpoint)
@@ -183,13 +227,6 @@ func TestTCPFallback(t *testing.T) {
 	}
 	t.Logf("t3 joined through the HTTP proxy (CONNECT, basic auth): pong from t1 %v after its daemon started", took.Round(time.Millisecond))
 
-	rate := func(ds []time.Duration) string {
-		var s []string
-		for _, d := range ds {
-			s = append(s, fmt.Sprintf("%.1f", 8*1.048576/d.Seconds()))
-		}
-		return strings.Join(s, ", ")
-	}
 	t.Logf("back on UDP %v after it opened; 8 MiB erpc md5: over TCP %s MB/s, over UDP %s MB/s; test took %v",
 		back.Round(time.Millisecond), rate(overTCP), rate(overUDP), time.Since(start).Round(time.Millisecond))
 }

@@ -180,11 +180,7 @@ func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	e.tcpIP, _ = netip.ParseAddr(host)
 	if udpPart == "" {
 		e.onTCP.Store(true)
-		b.regMu.Lock()
-		old := b.byTCP[e.tcpAddr]
-		b.byTCP[e.tcpAddr] = e
-		b.regMu.Unlock()
-		old.retire()
+		b.register(e)
 		return e, nil
 	}
 	if e.udpAddr, err = netip.ParseAddrPort(udpPart); err != nil {
@@ -194,16 +190,41 @@ func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	if e.udp, err = b.inner.ParseEndpoint(udpPart); err != nil {
 		return nil, err
 	}
+	b.register(e)
+	return e, nil
+}
+
+// register makes e the Endpoint of its addresses. The Endpoint it replaces
+// (a reload changed the peer's endpoint or transport) is retired: its stream
+// closed and its UDP address forgotten, so that nothing arrives as it any
+// more and WireGuard's roaming cannot bring it back.
+func (b *Bind) register(e *Endpoint) {
 	b.regMu.Lock()
-	old, ok := b.byUDP[e.udpAddr]
-	if !ok {
-		b.nDual.Add(1)
+	var old []*Endpoint
+	if o := b.byTCP[e.tcpAddr]; o != nil {
+		old = append(old, o)
 	}
-	b.byUDP[e.udpAddr] = e
+	if o := b.byUDP[e.udpAddr]; e.udp != nil && o != nil {
+		old = append(old, o)
+	}
+	for _, o := range old {
+		if b.byTCP[o.tcpAddr] == o {
+			delete(b.byTCP, o.tcpAddr)
+		}
+		if o.udp != nil && b.byUDP[o.udpAddr] == o {
+			delete(b.byUDP, o.udpAddr)
+		}
+	}
+	b.byTCP[e.tcpAddr] = e
+	if e.udp != nil {
+		b.byUDP[e.udpAddr] = e
+	}
+	b.nDual.Store(int32(len(b.byUDP)))
 	b.gen.Add(1)
 	b.regMu.Unlock()
-	old.retire()
-	return e, nil
+	for _, o := range old {
+		o.retire()
+	}
 }
 
 // wrapUDP makes datagrams from a TCP-capable peer's UDP address arrive as
