@@ -176,7 +176,7 @@ func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcp endpoint %q: %w", tcpPart, err)
 	}
-	e := &Endpoint{tcpAddr: tcpPart, createdAt: time.Now()}
+	e := &Endpoint{tcpAddr: tcpPart}
 	e.tcpIP, _ = netip.ParseAddr(host)
 	if udpPart == "" {
 		e.onTCP.Store(true)
@@ -303,7 +303,6 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 	tcp := b.useTCP(e, now)
 	b.setTransport(e, tcp)
 	if !tcp {
-		e.sentUDP.Add(uint64(len(bufs)))
 		if e.udpTry.Load() != 0 && e.tcpAddr != "" {
 			if m := findInitiation(bufs); m != nil {
 				b.fallbackLater(e, m)
@@ -339,7 +338,6 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 		}
 		return nil // dialing: like a lost datagram, WireGuard retries
 	}
-	e.sentTCP.Add(uint64(len(bufs)))
 	return st.write(bufs, skip)
 }
 
@@ -348,7 +346,6 @@ func (b *Bind) setTransport(e *Endpoint, tcp bool) {
 	if e.onTCP.Swap(tcp) == tcp {
 		return
 	}
-	e.switches.Add(1)
 	to := "udp"
 	if tcp {
 		to = "tcp"
@@ -358,7 +355,8 @@ func (b *Bind) setTransport(e *Endpoint, tcp bool) {
 
 // fallbackLater sends handshake initiation m over TCP once fallbackAfter
 // has passed without an answer over UDP, rather than at WireGuard's next
-// retry (5 s later): the stream is dialed meanwhile.
+// retry (5 s later). It dials only then: a peer that answers over UDP in
+// time costs no TCP connection.
 func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 	s := b.sess.Load()
 	if s == nil || !e.fallbackArmed.CompareAndSwap(false, true) {
@@ -369,7 +367,6 @@ func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 	wait := time.Duration(try + int64(b.t.fallbackAfter) - b.now())
 	ok := s.spawn(func() {
 		defer e.fallbackArmed.Store(false)
-		s.streamFor(e, b.now()) // dial now, so the stream is ready in time
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -382,6 +379,7 @@ func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 			return
 		}
 		b.setTransport(e, true)
+		// With no stream yet, the dial sends the held initiation.
 		if st := s.streamFor(e, b.now()); st != nil {
 			if m := e.takeHeld(); m != nil {
 				st.write([][]byte{m}, -1)

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -39,11 +38,8 @@ type Endpoint struct {
 	fallbackArmed atomic.Bool  // a fallbackLater is pending
 	nextDial      atomic.Int64 // no dial before this (backoff after a failure)
 	heldMu        sync.Mutex
-	heldInit      []byte // the last handshake initiation sent while the stream was being dialed
-	sentTCP       atomic.Uint64
-	sentUDP       atomic.Uint64
-	switches      atomic.Uint64
-	createdAt     time.Time
+	heldInit      []byte        // the last handshake initiation sent while the stream was being dialed
+	dialFails     atomic.Uint32 // dials failed in a row, to log the first only
 }
 
 // retire closes the stream of an Endpoint that a new one for the same

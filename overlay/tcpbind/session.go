@@ -219,9 +219,14 @@ func (s *session) dial(e *Endpoint) {
 	if err != nil {
 		e.nextDial.Store(s.b.now() + int64(dialBackoff))
 		e.dialing.Store(false)
-		s.log.Info("tcp dial failed", slog.String("tcp", e.tcpAddr), slog.Any("err", err))
+		level := slog.LevelDebug
+		if e.dialFails.Add(1) == 1 {
+			level = slog.LevelInfo // the first of a run of failures
+		}
+		s.log.Log(s.ctx, level, "tcp dial failed", slog.String("tcp", e.tcpAddr), slog.Any("err", err))
 		return
 	}
+	e.dialFails.Store(0)
 	if old := e.st.Swap(st); old != nil {
 		old.close()
 	}
