@@ -68,7 +68,21 @@ func checkMessage(head []byte, n int) error {
 // wrapping errFrame, refused before alloc is called; a stream that ends
 // between messages is io.EOF.
 func readFrame(r io.Reader, alloc func(n int) []byte) ([]byte, error) {
-	var hdr [frameHeader + 4]byte
+	var fr frameReader
+	fr.r = r
+	return fr.next(alloc)
+}
+
+// frameReader reads frames from one stream; its header buffer lives with
+// it, so a frame costs no allocation.
+type frameReader struct {
+	r   io.Reader
+	hdr [frameHeader + 4]byte
+}
+
+// next is readFrame on the reader's stream.
+func (fr *frameReader) next(alloc func(n int) []byte) ([]byte, error) {
+	r, hdr := fr.r, fr.hdr[:]
 	if _, err := io.ReadFull(r, hdr[:frameHeader]); err != nil {
 		return nil, err
 	}

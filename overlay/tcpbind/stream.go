@@ -108,7 +108,7 @@ func putBuf(b *[]byte) {
 // messages before the device answers it.
 func (st *stream) read() {
 	defer st.close()
-	br := bufio.NewReaderSize(st.c, readBuffer)
+	fr := &frameReader{r: bufio.NewReaderSize(st.c, readBuffer)}
 	var cur *[]byte
 	alloc := func(n int) []byte {
 		cur = getBuf(n)
@@ -116,7 +116,7 @@ func (st *stream) read() {
 	}
 	frames := 0
 	for {
-		m, err := readFrame(br, alloc)
+		m, err := fr.next(alloc)
 		if err != nil {
 			if cur != nil && m == nil {
 				putBuf(cur)
