@@ -92,6 +92,13 @@ func TestTCPFallback(t *testing.T) {
 			t.Fatalf("%s sees %s over %q (endpoint %s), want tcp", pair[0].Peer, pair[1].Peer, p.Transport, p.Endpoint)
 		}
 	}
+	// `wg show` parses endpoints as ip:port (and crashed on anything else).
+	if out, err := t1.Exec(ctxFor(t, 10*time.Second), "wg", "show", "nw-tcp-1", "endpoints"); err != nil || !strings.Contains(string(out), a2+":") {
+		t.Errorf("wg show nw-tcp-1 endpoints: %v: %q, want an endpoint at %s", err, out, a2)
+	}
+	if out, err := o.Run("status", "--control", t1.Control); err != nil || !strings.Contains(out, "(tcp)") {
+		t.Errorf("overlayctl status: %v, no peer marked (tcp):\n%s", err, out)
+	}
 	startDowns(t, t1.Node)
 	startDowns(t, t2.Node)
 

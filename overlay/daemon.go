@@ -57,6 +57,7 @@ type Daemon struct {
 	plane dataPlane // the userspace stack or, in TUN mode, the kernel interface and filter
 	mode  peers.Mode
 	dev   *device.Device
+	bind  *tcpbind.Bind // UDP, and TLS/TCP for peers that need it
 	uapi  net.Listener
 	ctl   net.Listener
 	mtx   net.Listener // metrics, or nil
@@ -135,11 +136,10 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	bind, err := tcpbind.New(udpbind.New(), tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log})
-	if err != nil {
+	if d.bind, err = tcpbind.New(udpbind.New(), tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log}); err != nil {
 		return nil, err
 	}
-	d.dev = device.NewDevice(d.plane.TUN(), bind, wgLogger(d.log))
+	d.dev = device.NewDevice(d.plane.TUN(), d.bind, wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
 	want := desiredPeers(f, self, endpoints)
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
@@ -391,10 +391,7 @@ func (d *Daemon) Status() control.Status {
 	d.mu.Unlock()
 	processStats(&st)
 
-	var wgState map[peers.Key]wgPeerState
-	if text, err := d.dev.IpcGet(); err == nil {
-		wgState = parseUAPIGet(text)
-	}
+	wgState := d.wgState()
 	conns := d.plane.Stats()
 	for _, p := range f.Peers {
 		if p.Name == self.Name {

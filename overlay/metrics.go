@@ -71,10 +71,7 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 	reloadsOK, reloadsFailed, loadedAt, reloadErr := d.reloads, d.reloadFails, d.loadedAt, d.reloadErr
 	d.mu.Unlock()
 
-	var wgState map[peers.Key]wgPeerState
-	if text, err := d.dev.IpcGet(); err == nil {
-		wgState = parseUAPIGet(text)
-	}
+	wgState := d.wgState()
 	conns := d.plane.Stats()
 	var (
 		decisions []netstack.DecisionCount

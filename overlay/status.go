@@ -15,7 +15,6 @@ import (
 
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/overlay/control"
-	"github.com/nodewire/nodewire/overlay/tcpbind"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -97,6 +96,24 @@ type wgPeerState struct {
 	Rx, Tx        uint64
 }
 
+// wgState is what the device says of each peer, with the transport its
+// datagrams take.
+func (d *Daemon) wgState() map[peers.Key]wgPeerState {
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return nil
+	}
+	st := parseUAPIGet(text)
+	tcp := d.bind.TCPEndpoints()
+	for k, w := range st {
+		if tcp[w.Endpoint] {
+			w.Transport = "tcp"
+			st[k] = w
+		}
+	}
+	return st
+}
+
 // parseUAPIGet reads the peers out of `get=1` output.
 func parseUAPIGet(text string) map[peers.Key]wgPeerState {
 	out := make(map[peers.Key]wgPeerState)
@@ -131,8 +148,6 @@ func parseUAPIGet(text string) map[peers.Key]wgPeerState {
 		case "endpoint":
 			if ap, err := netip.ParseAddrPort(v); err == nil {
 				state.Endpoint, state.Transport = ap.String(), "udp"
-			} else if strings.HasPrefix(v, tcpbind.TCPPrefix) {
-				state.Endpoint, state.Transport = v, "tcp"
 			}
 		case "last_handshake_time_sec":
 			sec, _ = strconv.ParseInt(v, 10, 64)

@@ -227,6 +227,32 @@ func (b *Bind) register(e *Endpoint) {
 	}
 }
 
+// TCPEndpoints is the set of endpoint addresses (as DstToString gives them,
+// and so as UAPI and `wg show` print them) whose datagrams go over TCP now:
+// peers on their tcp_endpoint and streams peers dialed to us.
+func (b *Bind) TCPEndpoints() map[string]bool {
+	out := make(map[string]bool)
+	b.regMu.Lock()
+	for _, e := range b.byTCP {
+		if e.Transport() == "tcp" {
+			if d := e.tcpDst(); d != "" {
+				out[d] = true
+			}
+		}
+	}
+	b.regMu.Unlock()
+	if s := b.sess.Load(); s != nil {
+		s.mu.Lock()
+		for st := range s.streams {
+			if st.accepted {
+				out[st.remote.String()] = true
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
 // wrapUDP makes datagrams from a TCP-capable peer's UDP address arrive as
 // its Endpoint (so roaming keeps it) and notes that UDP works.
 func (b *Bind) wrapUDP(fn conn.ReceiveFunc) conn.ReceiveFunc {

@@ -78,13 +78,27 @@ func (e *Endpoint) SrcToString() string {
 	return ""
 }
 
-// DstToString is the address in use: the UDP one, or TCPPrefix and the
-// dialed address while on TCP (so status shows the transport).
+// DstToString is the address in use: the UDP one, or while on TCP the
+// tcp_endpoint's (an IP literal, else the stream's remote address, else "").
+// It stays "ip:port" because `wg show` parses it (and crashes on anything
+// else); Bind.TCPEndpoints tells which of these strings are TCP.
 func (e *Endpoint) DstToString() string {
 	if e.Transport() == "tcp" {
-		return TCPPrefix + e.tcpAddr
+		return e.tcpDst()
 	}
 	return e.udp.DstToString()
+}
+
+func (e *Endpoint) tcpDst() string {
+	if e.tcpIP.IsValid() {
+		if ap, err := netip.ParseAddrPort(e.tcpAddr); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		}
+	}
+	if st := e.st.Load(); st != nil {
+		return st.remote.String()
+	}
+	return ""
 }
 
 func (e *Endpoint) DstToBytes() []byte {
@@ -116,7 +130,7 @@ type streamEndpoint struct {
 
 func (e *streamEndpoint) ClearSrc()           {}
 func (e *streamEndpoint) SrcToString() string { return "" }
-func (e *streamEndpoint) DstToString() string { return TCPPrefix + e.st.remote.String() }
+func (e *streamEndpoint) DstToString() string { return e.st.remote.String() }
 func (e *streamEndpoint) DstIP() netip.Addr   { return e.st.remote.Addr() }
 func (e *streamEndpoint) SrcIP() netip.Addr   { return netip.Addr{} }
 
