@@ -49,20 +49,24 @@ func TestTCPFallback(t *testing.T) {
 
 	// Between t1 and t2 only TCP to or from port 443 passes.
 	a2 := t2.Addr.String()
-	for _, argv := range [][]string{
-		{"nft", "add", "table", "inet", "nwtcp"},
-		{"nft", "add", "chain", "inet", "nwtcp", "in", "{ type filter hook input priority 0; }"},
-		{"nft", "add", "chain", "inet", "nwtcp", "out", "{ type filter hook output priority 0; }"},
-		{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "tcp", "dport", "443", "accept"},
-		{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "tcp", "sport", "443", "accept"},
-		{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "drop"},
-		{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "tcp", "dport", "443", "accept"},
-		{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "tcp", "sport", "443", "accept"},
-		{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "drop"},
-	} {
-		_, err := t1.Exec(ctxFor(t, 10*time.Second), argv...)
-		must(t, err)
+	block := func() {
+		t.Helper()
+		for _, argv := range [][]string{
+			{"nft", "add", "table", "inet", "nwtcp"},
+			{"nft", "add", "chain", "inet", "nwtcp", "in", "{ type filter hook input priority 0; }"},
+			{"nft", "add", "chain", "inet", "nwtcp", "out", "{ type filter hook output priority 0; }"},
+			{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "tcp", "dport", "443", "accept"},
+			{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "tcp", "sport", "443", "accept"},
+			{"nft", "add", "rule", "inet", "nwtcp", "in", "ip", "saddr", a2, "drop"},
+			{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "tcp", "dport", "443", "accept"},
+			{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "tcp", "sport", "443", "accept"},
+			{"nft", "add", "rule", "inet", "nwtcp", "out", "ip", "daddr", a2, "drop"},
+		} {
+			_, err := t1.Exec(ctxFor(t, 10*time.Second), argv...)
+			must(t, err)
+		}
 	}
+	block()
 	unblock := func() {
 		if _, err := t1.Exec(context.Background(), "nft", "delete", "table", "inet", "nwtcp"); err != nil {
 			t.Errorf("unblock UDP: %v", err)
@@ -182,6 +186,33 @@ func TestTCPFallback(t *testing.T) {
 	}
 	t.Logf("interleaved 8 MiB erpc md5, pinned to TCP by reload vs back on UDP: TCP %s MB/s, UDP %s MB/s; time ratio TCP/UDP %s",
 		rate(pinTCP), rate(pinUDP), strings.Join(ratios, ", "))
+
+	// UDP blocked in the middle of a session: after udpFresh (15 s) of
+	// silence and 3 s unanswered the traffic takes TCP; the session and the
+	// Erlang connection survive it.
+	streamed := startStream(t, t1.Node, t2.Node, "cut")
+	block()
+	blocked = true
+	cut := time.Now()
+	n0 := streamed()
+	err = cluster.Poll(ctxFor(t, 60*time.Second), 200*time.Millisecond, func() (bool, error) {
+		return transport(t1, t2.Peer).Transport == "tcp" && streamed() > n0+10, nil
+	})
+	if err != nil {
+		t.Fatalf("no traffic over TCP 60 s after UDP was cut (%d messages): %s sees %+v; %s sees %+v", streamed()-n0, t1.Peer, transport(t1, t2.Peer), t2.Peer, transport(t2, t1.Peer))
+	}
+	t.Logf("UDP cut mid-session: messages flow over TCP %v later", time.Since(cut).Round(time.Millisecond))
+	bulk("tcp")
+	unblock()
+	blocked = false
+	opened = time.Now()
+	err = cluster.Poll(ctxFor(t, 30*time.Second), 200*time.Millisecond, func() (bool, error) {
+		return transport(t1, t2.Peer).Transport == "udp" && transport(t2, t1.Peer).Transport == "udp", nil
+	})
+	if err != nil {
+		t.Fatalf("still on TCP 30 s after UDP opened again: %s sees %+v; %s sees %+v", t1.Peer, transport(t1, t2.Peer), t2.Peer, transport(t2, t1.Peer))
+	}
+	t.Logf("UDP open again: back on UDP %v later", time.Since(opened).Round(time.Millisecond))
 
 	for _, pair := range [][2]*cluster.OverlayHost{{t1, t2}, {t2, t1}} {
 		if p := transport(pair[0], pair[1].Peer); p.Transport != "udp" {

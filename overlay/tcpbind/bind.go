@@ -336,19 +336,17 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 		}
 		return b.inner.Send(bufs, e.udp)
 	}
-	skip := -1
 	if !e.pinned() && now-e.lastProbe.Load() >= int64(b.t.probeEvery) {
-		// Probe UDP with one small datagram: a handshake initiation is
-		// duplicated (WireGuard drops the second copy), anything else goes
-		// over UDP only, so that the copy that arrives is authentic and
-		// makes the peer's WireGuard roam back to UDP.
+		// Probe UDP with a copy of one small datagram, sent before the
+		// stream's copy: the receiver's WireGuard keeps whichever arrives
+		// first (the other fails its replay check), and a UDP copy that
+		// wins makes it roam back to UDP. The datagram itself is never
+		// left to UDP alone: while UDP is blocked, sparse packets (TCP
+		// retransmissions backing off) would all be probes, and all lost.
 		for i, m := range bufs {
 			if len(m) <= probeMaxSize && len(m) > 0 {
 				e.lastProbe.Store(now)
 				b.inner.Send(bufs[i:i+1], e.udp)
-				if m[0] != msgInitiation {
-					skip = i
-				}
 				break
 			}
 		}
@@ -364,7 +362,7 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 		}
 		return nil // dialing: like a lost datagram, WireGuard retries
 	}
-	return st.write(bufs, skip)
+	return st.write(bufs, -1)
 }
 
 // setTransport notes (and logs) which transport e's datagrams take.
