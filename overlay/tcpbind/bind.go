@@ -319,7 +319,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			return fmt.Errorf("tcp %s: %w", e.st.remote, net.ErrClosed)
 		}
 		e.st.settle() // the device answers: a handshake or session is valid
-		return e.st.write(bufs, -1)
+		return e.st.write(bufs)
 	}
 	return b.inner.Send(bufs, ep)
 }
@@ -362,7 +362,7 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 		}
 		return nil // dialing: like a lost datagram, WireGuard retries
 	}
-	return st.write(bufs, -1)
+	return st.write(bufs)
 }
 
 // setTransport notes (and logs) which transport e's datagrams take.
@@ -406,7 +406,7 @@ func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 		// With no stream yet, the dial sends the held initiation.
 		if st := s.streamFor(e, b.now()); st != nil {
 			if m := e.takeHeld(); m != nil {
-				st.write([][]byte{m}, -1)
+				st.write([][]byte{m})
 			}
 		}
 	})

@@ -234,7 +234,7 @@ func (s *session) dial(e *Endpoint) {
 	s.log.Debug("tcp stream dialed", slog.String("tcp", e.tcpAddr))
 	if e.onTCP.Load() || e.pinned() {
 		if m := e.takeHeld(); m != nil {
-			st.write([][]byte{m}, -1)
+			st.write([][]byte{m})
 		}
 	}
 	st.read()
