@@ -34,7 +34,8 @@ import (
 
 // Tunables: how fast the Bind falls back and probes, and its abuse bounds.
 const (
-	probeMaxSize = 256 // only small datagrams (handshakes, ACKs, keepalives) probe
+	probeMaxSize = 256                   // only small datagrams (handshakes, ACKs, keepalives) probe
+	probeDelay   = 30 * time.Millisecond // a probe's stream copy waits this long after its UDP copy
 	dialTimeout  = 10 * time.Second
 	dialBackoff  = time.Second
 	writeTimeout = 5 * time.Second
@@ -319,7 +320,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			return fmt.Errorf("tcp %s: %w", e.st.remote, net.ErrClosed)
 		}
 		e.st.settle() // the device answers: a handshake or session is valid
-		return e.st.write(bufs)
+		return e.st.write(bufs, -1)
 	}
 	return b.inner.Send(bufs, ep)
 }
@@ -336,24 +337,32 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 		}
 		return b.inner.Send(bufs, e.udp)
 	}
+	s := b.sess.Load()
+	if s == nil {
+		return net.ErrClosed
+	}
+	skip := -1
 	if !e.pinned() && now-e.lastProbe.Load() >= int64(b.t.probeEvery) {
-		// Probe UDP with a copy of one small datagram, sent before the
-		// stream's copy: the receiver's WireGuard keeps whichever arrives
-		// first (the other fails its replay check), and a UDP copy that
-		// wins makes it roam back to UDP. The datagram itself is never
-		// left to UDP alone: while UDP is blocked, sparse packets (TCP
+		// Probe UDP with one small datagram, sent over UDP at once and
+		// over the stream probeDelay later: the receiver's WireGuard keeps
+		// whichever copy arrives first (the other fails its replay check),
+		// and a UDP copy that wins makes it roam back to UDP; the delay
+		// lets it win whenever UDP passes. The datagram is never left to
+		// UDP alone: while UDP is blocked, sparse packets (TCP
 		// retransmissions backing off) would all be probes, and all lost.
 		for i, m := range bufs {
 			if len(m) <= probeMaxSize && len(m) > 0 {
 				e.lastProbe.Store(now)
 				b.inner.Send(bufs[i:i+1], e.udp)
+				if st := e.st.Load(); st != nil && st.s == s && !st.closed.Load() {
+					late := append([]byte(nil), m...)
+					if s.spawn(func() { s.sendLate(st, late) }) {
+						skip = i
+					}
+				}
 				break
 			}
 		}
-	}
-	s := b.sess.Load()
-	if s == nil {
-		return net.ErrClosed
 	}
 	st := s.streamFor(e, now)
 	if st == nil {
@@ -362,7 +371,7 @@ func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 		}
 		return nil // dialing: like a lost datagram, WireGuard retries
 	}
-	return st.write(bufs)
+	return st.write(bufs, skip)
 }
 
 // setTransport notes (and logs) which transport e's datagrams take.
@@ -406,7 +415,7 @@ func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 		// With no stream yet, the dial sends the held initiation.
 		if st := s.streamFor(e, b.now()); st != nil {
 			if m := e.takeHeld(); m != nil {
-				st.write([][]byte{m})
+				st.write([][]byte{m}, -1)
 			}
 		}
 	})

@@ -199,6 +199,17 @@ func (s *session) serve(st *stream) {
 	st.read()
 }
 
+// sendLate writes a probe's stream copy after probeDelay.
+func (s *session) sendLate(st *stream, m []byte) {
+	t := time.NewTimer(probeDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		st.write([][]byte{m}, -1)
+	case <-s.done:
+	}
+}
+
 // streamFor returns e's dialed stream, or nil while one is being dialed
 // (starting the dial if none is under way and the backoff allows).
 func (s *session) streamFor(e *Endpoint, now int64) *stream {
@@ -234,7 +245,7 @@ func (s *session) dial(e *Endpoint) {
 	s.log.Debug("tcp stream dialed", slog.String("tcp", e.tcpAddr))
 	if e.onTCP.Load() || e.pinned() {
 		if m := e.takeHeld(); m != nil {
-			st.write([][]byte{m})
+			st.write([][]byte{m}, -1)
 		}
 	}
 	st.read()

@@ -50,16 +50,16 @@ func (st *stream) settle() {
 	}
 }
 
-// write sends bufs as frames in one write, so that
+// write sends bufs (all but index skip) as frames in one write, so that
 // concurrent senders never interleave frames. A stream that cannot take a
 // batch within writeTimeout is closed: the peer is gone or stuck, and
 // WireGuard's sender must not block on it.
-func (st *stream) write(bufs [][]byte) error {
+func (st *stream) write(bufs [][]byte, skip int) error {
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
 	b := st.wbuf[:0]
-	for _, m := range bufs {
-		if len(m) <= maxMessage {
+	for i, m := range bufs {
+		if i != skip && len(m) <= maxMessage {
 			b = appendFrame(b, m)
 		}
 	}
