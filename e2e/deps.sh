@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what nodewire's tests and demo need, only when something is missing:
 # Debian's Erlang (epmd, erl, erlc), iproute2 (ip netns, veth, bridge, tc) and
-# wireguard-tools (wg show, wg-quick), wireguard-go (a standard WireGuard peer in e2e) and
-# ethtool (the wan matrix turns segmentation offload off). Idempotent and non-interactive.
+# wireguard-tools (wg show, wg-quick), wireguard-go (a standard WireGuard peer in e2e),
+# ethtool (the wan matrix turns segmentation offload off) and tinyproxy (an HTTP CONNECT proxy for
+# TestTCPFallback). Idempotent and non-interactive.
 set -euo pipefail
 need=()
 command -v erl   >/dev/null 2>&1 || need+=(erlang-nox)
@@ -15,6 +16,7 @@ command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v nft   >/dev/null 2>&1 || need+=(nftables)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v ping  >/dev/null 2>&1 || need+=(iputils-ping)
+command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

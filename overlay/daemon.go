@@ -21,6 +21,7 @@ import (
 	"golang.zx2c4.com/wireguard/ipc"
 
 	"github.com/nodewire/nodewire/overlay/control"
+	"github.com/nodewire/nodewire/overlay/tcpbind"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -40,6 +41,10 @@ type Config struct {
 	InetrcDomain   string // "": peers.DefaultDomain
 	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
 	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
+	TCPListen      string // "": no TCP; else HOST:PORT taking WireGuard over TLS/TCP (overlay/tcpbind)
+	// TCPDial opens TCP connections to peers' tcp_endpoints (e.g. through an
+	// HTTP proxy); nil: directly.
+	TCPDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Daemon is one running overlayd.
@@ -55,8 +60,9 @@ type Daemon struct {
 	stop  chan struct{} // closed by Close: ends watchPaths
 	mode  peers.Mode
 	dev   *device.Device
-	tun   *deviceTUN // the plane's TUN as dev reads it (drain.go)
-	bind  *quietBind // dev's bind
+	tun   *deviceTUN    // the plane's TUN as dev reads it (drain.go)
+	bind  *quietBind    // dev's bind
+	tcp   *tcpbind.Bind // inside bind: UDP, and TLS/TCP for peers that need it
 	uapi  net.Listener
 	ctl   net.Listener
 	mtx   net.Listener // metrics, or nil
@@ -150,7 +156,10 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(newBind(d.log)))}
+	if d.tcp, err = tcpbind.New(newBind(d.log), tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log}); err != nil {
+		return nil, err
+	}
+	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(d.tcp))}
 	d.mss = newMSSDevice(d.tun)
 	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log))
 	endpoints := d.resolve(ctx, f, self)
@@ -164,7 +173,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.refreshPathsLocked()
 	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
-		return nil, fmt.Errorf("WireGuard up (UDP port %d): %w", d.listen, err)
+		return nil, fmt.Errorf("WireGuard up (UDP port %d, TCP %q): %w", d.listen, cfg.TCPListen, err)
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.watchPaths(d.stop) }()
@@ -195,7 +204,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.log.Info("overlay up",
 		slog.String("self", self.Name), slog.String("mode", d.mode.String()), slog.String("network", self.Network.Name),
 		slog.String("address", self.Address.String()), slog.String("face", self.Face.String()),
-		slog.Int("udp_port", int(d.listen)), slog.Int("peers", len(f.Peers)-1),
+		slog.Int("udp_port", int(d.listen)), slog.String("tcp_listen", cfg.TCPListen), slog.Int("peers", len(f.Peers)-1),
 		slog.String("control", cfg.ControlPath), slog.String("interface", cfg.Interface))
 	return d, nil
 }
@@ -356,7 +365,7 @@ func summarize(old, cur *peers.File) (added, removed, changed int) {
 		switch {
 		case o == nil:
 			added++
-		case o.PublicKey != p.PublicKey || o.Address != p.Address || o.Endpoint != p.Endpoint || o.Keepalive != p.Keepalive || o.Network.Name != p.Network.Name:
+		case o.PublicKey != p.PublicKey || o.Address != p.Address || o.Endpoint != p.Endpoint || o.TCPEndpoint != p.TCPEndpoint || o.Transport != p.Transport || o.Keepalive != p.Keepalive || o.Network.Name != p.Network.Name:
 			changed++
 		}
 	}
@@ -453,10 +462,7 @@ func (d *Daemon) Status() control.Status {
 	d.mu.Unlock()
 	processStats(&st)
 
-	var wgState map[peers.Key]wgPeerState
-	if text, err := d.dev.IpcGet(); err == nil {
-		wgState = parseUAPIGet(text)
-	}
+	wgState := d.wgState()
 	conns := d.plane.Stats()
 	for _, p := range f.Peers {
 		if p.Name == self.Name {
@@ -464,7 +470,7 @@ func (d *Daemon) Status() control.Status {
 		}
 		ps := control.PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
 		if w, ok := wgState[p.PublicKey]; ok {
-			ps.Endpoint, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.LastHandshake, w.Rx, w.Tx
+			ps.Endpoint, ps.Transport, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.Transport, w.LastHandshake, w.Rx, w.Tx
 		}
 		if c, ok := conns[p.Name]; ok {
 			ps.OpenConns, ps.Denials = c.Open, c.Denials

@@ -85,10 +85,7 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 	reloadsOK, reloadsFailed, loadedAt, reloadErr := d.reloads, d.reloadFails, d.loadedAt, d.reloadErr
 	d.mu.Unlock()
 
-	var wgState map[peers.Key]wgPeerState
-	if text, err := d.dev.IpcGet(); err == nil {
-		wgState = parseUAPIGet(text)
-	}
+	wgState := d.wgState()
 	conns := d.plane.Stats()
 	var (
 		decisions []netstack.DecisionCount
@@ -122,6 +119,13 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 	each(func(p *peers.Peer) { w.Sample(float64(wgState[p.PublicKey].Rx), "peer", p.Name) })
 	w.Family("nodewire_peer_wireguard_tx_bytes_total", promtext.Counter, "Bytes WireGuard sent to the peer (UDP payload, as wg show counts).")
 	each(func(p *peers.Peer) { w.Sample(float64(wgState[p.PublicKey].Tx), "peer", p.Name) })
+	w.Family("nodewire_peer_transport", promtext.Gauge, "1 for the transport now carrying the peer's WireGuard datagrams (udp, or tcp when UDP is blocked), 0 for the other.")
+	each(func(p *peers.Peer) {
+		if tr := wgState[p.PublicKey].Transport; tr != "" {
+			w.Sample(b2f(tr == "udp"), "peer", p.Name, "transport", "udp")
+			w.Sample(b2f(tr == "tcp"), "peer", p.Name, "transport", "tcp")
+		}
+	})
 	w.Family("nodewire_peer_last_handshake_seconds", promtext.Gauge, "Unix time of the last WireGuard handshake with the peer; 0 if none yet.")
 	each(func(p *peers.Peer) {
 		var t float64
@@ -197,4 +201,11 @@ func listenMetrics(ctx context.Context, cfg Config) (net.Listener, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return ln, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -73,6 +73,8 @@ func TestDaemonOps(t *testing.T) {
 		`nodewire_peer_info{peer="a",network="lab",address="10.91.1.1",face="127.91.1.1"} 1`,
 		`nodewire_peer_wireguard_tx_bytes_total{peer="a"} `,
 		`nodewire_peer_last_handshake_seconds{peer="a"} 0`,
+		`nodewire_peer_transport{peer="a",transport="udp"} 1`,
+		`nodewire_peer_transport{peer="a",transport="tcp"} 0`,
 		`nodewire_peer_connections_open{peer="a"} 0`,
 		`nodewire_peer_denials_total{peer="a",dir="in"} 0`,
 		`nodewire_reloads_total{result="ok"} 0`,

@@ -91,8 +91,27 @@ func processStats(st *control.Status) {
 // wgPeerState is the per-peer part of a UAPI get.
 type wgPeerState struct {
 	Endpoint      string
+	Transport     string // "udp" or "tcp"; "" without an endpoint
 	LastHandshake time.Time
 	Rx, Tx        uint64
+}
+
+// wgState is what the device says of each peer, with the transport its
+// datagrams take.
+func (d *Daemon) wgState() map[peers.Key]wgPeerState {
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return nil
+	}
+	st := parseUAPIGet(text)
+	tcp := d.tcp.TCPEndpoints()
+	for k, w := range st {
+		if tcp[w.Endpoint] {
+			w.Transport = "tcp"
+			st[k] = w
+		}
+	}
+	return st
 }
 
 // parseUAPIGet reads the peers out of `get=1` output.
@@ -128,7 +147,7 @@ func parseUAPIGet(text string) map[peers.Key]wgPeerState {
 			}
 		case "endpoint":
 			if ap, err := netip.ParseAddrPort(v); err == nil {
-				state.Endpoint = ap.String()
+				state.Endpoint, state.Transport = ap.String(), "udp"
 			}
 		case "last_handshake_time_sec":
 			sec, _ = strconv.ParseInt(v, 10, 64)

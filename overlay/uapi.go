@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodewire/nodewire/overlay/tcpbind"
 	"github.com/nodewire/nodewire/peers"
 )
 
@@ -15,6 +16,8 @@ import (
 type wgPeer struct {
 	Key       peers.Key
 	Endpoint  netip.AddrPort // zero: none (the peer dials us)
+	TCP       string         // tcp_endpoint "host:port", dialed by tcpbind; "": none
+	TCPOnly   bool           // transport: tcp
 	Keepalive time.Duration
 	Allowed   netip.Prefix // the peer's /32: cryptokey routing makes its inner source address authentic
 }
@@ -31,11 +34,27 @@ func desiredPeers(f *peers.File, self *peers.Peer, endpoints map[string]netip.Ad
 		want[p.PublicKey] = wgPeer{
 			Key:       p.PublicKey,
 			Endpoint:  endpoints[p.Name],
+			TCP:       p.TCPEndpoint,
+			TCPOnly:   p.Transport == peers.TransportTCP,
 			Keepalive: p.Keepalive,
 			Allowed:   netip.PrefixFrom(p.Address, p.Address.BitLen()),
 		}
 	}
 	return want
+}
+
+// endpoint is the UAPI endpoint value: "ip:port" for UDP, and with a TCP
+// endpoint the forms tcpbind.Bind.ParseEndpoint takes.
+func (w wgPeer) endpoint() string {
+	switch {
+	case w.TCP != "" && (w.TCPOnly || !w.Endpoint.IsValid()):
+		return tcpbind.TCPPrefix + w.TCP
+	case w.TCP != "":
+		return w.Endpoint.String() + "," + tcpbind.TCPPrefix + w.TCP
+	case w.Endpoint.IsValid():
+		return w.Endpoint.String()
+	}
+	return ""
 }
 
 // deviceUAPI is the device-level part of the configuration, set once.
@@ -65,8 +84,8 @@ func uapiDiff(have, want map[peers.Key]wgPeer) string {
 		if existed {
 			b.WriteString("update_only=true\n")
 		}
-		if w.Endpoint.IsValid() && (!existed || h.Endpoint != w.Endpoint) {
-			fmt.Fprintf(&b, "endpoint=%s\n", w.Endpoint)
+		if ep := w.endpoint(); ep != "" && (!existed || h.endpoint() != ep) {
+			fmt.Fprintf(&b, "endpoint=%s\n", ep)
 		}
 		if !existed || h.Keepalive != w.Keepalive {
 			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(w.Keepalive/time.Second))

@@ -23,6 +23,10 @@ func TestUAPIDiff(t *testing.T) {
 	aMoved := a
 	aMoved.Endpoint = netip.MustParseAddrPort("192.0.2.9:51820")
 	aReaddressed := a
+	aTCP := a
+	aTCP.TCP = "a.example.net:443"
+	aPinned := aTCP
+	aPinned.TCPOnly = true
 	aReaddressed.Allowed = netip.MustParsePrefix("10.77.1.7/32")
 	set := func(ps ...wgPeer) map[peers.Key]wgPeer {
 		m := map[peers.Key]wgPeer{}
@@ -46,6 +50,10 @@ func TestUAPIDiff(t *testing.T) {
 		{"remove", set(a, b), set(a), "public_key=" + hexB + "\nremove=true\n"},
 		{"endpoint change only touches the endpoint", set(a), set(aMoved),
 			"public_key=" + hexA + "\nupdate_only=true\nendpoint=192.0.2.9:51820\n"},
+		{"a tcp_endpoint joins the UDP one", set(a), set(aTCP),
+			"public_key=" + hexA + "\nupdate_only=true\nendpoint=192.0.2.1:51820,tcp://a.example.net:443\n"},
+		{"transport tcp leaves UDP out", set(aTCP), set(aPinned),
+			"public_key=" + hexA + "\nupdate_only=true\nendpoint=tcp://a.example.net:443\n"},
 		{"address change replaces allowed ips", set(a), set(aReaddressed),
 			"public_key=" + hexA + "\nupdate_only=true\nreplace_allowed_ips=true\nallowed_ip=10.77.1.7/32\n"},
 	}

@@ -40,6 +40,10 @@ type PeerEntry struct {
 	Keepalive time.Duration // optional
 	Expose    []string      // optional ports and ranges, as written in the file ("9100-9199")
 	Mode      Mode          // optional; userspace (the default) is not written
+	// TCPEndpoint is optional, "host:port" or "host"; Transport auto (the
+	// default) is not written.
+	TCPEndpoint string
+	Transport   Transport
 }
 
 // RuleEntry is an interconnect rule to add with AddRule.
@@ -117,6 +121,12 @@ func AddPeer(data []byte, p PeerEntry) ([]byte, error) {
 	}
 	if p.Mode != ModeUserspace {
 		fields = append(fields, editField{"mode", p.Mode.String()})
+	}
+	if p.TCPEndpoint != "" {
+		fields = append(fields, editField{"tcp_endpoint", editScalar(p.TCPEndpoint, false)})
+	}
+	if p.Transport != TransportAuto {
+		fields = append(fields, editField{"transport", p.Transport.String()})
 	}
 	err = d.appendEntry("peers", yaml.MappingNode, false, func(st editStyle) []string {
 		return st.mapEntry(p.Name, fields)

@@ -654,3 +654,42 @@ func editPut(doc map[string]any, section, key string, v any) {
 		doc[section] = map[string]any{key: v}
 	}
 }
+
+// TestEditKeepsTCPFields: adding and removing peers keeps another peer's
+// tcp_endpoint and transport with their comments; AddPeer writes them.
+func TestEditKeepsTCPFields(t *testing.T) {
+	data := []byte(`overlay: {prefix: 10.77.0.0/16}
+networks:
+  a: {prefix: 10.77.1.0/24}
+peers:
+  a-1:
+    network: a
+    public_key: ` + testKey(1).String() + `
+    address: 10.77.1.1
+    tcp_endpoint: a-1.example.net:443  # through the office firewall
+    transport: tcp                     # UDP never passes there
+`)
+	out, err := AddPeer(data, PeerEntry{Name: "a-2", Network: "a", PublicKey: testKey(2).String(),
+		Address: netip.MustParseAddr("10.77.1.2"), TCPEndpoint: "10.0.0.2", Transport: TransportTCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err = RemovePeer(append(out, []byte("  a-3: {network: a, public_key: "+testKey(3).String()+", address: 10.77.1.3}\n")...), "a-3"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tcp_endpoint: a-1.example.net:443  # through the office firewall", "transport: tcp                     # UDP never passes there"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lost %q:\n%s", want, out)
+		}
+	}
+	f, err := Parse("peers.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if p := f.Peer("a-2"); p.TCPEndpoint != "10.0.0.2:443" || p.Transport != TransportTCP {
+		t.Fatalf("a-2: tcp_endpoint %q transport %s", p.TCPEndpoint, p.Transport)
+	}
+	if p := f.Peer("a-1"); p.TCPEndpoint != "a-1.example.net:443" || p.Transport != TransportTCP {
+		t.Fatalf("a-1: tcp_endpoint %q transport %s", p.TCPEndpoint, p.Transport)
+	}
+}

@@ -238,7 +238,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		peer := &Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
 		p.f.Peers = append(p.f.Peers, peer)
 		p.peers[e.name] = peer
-		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode")
+		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode", "tcp_endpoint", "transport")
 		if !ok {
 			p.policyBroken = true
 			continue
@@ -305,6 +305,26 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 					p.errorf(vals[6].Line, path+".mode", "%v", err)
 				} else {
 					peer.Mode = m
+				}
+			}
+		}
+		if keys[7] != nil {
+			if s, ok := p.str(vals[7], path+".tcp_endpoint"); ok {
+				if ep, err := parseEndpoint(s, DefaultTCPPort); err != nil {
+					p.errorf(vals[7].Line, path+".tcp_endpoint", "%v", err)
+				} else {
+					peer.TCPEndpoint = ep
+				}
+			}
+		}
+		if keys[8] != nil {
+			if s, ok := p.str(vals[8], path+".transport"); ok {
+				if t, err := ParseTransport(strings.TrimSpace(s)); err != nil {
+					p.errorf(vals[8].Line, path+".transport", "%v", err)
+				} else if t == TransportTCP && keys[7] == nil {
+					p.errorf(vals[8].Line, path+".transport", "tcp needs a tcp_endpoint to dial")
+				} else {
+					peer.Transport = t
 				}
 			}
 		}

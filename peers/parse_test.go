@@ -252,3 +252,27 @@ func TestKeepalive(t *testing.T) {
 		}
 	}
 }
+
+func TestTCPEndpointAndTransport(t *testing.T) {
+	data := []byte(`overlay: {prefix: 10.77.0.0/16}
+networks:
+  a: {prefix: 10.77.1.0/24}
+peers:
+  a-1: {network: a, public_key: ` + testKey(1).String() + `, address: 10.77.1.1, tcp_endpoint: a-1.example.net}
+  a-2: {network: a, public_key: ` + testKey(2).String() + `, address: 10.77.1.2, tcp_endpoint: "10.0.0.2:8443", transport: tcp}
+  a-3: {network: a, public_key: ` + testKey(3).String() + `, address: 10.77.1.3}
+`)
+	f, err := Parse("peers.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]struct {
+		ep string
+		tr Transport
+	}{"a-1": {"a-1.example.net:443", TransportAuto}, "a-2": {"10.0.0.2:8443", TransportTCP}, "a-3": {"", TransportAuto}} {
+		p := f.Peer(name)
+		if p.TCPEndpoint != want.ep || p.Transport != want.tr {
+			t.Errorf("%s: tcp_endpoint %q transport %s; want %q %s", name, p.TCPEndpoint, p.Transport, want.ep, want.tr)
+		}
+	}
+}

@@ -52,8 +52,13 @@ type Peer struct {
 	Keepalive time.Duration
 	Expose    []PortRange // extra ports this host offers through the overlay (beyond Erlang's)
 	Mode      Mode        // how the host joins: userspace (default), tun, or standard WireGuard tools
-	Line      int
-	ID        int // index in File.Peers
+	// TCPEndpoint is "host:port" where the host also takes WireGuard over
+	// TLS/TCP (overlayd --tcp-listen), for networks that block UDP; empty
+	// when it takes none.
+	TCPEndpoint string
+	Transport   Transport // how others reach the host: UDP with TCP fallback (default) or TCP only
+	Line        int
+	ID          int // index in File.Peers
 }
 
 // PortRange is an inclusive range of TCP ports.

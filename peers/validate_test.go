@@ -118,7 +118,7 @@ func TestValidation(t *testing.T) {
 		// peers:
 		{"peers a list", base + "peers:\n  - pay-1\n", `peers.yaml:7: peers: expected a mapping, got a list`},
 		{"peer not a mapping", base + "peers:\n  pay-1: 10.77.1.1\n",
-			`peers.yaml:7: peers.pay-1: expected a mapping with network, public_key, address, endpoint, keepalive, expose and mode, got "10.77.1.1"`},
+			`peers.yaml:7: peers.pay-1: expected a mapping with network, public_key, address, endpoint, keepalive, expose, mode, tcp_endpoint and transport, got "10.77.1.1"`},
 		{"peer empty", base + "peers:\n  pay-1:\n",
 			"peers.yaml:7: peers.pay-1.network: missing\n" +
 				"peers.yaml:7: peers.pay-1.public_key: missing\n" +
@@ -134,7 +134,7 @@ func TestValidation(t *testing.T) {
 		{"peer names differ in case", base + "peers:\n" + pay1 + "  PAY-1: {network: payments, public_key: $K2, address: 10.77.1.2}\n",
 			`peers.yaml:11: peers.PAY-1: name differs only in case from peer pay-1 (line 7); names are host names, which ignore case`},
 		{"peer unknown field", base + "peers:\n" + pay1 + "    adress: 10.77.1.1\n",
-			`peers.yaml:11: peers.pay-1.adress: unknown field (expected network, public_key, address, endpoint, keepalive, expose or mode)`},
+			`peers.yaml:11: peers.pay-1.adress: unknown field (expected network, public_key, address, endpoint, keepalive, expose, mode, tcp_endpoint or transport)`},
 		{"peer field twice", base + "peers:\n" + pay1 + "    address: 10.77.1.2\n",
 			`peers.yaml:11: peers.pay-1.address: defined twice (first at line 10)`},
 		{"peer network unknown", base + "peers:\n  pay-1: {network: paymentz, public_key: $K1, address: 10.77.1.1}\n",
@@ -167,6 +167,12 @@ func TestValidation(t *testing.T) {
 			`peers.yaml:5: peers.a-1.address: 10.0.0.1 would have face 127.0.0.1, the host's own loopback address; pick another address`},
 		{"face is 127.255.255.255", "overlay: {prefix: 10.0.0.0/8}\nnetworks:\n  a: {prefix: 10.255.255.0/24}\npeers:\n  a-1: {network: a, public_key: $K1, address: 10.255.255.255}\n",
 			`peers.yaml:5: peers.a-1.address: 10.255.255.255 would have face 127.255.255.255, the broadcast address of 127.0.0.0/8; pick another address`},
+		{"tcp_endpoint bad port", base + "peers:\n" + pay1 + "    tcp_endpoint: \"host:99999\"\n",
+			`peers.yaml:11: peers.pay-1.tcp_endpoint: "host:99999": port must be 1-65535`},
+		{"transport unknown", base + "peers:\n" + pay1 + "    tcp_endpoint: host\n    transport: quic\n",
+			`peers.yaml:12: peers.pay-1.transport: "quic" is not a transport: want auto or tcp`},
+		{"transport tcp without tcp_endpoint", base + "peers:\n" + pay1 + "    transport: tcp\n",
+			`peers.yaml:11: peers.pay-1.transport: tcp needs a tcp_endpoint to dial`},
 		{"endpoint empty", base + "peers:\n" + pay1 + "    endpoint: \"\"\n",
 			`peers.yaml:11: peers.pay-1.endpoint: empty endpoint; leave it out if the peer has none`},
 		{"endpoint null", base + "peers:\n" + pay1 + "    endpoint:\n",

@@ -91,6 +91,8 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 		ep := p.Endpoint
 		if ep == "" {
 			ep = "(none)"
+		} else if p.Transport == "tcp" {
+			ep += " (tcp)" // UDP is blocked: WireGuard over TLS/TCP
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Network, p.Address, p.Face, ep, hs,
 			bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), p.OpenConns, deniedCell(p))

@@ -173,6 +173,9 @@ func showText(p *peers.Peer) string {
 	} else {
 		line("endpoint", "none (behind NAT: it dials out)")
 	}
+	if p.TCPEndpoint != "" {
+		line("tcp", p.TCPEndpoint+" (transport "+p.Transport.String()+")")
+	}
 	if p.Keepalive != 0 {
 		line("keepalive", p.Keepalive.String())
 	}

@@ -299,7 +299,7 @@ prefix of --bits inside the overlay.`)
 }
 
 func cmdAddPeer(e *env, args []string) error {
-	fs := newFlags(e, "add-peer", "--file F --name N --network NET --public-key K [--address A] [--endpoint E] [--keepalive D] [--expose LIST] [--mode M] [--reload] [--control S]",
+	fs := newFlags(e, "add-peer", "--file F --name N --network NET --public-key K [--address A] [--endpoint E] [--keepalive D] [--expose LIST] [--mode M] [--tcp-endpoint E] [--transport T] [--reload] [--control S]",
 		`Adds a peer to the peer file, at the lowest free address of its network
 unless --address says otherwise, and prints its address and face.`)
 	file := fs.file()
@@ -311,6 +311,8 @@ unless --address says otherwise, and prints its address and face.`)
 	keepalive := fs.Duration("keepalive", 0, "persistent keepalive, e.g. 25s, for a peer behind NAT")
 	expose := fs.String("expose", "", "extra ports the host offers through the overlay, e.g. 8080,9100-9199")
 	modeFlag := fs.String("mode", "userspace", "how the host joins: userspace, tun (overlayd --mode tun) or wireguard (standard tools, see wg-config)")
+	tcpEndpoint := fs.String("tcp-endpoint", "", "host[:port] where the peer also takes WireGuard over TLS/TCP (overlayd --tcp-listen), for when UDP is blocked; default port 443")
+	transportFlag := fs.String("transport", "auto", "auto (UDP, TCP fallback) or tcp (always the --tcp-endpoint)")
 	reload, socket := fs.reloadFlags()
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
@@ -341,8 +343,12 @@ unless --address says otherwise, and prints its address and face.`)
 	if err != nil {
 		return fs.usageError("--mode: %v", err)
 	}
+	transport, err := peers.ParseTransport(*transportFlag)
+	if err != nil {
+		return fs.usageError("--transport: %v", err)
+	}
 	entry := peers.PeerEntry{Name: *name, Network: *network, PublicKey: k.String(), Address: addr,
-		Endpoint: *endpoint, Keepalive: *keepalive, Expose: ports, Mode: mode}
+		Endpoint: *endpoint, Keepalive: *keepalive, Expose: ports, Mode: mode, TCPEndpoint: *tcpEndpoint, Transport: transport}
 	f, err := editPeerFile(*file, func(data []byte, orig *peers.File, origErr error) ([]byte, error) {
 		if orig != nil && orig.Network(*network) == nil {
 			return nil, fmt.Errorf("no network %s (add it with overlayctl add-network)", *network)

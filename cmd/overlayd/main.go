@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodewire/nodewire/overlay"
 	"github.com/nodewire/nodewire/overlay/control"
+	"github.com/nodewire/nodewire/overlay/tcpbind"
 )
 
 const usage = `usage: overlayd --peers FILE --self NAME --private-key FILE [flags]
@@ -48,8 +49,10 @@ type fileConfig struct {
 	Domain     string `yaml:"inetrc-domain"`
 	Metrics    string `yaml:"metrics"`
 	// MetricsPublic allows a non-loopback metrics address.
-	MetricsPublic bool `yaml:"metrics-public"`
-	Procs         int  `yaml:"procs"`
+	MetricsPublic bool   `yaml:"metrics-public"`
+	Procs         int    `yaml:"procs"`
+	TCPListen     string `yaml:"tcp-listen"`
+	Proxy         string `yaml:"proxy"`
 }
 
 func main() {
@@ -75,6 +78,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (/metrics); loopback only unless --metrics-public")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address (metrics map the whole overlay)")
 	fs.IntVar(&c.Procs, "procs", 0, "OS threads running Go code at once (GOMAXPROCS); default 1, or $GOMAXPROCS if set. See the README's Benchmarks")
+	fs.StringVar(&c.TCPListen, "tcp-listen", "", "also take WireGuard over TLS/TCP on HOST:PORT (e.g. :443), for peers whose UDP is blocked")
+	fs.StringVar(&c.Proxy, "proxy", "", "dial peers' tcp_endpoints through this HTTP proxy (http://[user:pass@]host:port, CONNECT); default $HTTPS_PROXY unless $NO_PROXY matches")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to `FILE` at exit; off by default")
 	memProfile := fs.String("memprofile", "", "write a heap profile (pprof) to `FILE` at exit; off by default")
 	fs.Usage = func() {
@@ -141,6 +146,11 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}()
 
+	dial, err := tcpbind.ProxyDialer(c.Proxy)
+	if err != nil {
+		fmt.Fprintf(stderr, "overlayd: --proxy: %v\n", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := overlay.New(ctx, overlay.Config{
@@ -148,6 +158,7 @@ func run(args []string, stderr io.Writer) int {
 		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
 		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
 		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
+		TCPListen: c.TCPListen, TCPDial: dial,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
@@ -209,6 +220,8 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("inetrc", &c.Inetrc, fc.Inetrc)
 	fill("inetrc-domain", &c.Domain, fc.Domain)
 	fill("metrics", &c.Metrics, fc.Metrics)
+	fill("tcp-listen", &c.TCPListen, fc.TCPListen)
+	fill("proxy", &c.Proxy, fc.Proxy)
 	if !set["metrics-public"] && fc.MetricsPublic {
 		c.MetricsPublic = true
 	}

@@ -37,7 +37,8 @@ type PeerStatus struct {
 	Network       string    `json:"network"`
 	Address       string    `json:"address"`
 	Face          string    `json:"face"`
-	Endpoint      string    `json:"endpoint,omitempty"` // current, as WireGuard knows it (roaming included)
+	Endpoint      string    `json:"endpoint,omitempty"`  // current, as WireGuard knows it (roaming included)
+	Transport     string    `json:"transport,omitempty"` // "udp" or "tcp": how WireGuard's datagrams reach the peer now
 	LastHandshake time.Time `json:"last_handshake,omitzero"`
 	RxBytes       uint64    `json:"rx_bytes"`
 	TxBytes       uint64    `json:"tx_bytes"`

@@ -1,0 +1,196 @@
+package tcpbind
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/nodewire/nodewire/overlay/udpbind"
+)
+
+// blockable is a UDP Bind whose sends can be blocked, as a firewall would.
+type blockable struct {
+	conn.Bind
+	blocked atomic.Bool
+}
+
+func (b *blockable) Send(bufs [][]byte, ep conn.Endpoint) error {
+	if b.blocked.Load() {
+		return nil
+	}
+	return b.Bind.Send(bufs, ep)
+}
+
+type rx struct {
+	msg []byte
+	ep  conn.Endpoint
+}
+
+// side is one open Bind and what it receives.
+type side struct {
+	b    *Bind
+	udp  *blockable
+	port uint16
+	got  chan rx
+}
+
+func open(t *testing.T, listen string) *side {
+	t.Helper()
+	return openWith(t, Config{Listen: listen})
+}
+
+func openWith(t *testing.T, cfg Config) *side {
+	t.Helper()
+	u := &blockable{Bind: udpbind.New()}
+	b, err := New(u, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.t = timing{udpFresh: 2 * time.Second, fallbackAfter: 300 * time.Millisecond, probeEvery: 100 * time.Millisecond}
+	fns, port, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &side{b: b, udp: u, port: port, got: make(chan rx, 1024)}
+	for _, fn := range fns {
+		go func() {
+			bufs := make([][]byte, b.BatchSize())
+			for i := range bufs {
+				bufs[i] = make([]byte, maxMessage)
+			}
+			sizes := make([]int, len(bufs))
+			eps := make([]conn.Endpoint, len(bufs))
+			for {
+				n, err := fn(bufs, sizes, eps)
+				if err != nil {
+					return
+				}
+				for i := range n {
+					s.got <- rx{append([]byte(nil), bufs[i][:sizes[i]]...), eps[i]}
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { b.Close() })
+	return s
+}
+
+func (s *side) expect(t *testing.T, want []byte) rx {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case r := <-s.got:
+			if bytes.Equal(r.msg, want) {
+				return r
+			}
+		case <-deadline:
+			t.Fatalf("did not receive the %d-byte message of type %d", len(want), want[0])
+		}
+	}
+}
+
+// sendUntil sends msg to ep until the other side receives it.
+func sendUntil(t *testing.T, from *side, ep conn.Endpoint, to *side, msg []byte) rx {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := from.b.Send([][]byte{msg}, ep); err != nil {
+			t.Logf("send: %v", err)
+		}
+		select {
+		case r := <-to.got:
+			if bytes.Equal(r.msg, msg) {
+				return r
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message never arrived")
+		}
+	}
+}
+
+func TestPinnedTCP(t *testing.T) {
+	a := open(t, "127.0.0.1:0")
+	b := open(t, "")
+	ep, err := b.b.ParseEndpoint(TCPPrefix + a.b.ListenAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := message(msgInitiation, sizeInitiation)
+	r := sendUntil(t, b, ep, a, init)
+	if _, ok := r.ep.(*streamEndpoint); !ok {
+		t.Fatalf("arrived from %T, want a stream endpoint", r.ep)
+	}
+	// The reply goes back on the stream and arrives as b's peer Endpoint.
+	resp := message(msgResponse, sizeResponse)
+	if err := a.b.Send([][]byte{resp}, r.ep); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.expect(t, resp); got.ep != ep {
+		t.Fatalf("reply arrived from %v, want the peer's endpoint", got.ep)
+	}
+	// A batch of data messages arrives whole and in order.
+	var batch [][]byte
+	for i := range 64 {
+		m := message(msgData, 64+i*16)
+		batch = append(batch, m)
+	}
+	if err := b.b.Send(batch, ep); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range batch {
+		a.expect(t, m)
+	}
+	if got := ep.(*Endpoint).Transport(); got != "tcp" {
+		t.Fatalf("transport %s, want tcp", got)
+	}
+}
+
+// TestFallbackAndBack: with UDP blocked the peer's datagrams go over TCP
+// after fallbackAfter; once UDP is open again, probes move it back.
+func TestFallbackAndBack(t *testing.T) {
+	a := open(t, "127.0.0.1:0")
+	b := open(t, "")
+	b.udp.blocked.Store(true)
+	spec := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(a.port))) + "," + TCPPrefix + a.b.ListenAddr().String()
+	ep, err := b.b.ParseEndpoint(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ep.(*Endpoint)
+	init := message(msgInitiation, sizeInitiation)
+	r := sendUntil(t, b, ep, a, init)
+	if e.Transport() != "tcp" {
+		t.Fatalf("transport %s after UDP was blocked, want tcp", e.Transport())
+	}
+	if _, ok := r.ep.(*streamEndpoint); !ok {
+		t.Fatalf("arrived from %T, want a stream endpoint", r.ep)
+	}
+	b.udp.blocked.Store(false)
+	// A replies to whatever it last heard from; b's small messages probe UDP.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Transport() != "udp" {
+		if time.Now().After(deadline) {
+			t.Fatal("still on tcp 5s after UDP opened")
+		}
+		keep := message(msgData, minMessage)
+		b.b.Send([][]byte{keep}, ep)
+		select {
+		case r := <-a.got:
+			a.b.Send([][]byte{message(msgData, 48)}, r.ep)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	data := message(msgData, 1000)
+	got := sendUntil(t, b, ep, a, data)
+	if _, ok := got.ep.(*streamEndpoint); ok {
+		t.Fatal("data still arrives over the stream after moving back to UDP")
+	}
+}
