@@ -65,11 +65,7 @@ app@PEER.DOMAIN on every host.`)
 	if err := peers.CheckDomain(*domain); err != nil {
 		return fs.usageError("--domain: %v", err)
 	}
-	f, err := fs.load(*file)
-	if err != nil {
-		return err
-	}
-	p, err := fs.peer(f, *file, *self)
+	f, p, err := fs.loadPeer(*file, *self)
 	if err != nil {
 		return err
 	}

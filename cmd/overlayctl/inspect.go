@@ -35,6 +35,19 @@ func (c *cmdFlags) peer(f *peers.File, path, name string) (*peers.Peer, error) {
 	return nil, fmt.Errorf("no peer %s in %s%s", name, path, networkHint(f, name))
 }
 
+// loadPeer loads the peer file at path and finds name in it.
+func (c *cmdFlags) loadPeer(path, name string) (*peers.File, *peers.Peer, error) {
+	f, err := c.load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := c.peer(f, path, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, p, nil
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
@@ -141,11 +154,7 @@ only, as userspace mode needs.`)
 	if err := fs.required("file"); err != nil {
 		return err
 	}
-	f, err := fs.load(*file)
-	if err != nil {
-		return err
-	}
-	p, err := fs.peer(f, *file, pos[0])
+	_, p, err := fs.loadPeer(*file, pos[0])
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,7 @@ leave that host. The other hosts still enforce the policy on what it sends.`)
 	if err := fs.required("file"); err != nil {
 		return err
 	}
-	f, err := fs.load(*file)
-	if err != nil {
-		return err
-	}
-	p, err := fs.peer(f, *file, pos[0])
+	f, p, err := fs.loadPeer(*file, pos[0])
 	if err != nil {
 		return err
 	}
