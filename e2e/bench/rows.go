@@ -60,7 +60,15 @@ var Rows = []Row{
 	{ID: "tls", Name: "inet_tls_dist TLS 1.3", Setup: setupTLS},
 	{ID: "nwuser", Name: "nodewire userspace", Judged: true, Setup: setupUserspace},
 	{ID: "nwtun", Name: "nodewire TUN", Judged: true, Setup: overlayRow("tun")},
+	// WireGuard over TLS/TCP (overlay/tcpbind), both peers pinned to it:
+	// what a site that lets only TCP 443 out gets.
+	{ID: "nwtcp", Name: "nodewire userspace over TCP 443", Setup: overlayRow(modeTCP)},
 }
+
+// modeTCP, given to setupOverlay as a mode, is userspace mode with both
+// peers pinned to WireGuard over TLS/TCP on port 443.
+const modeTCP = "tcp443"
+
 
 // twoHosts makes hosts <id>a and <id>b, each with its own epmd on the
 // underlay, and a node bench@<address> on each started with args.
@@ -123,16 +131,23 @@ func overlayRow(mode string) func(e *Env, id string) (*Pair, error) {
 // setupOverlay starts a nodewire row; overlayd, if set, is the daemon
 // binary to run instead of this tree's.
 func setupOverlay(e *Env, id, mode, overlayd string) (*Pair, error) {
-	var modeArgs []string
-	if mode != "" {
+	var modeArgs, daemonArgs []string
+	o := cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
+	switch mode {
+	case "":
+	case modeTCP:
+		daemonArgs = []string{"--tcp-listen", ":443"}
+		o.PeerArgs = func(h *cluster.Host) []string {
+			return []string{"--tcp-endpoint", h.Addr.String() + ":443", "--transport", "tcp"}
+		}
+	default:
 		modeArgs = []string{"--mode", mode}
 	}
-	o := cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
 	if overlayd != "" {
 		o.Overlayd = overlayd
 	}
 	o.DaemonArgs = func(oh *cluster.OverlayHost) []string {
-		args := append([]string{}, modeArgs...)
+		args := append(append([]string{}, modeArgs...), daemonArgs...)
 		if e.DaemonArgs != nil {
 			args = append(args, e.DaemonArgs(oh.Name)...)
 		}

@@ -26,6 +26,10 @@ type Overlay struct {
 	// DaemonArgs, if set, adds overlayd flags for a host (the benchmarks
 	// ask for --cpuprofile this way).
 	DaemonArgs func(oh *OverlayHost) []string
+	// PeerArgs, if set, adds `overlayctl add-peer` flags for a host, once
+	// its underlay address is known (the TCP benchmark row pins peers to
+	// TCP this way).
+	PeerArgs func(h *Host) []string
 }
 
 // OverlayHost is one host of the overlay.
@@ -101,7 +105,11 @@ func (o *Overlay) AddPeer(hostName, peer, network string, addPeerArgs ...string)
 	}
 	args := []string{"add-peer", "--file", o.File, "--name", peer, "--network", network,
 		"--public-key", strings.TrimSpace(string(pubOut)), "--endpoint", h.Addr.String() + ":51820"}
-	if _, err := o.Run(append(args, addPeerArgs...)...); err != nil {
+	args = append(args, addPeerArgs...)
+	if o.PeerArgs != nil {
+		args = append(args, o.PeerArgs(h)...)
+	}
+	if _, err := o.Run(args...); err != nil {
 		return nil, err
 	}
 	oh.PeerFile = filepath.Join(oh.Dir, "peers.yaml")
