@@ -69,7 +69,6 @@ var Rows = []Row{
 // peers pinned to WireGuard over TLS/TCP on port 443.
 const modeTCP = "tcp443"
 
-
 // twoHosts makes hosts <id>a and <id>b, each with its own epmd on the
 // underlay, and a node bench@<address> on each started with args.
 func twoHosts(e *Env, id string, args func(h *cluster.Host) ([]string, error)) (*Pair, error) {
