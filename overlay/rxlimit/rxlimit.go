@@ -204,14 +204,18 @@ func (b *bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	return out, actual, nil
 }
 
+// Close closes the socket first and only then releases waiting receives,
+// so that a released receive meets the closed socket (net.ErrClosed) and
+// never a socket still open.
 func (b *bind) Close() error {
+	err := b.Bind.Close()
 	b.mu.Lock()
 	if b.done != nil {
 		close(b.done)
 		b.done = nil
 	}
 	b.mu.Unlock()
-	return b.Bind.Close()
+	return err
 }
 
 func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
