@@ -75,6 +75,11 @@ type Machine struct {
 	Load   string `json:"loadavg_at_start"`
 }
 
+// String is the machine as the tables' first lines name it.
+func (m Machine) String() string {
+	return fmt.Sprintf("%d CPUs, kernel %s, OTP %s, %s, load %s", m.CPUs, m.Kernel, m.OTP, m.Go, m.Load)
+}
+
 // RowResult is one row's figures.
 type RowResult struct {
 	ID      string          `json:"id"`

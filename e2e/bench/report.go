@@ -28,9 +28,8 @@ func fmtVal(v float64) string {
 // with the median over the rounds, the rounds' range and spread, and the
 // ratio to the baseline (with the target, for nodewire's rows).
 func PrintTable(w io.Writer, rep *Report) {
-	fmt.Fprintf(w, "nodewire bench %s: %d CPUs, kernel %s, OTP %s, %s, load %s; %d rounds, %s\n",
-		rep.Started.Format("2006-01-02 15:04:05"), rep.Machine.CPUs, rep.Machine.Kernel, rep.Machine.OTP, rep.Machine.Go,
-		rep.Machine.Load, rep.Rounds, rep.Duration)
+	fmt.Fprintf(w, "nodewire bench %s: %s; %d rounds, %s\n",
+		rep.Started.Format("2006-01-02 15:04:05"), rep.Machine, rep.Rounds, rep.Duration)
 	sz := rep.Sizes
 	fmt.Fprintf(w, "workloads: bulk %v of %d KiB messages, %d in flight (8 senders: %d each); %d ping-pongs of %d B; %d erpc:calls; %d cold connects per round\n",
 		sz.BulkDuration, sz.MessageSize>>10, sz.Window, sz.ParallelWindow, sz.PingPongs, sz.PingPongSize, sz.Calls, sz.ColdSamples)

@@ -64,9 +64,8 @@ func ratioText(v float64) string {
 
 // PrintWANTable writes the matrix for people: per cell, one line per row.
 func PrintWANTable(w io.Writer, rep *WANReport) {
-	fmt.Fprintf(w, "nodewire wan %s: %d CPUs, kernel %s, OTP %s, %s, load %s; %d round(s) per cell, rows interleaved; %s\n",
-		rep.Started.Format("2006-01-02 15:04:05"), rep.Machine.CPUs, rep.Machine.Kernel, rep.Machine.OTP, rep.Machine.Go,
-		rep.Machine.Load, rep.Rounds, rep.Duration)
+	fmt.Fprintf(w, "nodewire wan %s: %s; %d round(s) per cell, rows interleaved; %s\n",
+		rep.Started.Format("2006-01-02 15:04:05"), rep.Machine, rep.Rounds, rep.Duration)
 	sz := rep.Sizes
 	fmt.Fprintf(w, "per row and cell: a fresh connection, erpc:calls (%d-%d, %v-%v), a %v bulk transfer of %d KiB messages, %d in flight\n",
 		sz.MinCalls, sz.MaxCalls, sz.MinTime, sz.MaxTime, sz.BulkDuration, sz.MessageSize>>10, sz.Window)
