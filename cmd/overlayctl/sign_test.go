@@ -67,8 +67,9 @@ func TestSignVerify(t *testing.T) {
 	}
 
 	// An edit invalidates the signature until the file is signed again.
-	if r := runCmd("", "remove-peer", "--file", file, "--name", "pay-2"); r.code != 0 {
-		t.Fatalf("remove-peer: %d %s", r.code, r.stderr)
+	if r := runCmd("", "remove-peer", "--file", file, "--name", "pay-2"); r.code != 0 ||
+		r.stderr != "overlayctl remove-peer: note: "+file+".sig signs the file as it was before this edit; hosts running overlayd --trust refuse the file until it is signed again (overlayctl sign --key ADMIN_KEY "+file+")\n" {
+		t.Fatalf("remove-peer: %d %q", r.code, r.stderr)
 	}
 	r = runCmd("", "verify", "--trust", trust, file)
 	if r.code != 1 || !strings.Contains(r.stderr, "overlayctl verify: "+file+": refused (bad_signature): signature does not match the data") {
