@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/peers/sshsig"
 )
 
 // filePerm is the mode of a new peer file: it holds public keys only, and
@@ -43,14 +44,23 @@ func editPeerFile(path string, edit func(data []byte, orig *peers.File, origErr 
 	if err != nil {
 		return nil, err
 	}
-	f, err := peers.Parse(path, out)
-	if err != nil {
+	if _, err := peers.Parse(path, out); err != nil {
 		if origErr != nil {
 			// Report the errors as they are on disk, with lines the
 			// operator can find.
 			return nil, &errInvalid{errs: origErr, already: true}
 		}
 		return nil, &errInvalid{errs: err}
+	}
+	// Every edit is a new version: hosts that follow signed files apply
+	// only a serial higher than the one they run. Bumped after validation,
+	// so that errors above name the lines the operator's edit made.
+	if out, _, err = peers.BumpSerial(out); err != nil {
+		return nil, err
+	}
+	f, err := peers.Parse(path, out)
+	if err != nil {
+		return nil, fmt.Errorf("after bumping the serial: %w", err)
 	}
 	// Another edit since we read the file would be lost by the rename.
 	// This narrows that window; it does not close it.
@@ -96,6 +106,10 @@ func (c *cmdFlags) reloadFlags() (reload *bool, socket *string) {
 
 // reload tells the daemon after a successful write, if asked to.
 func (c *cmdFlags) reload(reload bool, socket, path string) error {
+	if _, err := os.Stat(path + sshsig.SigExt); err == nil {
+		fmt.Fprintf(c.e.stderr, "overlayctl %s: note: %s%s signs the file as it was before this edit; hosts running overlayd --trust refuse the file until it is signed again (overlayctl sign --key ADMIN_KEY %s)\n",
+			c.Name(), path, sshsig.SigExt, path)
+	}
 	if !reload {
 		return nil
 	}
