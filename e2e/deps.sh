@@ -3,7 +3,7 @@
 # Debian's Erlang (epmd, erl, erlc), iproute2 (ip netns, veth, bridge, tc) and
 # wireguard-tools (wg show, wg-quick), wireguard-go (a standard WireGuard peer in e2e),
 # ethtool (the wan matrix turns segmentation offload off) and tinyproxy (an HTTP CONNECT proxy for
-# TestTCPFallback). Idempotent and non-interactive.
+# TestTCPFallback) and etcd-server (a real etcd for overlay/etcdsource and TestFleet). Idempotent and non-interactive.
 set -euo pipefail
 need=()
 command -v erl   >/dev/null 2>&1 || need+=(erlang-nox)
@@ -18,6 +18,7 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v ping  >/dev/null 2>&1 || need+=(iputils-ping)
 command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v etcd  >/dev/null 2>&1 || need+=(etcd-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
