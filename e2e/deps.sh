@@ -15,6 +15,7 @@ command -v wg    >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v nft   >/dev/null 2>&1 || need+=(nftables)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client) # peers/sshsig interop with ssh-keygen -Y
 command -v ping  >/dev/null 2>&1 || need+=(iputils-ping)
 command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)

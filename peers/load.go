@@ -82,7 +82,7 @@ func (p *parser) parseFile(data []byte) *File {
 		nets:   map[string]*Network{},
 		peers:  map[string]*Peer{},
 	}
-	keys, vals, ok := p.fields(root, "", "overlay", "networks", "interconnect", "tests", "peers")
+	keys, vals, ok := p.fields(root, "", "overlay", "networks", "interconnect", "tests", "peers", "serial", "expires")
 	if !ok {
 		return nil
 	}
@@ -90,6 +90,12 @@ func (p *parser) parseFile(data []byte) *File {
 		p.errorf(root.Line, "overlay", "missing")
 	} else {
 		fp.parseOverlay(keys[0], vals[0])
+	}
+	if keys[5] != nil {
+		fp.parseSerial(vals[5])
+	}
+	if keys[6] != nil {
+		fp.parseExpires(vals[6])
 	}
 	fp.parseNetworks(vals[1])
 	fp.parsePeers(vals[4])

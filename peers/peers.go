@@ -17,6 +17,13 @@ type File struct {
 	Peers    []*Peer    // in file order; Peer.ID indexes this slice
 	Rules    []*Rule    // interconnect rules, in file order
 	Tests    []*Test
+	// Serial is the file's version (`serial:`), 0 when it has none. Every
+	// overlayctl edit increases it; a host that follows signed files never
+	// applies a lower one than it runs.
+	Serial uint64
+	// Expires is when the file stops being applicable (`expires:`, RFC
+	// 3339); zero when it never does.
+	Expires time.Time
 
 	// indexes, built by Parse
 	peerByName map[string]*Peer

@@ -35,12 +35,23 @@ func TestValidation(t *testing.T) {
 		{"only comments", "# nothing yet\n", `peers.yaml: the file is empty`},
 		{"null document", "---\n", `peers.yaml: the file is empty`},
 		{"two documents", base + "---\n" + base, `peers.yaml:6: a second YAML document; a peer file holds exactly one`},
-		{"not a mapping", "- overlay\n", `peers.yaml:1: expected a mapping with overlay, networks, interconnect, tests and peers, got a list`},
+		{"not a mapping", "- overlay\n", `peers.yaml:1: expected a mapping with overlay, networks, interconnect, tests, peers, serial and expires, got a list`},
 		{"unknown section", base + "peer:\n" + pay1,
-			`peers.yaml:6: peer: unknown field (expected overlay, networks, interconnect, tests or peers)`},
+			`peers.yaml:6: peer: unknown field (expected overlay, networks, interconnect, tests, peers, serial or expires)`},
 		{"duplicate section", base + "networks: {}\n", `peers.yaml:6: networks: defined twice (first at line 3)`},
 		{"overlay missing", "networks: {}\n", `peers.yaml:1: overlay: missing`},
 		{"merge key", base + "peers:\n  <<: {}\n", `peers.yaml:7: peers.<<: merge keys are not supported; write the fields out`},
+
+		// serial: and expires:
+		{"serial not a number", base + "serial: seven\n", `peers.yaml:6: serial: "seven" is not a whole number`},
+		{"serial negative", base + "serial: -1\n", `peers.yaml:6: serial: "-1" is not a whole number`},
+		{"serial too large", base + "serial: 18446744073709551616\n", `peers.yaml:6: serial: 18446744073709551616 is too large (at most 18446744073709551615)`},
+		{"serial empty", base + "serial:\n", `peers.yaml:6: serial: has no value`},
+		{"serial list", base + "serial: [1]\n", `peers.yaml:6: serial: expected a single value, got a list`},
+		{"expires not a time", base + "expires: tomorrow\n",
+			`peers.yaml:6: expires: "tomorrow" is not an RFC 3339 time like 2027-01-31T00:00:00Z`},
+		{"expires without zone", base + "expires: 2027-01-31T00:00:00\n",
+			`peers.yaml:6: expires: "2027-01-31T00:00:00" is not an RFC 3339 time like 2027-01-31T00:00:00Z`},
 
 		// overlay:
 		{"overlay not a mapping", "overlay: 10.77.0.0/16\n",

@@ -84,7 +84,7 @@ func TestRotateKey(t *testing.T) {
 	newPriv := strings.TrimSpace(readFile(t, key))
 	pub := runCmd(newPriv, "pubkey")
 	newPub := strings.TrimSpace(pub.stdout)
-	if want := strings.Replace(fixture, keyPay1, newPub, 1); after != want {
+	if want := strings.Replace(fixture, keyPay1, newPub, 1); unbump(t, fixture, after) != want {
 		t.Errorf("peer file after rotation:\n%s", after)
 	}
 	if old := strings.TrimSpace(readFile(t, key+".old")); old != alicePrivate(t) {

@@ -52,6 +52,15 @@ func editPeerFile(path string, edit func(data []byte, orig *peers.File, origErr 
 		}
 		return nil, &errInvalid{errs: err}
 	}
+	// Every edit is a new version: hosts that follow signed files apply
+	// only a serial higher than the one they run. Bumped after validation,
+	// so that errors above name the lines the operator's edit made.
+	if out, _, err = peers.BumpSerial(out); err != nil {
+		return nil, err
+	}
+	if f, err = peers.Parse(path, out); err != nil {
+		return nil, fmt.Errorf("after bumping the serial: %w", err)
+	}
 	// Another edit since we read the file would be lost by the rename.
 	// This narrows that window; it does not close it.
 	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, data) {

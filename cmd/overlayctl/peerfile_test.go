@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,7 +65,7 @@ func runEditTests(t *testing.T, tests []editTest) {
 			if _, err := peers.Parse(path, []byte(after)); err != nil {
 				t.Errorf("written file is invalid: %v", err)
 			}
-			tc.check(t, before, after)
+			tc.check(t, before, unbump(t, before, after))
 			// No temporary file is left next to it.
 			ents, _ := os.ReadDir(filepath.Dir(path))
 			if len(ents) != 1 {
@@ -72,6 +73,30 @@ func runEditTests(t *testing.T, tests []editTest) {
 			}
 		})
 	}
+}
+
+// unbump checks that an edit raised the file's serial by one, and returns
+// after with the serial line as it was in before (or without it, when
+// before had none), for checks of what the edit itself changed.
+func unbump(t *testing.T, before, after string) string {
+	t.Helper()
+	serialLine := func(s string) (string, uint64) {
+		for _, l := range strings.SplitAfter(s, "\n") {
+			if strings.HasPrefix(l, "serial:") {
+				f := strings.Fields(strings.TrimPrefix(l, "serial:"))
+				n, _ := strconv.ParseUint(f[0], 10, 64)
+				return l, n
+			}
+		}
+		return "", 0
+	}
+	bl, bn := serialLine(before)
+	al, an := serialLine(after)
+	if al == "" || an != bn+1 {
+		t.Errorf("serial after the edit: %q, want %d (one more than before)", al, bn+1)
+		return after
+	}
+	return strings.Replace(after, al, bl, 1)
 }
 
 // inserted checks that after is before with lines inserted right after the
@@ -204,15 +229,17 @@ func TestRemovePeer(t *testing.T) {
 }
 
 func TestAllow(t *testing.T) {
+	// Lines are those of the written file: line 17 of the edit, plus the
+	// serial: 1 line the edit inserted near the top.
 	runEditTests(t, []editTest{
 		{name: "from to", args: []string{"allow", "--file", "F", "--from", "payments", "--to", "mon-1", "--ports", "9100-9199, 4369"},
-			out:   "added rule F:17 (payments -> mon-1 ports [9100-9199, 4369])\n",
+			out:   "added rule F:18 (payments -> mon-1 ports [9100-9199, 4369])\n",
 			check: inserted("    ports: [erlang]", "  - from: payments", "    to: mon-1", "    ports: [9100-9199, 4369]")},
 		{name: "between all ports", args: []string{"allow", "--file", "F", "--between", "pay-2,mon-1"},
-			out:   "added rule F:17 (pay-2 <-> mon-1 ports all)\n",
+			out:   "added rule F:18 (pay-2 <-> mon-1 ports all)\n",
 			check: inserted("    ports: [erlang]", "  - between: [pay-2, mon-1]")},
 		{name: "ports all", args: []string{"allow", "--file", "F", "--from", "pay-1", "--to", "monitoring", "--ports", "all"},
-			out:   "added rule F:17 (pay-1 -> monitoring ports all)\n",
+			out:   "added rule F:18 (pay-1 -> monitoring ports all)\n",
 			check: inserted("    ports: [erlang]", "  - from: pay-1", "    to: monitoring")},
 		{name: "unknown name", args: []string{"allow", "--file", "F", "--from", "billing", "--to", "payments"}, code: 1,
 			err: "F:17: interconnect[1].from: unknown network or peer \"billing\"\noverlayctl allow: F not changed: the result would be invalid", lines: 2},

@@ -1,0 +1,73 @@
+package peers
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSerialExpires(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		src     string
+		serial  uint64
+		expires time.Time
+	}{
+		{"none", base, 0, time.Time{}},
+		{"serial", "serial: 42\n" + base, 42, time.Time{}},
+		{"largest", base + "serial: 18446744073709551615\n", 1<<64 - 1, time.Time{}},
+		{"quoted", base + "serial: '7'\n", 7, time.Time{}},
+		{"expires", base + "serial: 3\nexpires: 2027-01-31T12:00:00+01:00\n", 3, time.Date(2027, 1, 31, 11, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse("peers.yaml", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Serial != tc.serial || !f.Expires.Equal(tc.expires) {
+				t.Errorf("Serial, Expires = %d, %v; want %d, %v", f.Serial, f.Expires, tc.serial, tc.expires)
+			}
+		})
+	}
+}
+
+func TestBumpSerial(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+		serial         uint64
+	}{
+		{"absent", "# the fleet\n\noverlay:\n  prefix: 10.77.0.0/16\n",
+			"# the fleet\n\nserial: 1\noverlay:\n  prefix: 10.77.0.0/16\n", 1},
+		{"absent, head comment stays with its key", "# the overlay\noverlay:\n  prefix: 10.77.0.0/16\n",
+			"serial: 1\n# the overlay\noverlay:\n  prefix: 10.77.0.0/16\n", 1},
+		{"present", "overlay:\n  prefix: 10.77.0.0/16\nserial: 9   # bumped by overlayctl\n",
+			"overlay:\n  prefix: 10.77.0.0/16\nserial: 10   # bumped by overlayctl\n", 10},
+		{"carry", "serial: 99\r\noverlay: {prefix: 10.77.0.0/16}\r\n",
+			"serial: 100\r\noverlay: {prefix: 10.77.0.0/16}\r\n", 100},
+		{"crlf, absent", "overlay: {prefix: 10.77.0.0/16}\r\n",
+			"serial: 1\r\noverlay: {prefix: 10.77.0.0/16}\r\n", 1},
+		{"empty", "", "serial: 1\n", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, serial, err := BumpSerial([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want || serial != tc.serial {
+				t.Errorf("BumpSerial = %d\n%s\nwant %d\n%s", serial, got, tc.serial, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"not a number", "serial: x\n", "line 1: serial: \"x\" is not a whole number"},
+		{"quoted", "serial: '3'\n", "line 1: serial: not a plain number; edit it by hand"},
+		{"at the end", "serial: 18446744073709551615\n", "line 1: serial: 18446744073709551615 cannot be increased"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := BumpSerial([]byte(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("BumpSerial = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
