@@ -79,6 +79,7 @@ func commands() []command {
 		{"status", "show the local overlayd's peers and connections", cmdStatus},
 		{"ping", "ping a peer from the local overlayd, through the overlay", cmdPing},
 		{"rotate-key", "give this host a new key without downtime", cmdRotateKey},
+		{"publish", "write a signed peer file to an etcd key (compare-and-swap)", cmdPublish},
 	}
 }
 
