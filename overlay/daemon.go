@@ -92,6 +92,8 @@ type Daemon struct {
 	reloadFails uint64              // rejected reloads, for metrics; guarded by mu
 	paths       map[string]pathInfo // per peer; guarded by mu
 	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
+
+	source func() control.SourceStatus // see SetSource; guarded by mu
 }
 
 // InterfaceName is the default UAPI name: unique per host so that several
@@ -478,5 +480,6 @@ func (d *Daemon) Status() control.Status {
 		st.Peers = append(st.Peers, ps)
 	}
 	d.addOpsStatus(&st)
+	st.Source = d.sourceStatus()
 	return st
 }

@@ -184,6 +184,7 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 		ok = 0
 	}
 	w.Sample(ok)
+	writeSourceMetrics(w, d.sourceStatus())
 	return w.Flush()
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // Config is what a Source needs.
@@ -35,17 +37,7 @@ type Config struct {
 }
 
 // Status is the source's state, for status and metrics.
-type Status struct {
-	URL       string    `json:"url"`
-	Connected bool      `json:"connected"`
-	Revision  int64     `json:"revision"`             // of the last value applied (0: none yet, or from the cache)
-	Seen      int64     `json:"seen_revision"`        // of the last value offered to Apply
-	AppliedAt time.Time `json:"applied_at"`           // when Revision was applied
-	Refused   uint64    `json:"refused"`              // values Apply refused
-	Errors    uint64    `json:"errors"`               // failed connections and watches
-	LastError string    `json:"last_error,omitempty"` // the last refusal or etcd error
-	Cached    bool      `json:"cached"`               // started from the cache
-}
+type Status = control.SourceStatus
 
 // Source watches one key. Run drives it; Status may be called at any time.
 type Source struct {
