@@ -45,6 +45,14 @@ type Config struct {
 	// TCPDial opens TCP connections to peers' tcp_endpoints (e.g. through an
 	// HTTP proxy); nil: directly.
 	TCPDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Trust, if set, is a file of admin SSH public keys: only a peer file
+	// signed by one of them (PEERFILE.sig), not older than the one running
+	// and not expired is applied (trust.go, peers.CheckUpdate).
+	Trust string
+	// TrustState is a file where the version of the last applied signed
+	// file is kept, so that a restart still refuses a rollback; "": kept in
+	// memory only (a restart accepts any serial the signature covers).
+	TrustState string
 }
 
 // Daemon is one running overlayd.
@@ -90,6 +98,7 @@ type Daemon struct {
 	listen    uint16
 
 	reloadFails uint64              // rejected reloads, for metrics; guarded by mu
+	trust       *trust              // nil without Config.Trust; guarded by mu
 	paths       map[string]pathInfo // per peer; guarded by mu
 	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
 
@@ -131,7 +140,10 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.private, err = peers.LoadPrivateKey(cfg.PrivateKeyFile); err != nil {
 		return nil, err
 	}
-	f, self, err := d.load()
+	if d.trust, err = newTrust(cfg); err != nil {
+		return nil, err
+	}
+	f, self, version, err := d.load()
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +185,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.mu.Lock()
 	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
 	d.refreshPathsLocked()
+	d.appliedLocked(version)
 	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
 		return nil, fmt.Errorf("WireGuard up (UDP port %d, TCP %q): %w", d.listen, cfg.TCPListen, err)
@@ -279,41 +292,62 @@ func (d *Daemon) close() error {
 	return err
 }
 
-// load reads the peer file and finds this host in it, checking that the
-// private key we hold is the one the file names for us.
-func (d *Daemon) load() (*peers.File, *peers.Peer, error) {
-	f, err := peers.Load(d.cfg.PeerFile)
+// load reads the peer file (and, with trust, checks its signature) and
+// finds this host in it, checking that the private key we hold is the one
+// the file names for us.
+func (d *Daemon) load() (*peers.File, *peers.Peer, *peers.Version, error) {
+	file, sig, err := d.readPeerFile()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	f, version, err := d.checkPeerFile(d.cfg.PeerFile, file, sig)
+	if err != nil {
+		d.logRefusal(err)
+		return nil, nil, nil, err
 	}
 	self := f.Peer(d.cfg.Self)
 	if self == nil {
-		return nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", d.cfg.PeerFile, d.cfg.Self)
+		return nil, nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", d.cfg.PeerFile, d.cfg.Self)
 	}
 	pub, err := peers.PublicKey(d.private)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if pub != self.PublicKey {
-		return nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key: does not match the private key in %s (its public key is %s)",
+		return nil, nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key: does not match the private key in %s (its public key is %s)",
 			d.cfg.PeerFile, self.Line, self.Name, d.cfg.PrivateKeyFile, pub)
 	}
-	return f, self, nil
+	return f, self, version, nil
 }
 
 // Reload applies the peer file anew, as a difference: unchanged peers keep
 // their WireGuard sessions and connections. A bad file changes nothing.
 func (d *Daemon) Reload(ctx context.Context) error {
+	return d.apply(ctx, d.cfg.PeerFile, d.readPeerFile)
+}
+
+// ApplyPeerFile applies a peer file that came from anywhere (the file on
+// disk, an etcd key), named source in logs and errors, as Reload applies
+// the file on disk: checked against the trust policy when Config.Trust is
+// set (sig is the armored SSH signature; ignored otherwise), and a bad or
+// refused file changes nothing.
+func (d *Daemon) ApplyPeerFile(ctx context.Context, source string, file, sig []byte) error {
+	return d.apply(ctx, source, func() ([]byte, []byte, error) { return file, sig, nil })
+}
+
+func (d *Daemon) apply(ctx context.Context, source string, read func() (file, sig []byte, err error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return ErrClosed
 	}
-	err := d.reloadLocked(ctx)
+	err := d.applyLocked(ctx, source, read)
 	if err != nil {
 		d.reloadErr = err.Error()
 		d.reloadFails++
-		d.log.Error("reload rejected; still running on the last good peer file", slog.String("file", d.cfg.PeerFile), slog.Any("err", err))
+		if !d.logRefusal(err) {
+			d.log.Error("reload rejected; still running on the last good peer file", slog.String("file", source), slog.Any("err", err))
+		}
 		return err
 	}
 	d.reloads++
@@ -321,8 +355,24 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) reloadLocked(ctx context.Context) error {
-	f, self, newKey, err := d.loadRotating()
+func (d *Daemon) applyLocked(ctx context.Context, source string, read func() (file, sig []byte, err error)) error {
+	file, sig, err := read()
+	if err != nil {
+		return err
+	}
+	f, version, err := d.checkPeerFile(source, file, sig)
+	if err != nil {
+		return err
+	}
+	if err := d.reloadLocked(ctx, f); err != nil {
+		return err
+	}
+	d.appliedLocked(version)
+	return nil
+}
+
+func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
+	self, newKey, err := d.findSelf(f)
 	if err != nil {
 		return err
 	}
@@ -352,7 +402,7 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 		d.log.Error("inetrc not updated", slog.Any("err", err))
 	}
 	added, removed, changed := summarize(d.file, f)
-	d.log.Info("peer file reloaded", slog.String("file", d.cfg.PeerFile),
+	d.log.Info("peer file reloaded", slog.String("file", f.Name), slog.Uint64("serial", f.Serial),
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
 	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()

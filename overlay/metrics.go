@@ -184,6 +184,14 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 		ok = 0
 	}
 	w.Sample(ok)
+	w.Family("nodewire_peerfile_serial", promtext.Gauge, "serial: of the running peer file (0 when it has none).")
+	w.Sample(float64(f.Serial))
+	if refused := d.refusedCounts(); refused != nil {
+		w.Family("nodewire_peerfile_refused_total", promtext.Counter, "Peer files refused by the trust policy (--trust), by reason; the last good file kept.")
+		for _, r := range peers.RefusalReasons {
+			w.Sample(float64(refused[r]), "reason", string(r))
+		}
+	}
 	writeSourceMetrics(w, d.sourceStatus())
 	return w.Flush()
 }

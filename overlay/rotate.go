@@ -17,38 +17,34 @@ import (
 // and TCP retransmits them; Erlang sees a pause, not a nodedown, as long as
 // it is shorter than net_ticktime.
 
-// loadRotating is load for a reload: when the file names a new public key
-// for this host and the key file now holds the matching private key, it
+// findSelf is load's check for a reload: when the file names a new public
+// key for this host and the key file now holds the matching private key, it
 // also returns that key, to switch to. Otherwise the key must not change.
-func (d *Daemon) loadRotating() (*peers.File, *peers.Peer, *peers.Key, error) {
-	f, err := peers.Load(d.cfg.PeerFile)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+func (d *Daemon) findSelf(f *peers.File) (*peers.Peer, *peers.Key, error) {
 	self := f.Peer(d.cfg.Self)
 	if self == nil {
-		return nil, nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", d.cfg.PeerFile, d.cfg.Self)
+		return nil, nil, fmt.Errorf("%s: no peer named %q (the --self name must be one of the file's peers)", f.Name, d.cfg.Self)
 	}
 	pub, err := peers.PublicKey(d.private)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if pub == self.PublicKey {
-		return f, self, nil, nil
+		return self, nil, nil
 	}
 	k, err := peers.LoadPrivateKey(d.cfg.PrivateKeyFile)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key changed; reading the new key: %w", d.cfg.PeerFile, self.Line, self.Name, err)
+		return nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key changed; reading the new key: %w", f.Name, self.Line, self.Name, err)
 	}
 	newPub, err := peers.PublicKey(k)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if newPub != self.PublicKey {
-		return nil, nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key: does not match the private key in %s (its public key is %s)",
-			d.cfg.PeerFile, self.Line, self.Name, d.cfg.PrivateKeyFile, newPub)
+		return nil, nil, fmt.Errorf("%s:%d: peers.%s.public_key: does not match the private key in %s (its public key is %s)",
+			f.Name, self.Line, self.Name, d.cfg.PrivateKeyFile, newPub)
 	}
-	return f, self, &k, nil
+	return self, &k, nil
 }
 
 // switchKey makes the device use k. WireGuard re-handshakes with every

@@ -43,8 +43,7 @@ func editPeerFile(path string, edit func(data []byte, orig *peers.File, origErr 
 	if err != nil {
 		return nil, err
 	}
-	f, err := peers.Parse(path, out)
-	if err != nil {
+	if _, err := peers.Parse(path, out); err != nil {
 		if origErr != nil {
 			// Report the errors as they are on disk, with lines the
 			// operator can find.
@@ -58,7 +57,8 @@ func editPeerFile(path string, edit func(data []byte, orig *peers.File, origErr 
 	if out, _, err = peers.BumpSerial(out); err != nil {
 		return nil, err
 	}
-	if f, err = peers.Parse(path, out); err != nil {
+	f, err := peers.Parse(path, out)
+	if err != nil {
 		return nil, fmt.Errorf("after bumping the serial: %w", err)
 	}
 	// Another edit since we read the file would be lost by the rename.

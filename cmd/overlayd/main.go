@@ -53,6 +53,8 @@ type fileConfig struct {
 	Procs         int    `yaml:"procs"`
 	TCPListen     string `yaml:"tcp-listen"`
 	Proxy         string `yaml:"proxy"`
+	Trust         string `yaml:"trust"`
+	TrustState    string `yaml:"trust-state"`
 }
 
 func main() {
@@ -80,6 +82,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&c.Procs, "procs", 0, "OS threads running Go code at once (GOMAXPROCS); default 1, or $GOMAXPROCS if set. See the README's Benchmarks")
 	fs.StringVar(&c.TCPListen, "tcp-listen", "", "also take WireGuard over TLS/TCP on HOST:PORT (e.g. :443), for peers whose UDP is blocked")
 	fs.StringVar(&c.Proxy, "proxy", "", "dial peers' tcp_endpoints through this HTTP proxy (http://[user:pass@]host:port, CONNECT); default $HTTPS_PROXY unless $NO_PROXY matches")
+	fs.StringVar(&c.Trust, "trust", "", "apply only peer files signed (PEERFILE.sig, ssh-keygen -Y sign -n nodewire) by a key in this `FILE` (authorized_keys or allowed_signers lines), never an older serial nor an expired file")
+	fs.StringVar(&c.TrustState, "trust-state", "", "with --trust, keep the serial of the last applied peer file in this `FILE` (writable, e.g. under systemd's StateDirectory), so that a restart still refuses an older one")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to `FILE` at exit; off by default")
 	memProfile := fs.String("memprofile", "", "write a heap profile (pprof) to `FILE` at exit; off by default")
 	fs.Usage = func() {
@@ -159,6 +163,7 @@ func run(args []string, stderr io.Writer) int {
 		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
 		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
 		TCPListen: c.TCPListen, TCPDial: dial,
+		Trust: c.Trust, TrustState: c.TrustState,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
@@ -222,6 +227,8 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("metrics", &c.Metrics, fc.Metrics)
 	fill("tcp-listen", &c.TCPListen, fc.TCPListen)
 	fill("proxy", &c.Proxy, fc.Proxy)
+	fill("trust", &c.Trust, fc.Trust)
+	fill("trust-state", &c.TrustState, fc.TrustState)
 	if !set["metrics-public"] && fc.MetricsPublic {
 		c.MetricsPublic = true
 	}
