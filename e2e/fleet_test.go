@@ -190,7 +190,14 @@ func TestFleet(t *testing.T) {
 		loopDone := make(chan struct{})
 		go func() {
 			defer close(loopDone)
+			pace := time.NewTicker(20 * time.Millisecond) // a steady load, not a CPU burner on a shared machine
+			defer pace.Stop()
 			for loopCtx.Err() == nil {
+				select {
+				case <-loopCtx.Done():
+					return
+				case <-pace.C:
+				}
 				out, err := a.Node.Eval(loopCtx, fmt.Sprintf("erpc:call(%s, erlang, node, [], 5000)", cluster.Atom(b.Node.Name)))
 				if loopCtx.Err() != nil {
 					return

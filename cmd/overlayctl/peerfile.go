@@ -384,12 +384,12 @@ unless --address says otherwise, and prints its address and face.`)
 		return peers.AddPeer(data, en)
 	}
 	if *publish != "" {
-		f, rev, err := publishEdit(*publish, ef, edit)
+		f, rev, conflicts, err := publishEdit(*publish, ef, edit)
 		if err != nil {
 			return fs.editFailed(*publish, err, "")
 		}
 		p := f.Peer(*name)
-		fmt.Fprintf(e.stdout, "%s address %s face %s; published serial %d at revision %d\n", p.Name, p.Address, p.Face, f.Serial, rev)
+		fmt.Fprintf(e.stdout, "%s address %s face %s; published serial %d at revision %d (%d concurrent writes redone)\n", p.Name, p.Address, p.Face, f.Serial, rev, conflicts)
 		return nil
 	}
 	f, err := editPeerFile(*file, edit)

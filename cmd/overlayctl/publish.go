@@ -177,24 +177,24 @@ func publishUpdate(target etcdsource.Target, ef *etcdFlags, edit func(cur []byte
 // editPeerFile's edit does; the result is validated, its serial bumped,
 // signed with --sign-key and written only if the key did not change since
 // the read (else all of it again).
-func publishEdit(url string, ef *etcdFlags, edit func(data []byte, orig *peers.File, origErr error) ([]byte, error)) (*peers.File, int64, error) {
+func publishEdit(url string, ef *etcdFlags, edit func(data []byte, orig *peers.File, origErr error) ([]byte, error)) (_ *peers.File, rev int64, conflicts int, _ error) {
 	target, err := etcdsource.ParseTarget(url)
 	if err != nil {
-		return nil, 0, &usageError{fmt.Sprintf("--publish: %v", err)}
+		return nil, 0, 0, &usageError{fmt.Sprintf("--publish: %v", err)}
 	}
 	if *ef.signKey == "" {
-		return nil, 0, &usageError{"--publish needs --sign-key"}
+		return nil, 0, 0, &usageError{"--publish needs --sign-key"}
 	}
 	signer, err := publishSigner(*ef.signKey)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	trusted, err := ef.trusted(signer)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	var result *peers.File
-	rev, _, err := publishUpdate(target, ef, func(cur []byte) ([]byte, error) {
+	rev, conflicts, err = publishUpdate(target, ef, func(cur []byte) ([]byte, error) {
 		orig, data, err := storedFile(target.Key, cur, trusted)
 		if err != nil {
 			return nil, err
@@ -222,7 +222,7 @@ func publishEdit(url string, ef *etcdFlags, edit func(data []byte, orig *peers.F
 		return sshsig.Bundle(out, sig), nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, conflicts, err
 	}
-	return result, rev, nil
+	return result, rev, conflicts, nil
 }
