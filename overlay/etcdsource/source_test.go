@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nodewire/nodewire/overlay/etcdsource/etcdtest"
 )
 
 // applier records what a Source applied and refuses values starting "bad".
@@ -159,4 +161,38 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// etcds:// with a client certificate: a source follows the key; without
+// the certificate etcd refuses the client.
+func TestSourceTLSClientCertificate(t *testing.T) {
+	e := etcdtest.StartTLS(t)
+	cli := e.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Put(ctx, "/k", "v1")
+	cli.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := Target{Endpoints: []string{e.Addr}, Key: "/k", TLS: true}
+
+	var a applier
+	s := New(Config{Target: tg, TLS: TLSFiles{CA: e.CA, Cert: e.ClientCert, Key: e.ClientKey}, Cache: filepath.Join(t.TempDir(), "c"), Apply: a.apply})
+	runSource(t, s)
+	waitFor(t, "v1 over TLS", func() bool { return s.Status().Revision == r.Header.Revision })
+
+	noCert, err := Dial(tg, TLSFiles{CA: e.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noCert.Close()
+	gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer gcancel()
+	if _, err := noCert.Get(gctx, "/k"); err == nil {
+		t.Fatal("etcd answered a client without a certificate")
+	}
+	if _, err := Dial(Target{Endpoints: []string{e.Addr}, Key: "/k"}, TLSFiles{CA: e.CA}); err == nil {
+		t.Error("TLS files with a plain etcd:// URL accepted")
+	}
 }

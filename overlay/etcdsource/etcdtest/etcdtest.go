@@ -19,8 +19,13 @@ import (
 
 // Server is one etcd process.
 type Server struct {
-	t       testing.TB
-	Addr    string // 127.0.0.1:PORT, the client endpoint
+	t    testing.TB
+	Addr string // 127.0.0.1:PORT, the client endpoint
+	// With StartTLS: PEM files of the CA (which signed the server's and
+	// the client's certificates) and of a client certificate and its key.
+	CA, ClientCert, ClientKey string
+	tlsArgs                   []string
+
 	url     string
 	peerURL string
 	dir     string
@@ -42,12 +47,29 @@ func freePort(t testing.TB) int {
 // how to install it.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with TLS on the client port, and client certificates
+// required (--client-cert-auth): the CA and the client's certificate are
+// in the Server's fields.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, withTLS bool) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Fatalf("etcd not installed (Debian: apt-get install etcd-server, or run e2e/deps.sh): %v", err)
 	}
 	e := &Server{t: t, dir: t.TempDir()}
 	e.Addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	e.url = "http://" + e.Addr
+	if withTLS {
+		e.url = "https://" + e.Addr
+		e.writeCerts()
+	}
 	e.peerURL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	t.Cleanup(e.Stop)
 	e.Restart()
@@ -66,6 +88,7 @@ func (e *Server) Restart() {
 		"--listen-client-urls", e.url, "--advertise-client-urls", e.url,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
 		"--initial-cluster", "t="+e.peerURL, "--log-level", "warn")
+	e.cmd.Args = append(e.cmd.Args, e.tlsArgs...)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -102,7 +125,11 @@ func (e *Server) Stop() {
 // Client is a client of the server; the caller closes it.
 func (e *Server) Client() *clientv3.Client {
 	e.t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Addr}, DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: []string{e.Addr}, DialTimeout: 3 * time.Second, Logger: zap.NewNop()}
+	if e.CA != "" {
+		cfg.TLS = e.clientTLS()
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
