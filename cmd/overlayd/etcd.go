@@ -133,6 +133,7 @@ func (m *etcdMode) run(ctx context.Context, wg *sync.WaitGroup, d *overlay.Daemo
 		Apply: func(ctx context.Context, rev int64, value []byte) error {
 			file, sig, err := split(value)
 			if err != nil {
+				m.log.Error("peer file from etcd refused; still running on the last good one", slog.String("file", fmt.Sprintf("%s@%d", m.target, rev)), slog.Any("err", err))
 				return err
 			}
 			if err := d.ApplyPeerFile(ctx, fmt.Sprintf("%s@%d", m.target, rev), file, sig); err != nil {

@@ -102,6 +102,8 @@ func (s *Source) Run(ctx context.Context) {
 		s.mu.Unlock()
 		if wasUp {
 			s.log.Warn("etcd lost; running on the last good peer file, retrying", slog.Any("err", err))
+		} else if s.Status().Errors == 1 {
+			s.log.Warn("etcd unreachable; running on the last good peer file, retrying", slog.Any("err", err))
 		} else {
 			s.log.Debug("etcd unreachable; retrying", slog.Any("err", err))
 		}
@@ -212,7 +214,8 @@ func (s *Source) offer(ctx context.Context, rev int64, value []byte) {
 		s.st.Refused++
 		s.st.LastError = fmt.Sprintf("revision %d refused: %v", rev, err)
 		s.mu.Unlock()
-		s.log.Error("peer file from etcd refused; keeping the last good one", slog.Int64("revision", rev), slog.Any("err", err))
+		// Apply logs its verdict (the daemon logs every refusal once).
+		s.log.Debug("peer file from etcd refused; keeping the last good one", slog.Int64("revision", rev), slog.Any("err", err))
 		return
 	}
 	if err := WriteFileAtomic(s.cfg.Cache, value); err != nil {

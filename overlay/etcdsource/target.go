@@ -45,7 +45,7 @@ func ParseTarget(s string) (Target, error) {
 	rest, ok := strings.CutPrefix(s, "etcd://")
 	if !ok {
 		if rest, ok = strings.CutPrefix(s, "etcds://"); !ok {
-			return t, fmt.Errorf("%q: want etcd://HOST:PORT[,HOST:PORT]/KEY or etcds://...", s)
+			return t, fmt.Errorf("%q: want etcd://HOST:PORT[,HOST:PORT]/KEY (etcds:// for TLS)", s)
 		}
 		t.TLS = true
 	}
