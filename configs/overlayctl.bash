@@ -28,7 +28,7 @@ _overlayctl() {
   fi
   cmd=${COMP_WORDS[1]}
   case $prev in
-    --file | -file | --private-key | -private-key)
+    --file | -file | --private-key | -private-key | --key | -key | --trust | -trust | --sig | -sig)
       COMPREPLY=($(compgen -f -- "$cur"))
       return ;;
     --control | -control)

@@ -71,3 +71,29 @@ func TestBumpSerial(t *testing.T) {
 		})
 	}
 }
+
+// FuzzBumpSerial: BumpSerial never panics, and on a valid file yields a
+// valid file one serial higher, the same but for that.
+func FuzzBumpSerial(f *testing.F) {
+	f.Add([]byte(keys.Replace(base)))
+	f.Add([]byte("serial: 3\n" + keys.Replace(base)))
+	f.Add([]byte("# c\n\n  overlay:\n    prefix: 10.77.0.0/16\n  serial: 9 # x\n"))
+	f.Add([]byte("serial: &a 4\nexpires: *a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		before, err := Parse("peers.yaml", data)
+		out, serial, berr := BumpSerial(data)
+		if err != nil || berr != nil {
+			return
+		}
+		after, err := Parse("peers.yaml", out)
+		if err != nil {
+			t.Fatalf("bumped file invalid: %v\n%s", err, out)
+		}
+		if after.Serial != before.Serial+1 || serial != after.Serial {
+			t.Fatalf("serial %d -> %d (returned %d)\n%s", before.Serial, after.Serial, serial, out)
+		}
+		if len(after.Peers) != len(before.Peers) || len(after.Rules) != len(before.Rules) || len(after.Networks) != len(before.Networks) {
+			t.Fatalf("bump changed the file's content\n%s", out)
+		}
+	})
+}

@@ -79,6 +79,8 @@ func commands() []command {
 		{"status", "show the local overlayd's peers and connections", cmdStatus},
 		{"ping", "ping a peer from the local overlayd, through the overlay", cmdPing},
 		{"rotate-key", "give this host a new key without downtime", cmdRotateKey},
+		{"sign", "sign the peer file with an admin's SSH key (FILE.sig)", cmdSign},
+		{"verify", "check the peer file's signature as overlayd --trust does", cmdVerify},
 		{"publish", "write a signed peer file to an etcd key (compare-and-swap)", cmdPublish},
 	}
 }

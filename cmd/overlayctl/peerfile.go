@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/peers/sshsig"
 )
 
 // filePerm is the mode of a new peer file: it holds public keys only, and
@@ -105,6 +106,10 @@ func (c *cmdFlags) reloadFlags() (reload *bool, socket *string) {
 
 // reload tells the daemon after a successful write, if asked to.
 func (c *cmdFlags) reload(reload bool, socket, path string) error {
+	if _, err := os.Stat(path + sshsig.SigExt); err == nil {
+		fmt.Fprintf(c.e.stderr, "overlayctl %s: note: %s%s signs the file as it was before this edit; hosts running overlayd --trust refuse the file until it is signed again (overlayctl sign --key ADMIN_KEY %s)\n",
+			c.Name(), path, sshsig.SigExt, path)
+	}
 	if !reload {
 		return nil
 	}

@@ -39,19 +39,6 @@ func (c *cmdFlags) etcdFlags() *etcdFlags {
 	return f
 }
 
-// publishSigner reads an unencrypted SSH private key.
-func publishSigner(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (an encrypted key: sign with ssh-keygen -Y sign -n nodewire and publish FILE with FILE.sig)", path, err)
-	}
-	return s, nil
-}
-
 // trusted is the keys a stored file must be signed by: --trust, else the
 // public half of --sign-key.
 func (f *etcdFlags) trusted(signer ssh.Signer) ([]ssh.PublicKey, error) {
@@ -120,7 +107,7 @@ overwrite each other.`)
 	var signer ssh.Signer
 	var sig []byte
 	if *ef.signKey != "" {
-		if signer, err = publishSigner(*ef.signKey); err != nil {
+		if signer, err = loadSigner(*ef.signKey); err != nil {
 			return err
 		}
 		if sig, err = sshsig.Sign(data, signer, sshsig.Namespace); err != nil {
@@ -185,7 +172,7 @@ func publishEdit(url string, ef *etcdFlags, edit func(data []byte, orig *peers.F
 	if *ef.signKey == "" {
 		return nil, 0, 0, &usageError{"--publish needs --sign-key"}
 	}
-	signer, err := publishSigner(*ef.signKey)
+	signer, err := loadSigner(*ef.signKey)
 	if err != nil {
 		return nil, 0, 0, err
 	}

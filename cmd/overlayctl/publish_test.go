@@ -92,14 +92,14 @@ func TestPublish(t *testing.T) {
 	// FILE.sig from ssh-keygen's format, checked against --trust.
 	data := []byte(strings.Replace(readFile(t, path), "serial: 5", "serial: 6", 1))
 	os.WriteFile(path, data, 0o644)
-	signer, _ := publishSigner(otherKey)
+	signer, _ := loadSigner(otherKey)
 	sig, _ := sshsig.Sign(data, signer, sshsig.Namespace)
 	os.WriteFile(path+".sig", sig, 0o644)
 	r = runCmd("", "publish", "--to", url, "--trust", trust, path)
 	if r.code != 1 || !strings.Contains(r.stderr, "not trusted") {
 		t.Fatalf("publish signed by an untrusted key: %+v", r)
 	}
-	signer, _ = publishSigner(key)
+	signer, _ = loadSigner(key)
 	sig, _ = sshsig.Sign(data, signer, sshsig.Namespace)
 	os.WriteFile(path+".sig", sig, 0o644)
 	if r = runCmd("", "publish", "--to", url, "--trust", trust, path); r.code != 0 {
