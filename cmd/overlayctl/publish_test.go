@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -154,5 +155,48 @@ func TestAddPeerPublishConcurrent(t *testing.T) {
 		"--name", "pay-9", "--network", "payments", "--public-key", keyNew)
 	if r.code != 1 || !strings.Contains(r.stderr, "not trusted") {
 		t.Fatalf("add-peer over an untrusted file: %+v", r)
+	}
+}
+
+// An admin whose write loses the race (another add-peer landed between its
+// read and its compare-and-swap) reads again and redoes its edit: both
+// peers land. The race is made deterministic: the first edit of admin A
+// runs admin B's whole add-peer before returning.
+func TestAddPeerPublishLosesRaceAndRedoes(t *testing.T) {
+	e := etcdtest.Start(t)
+	key, trust := writeSignKey(t)
+	url := "etcd://" + e.Addr + "/nw/peers"
+	if r := runCmd("", "publish", "--to", url, "--sign-key", key, writeFixture(t, "serial: 1\n"+fixture)); r.code != 0 {
+		t.Fatalf("publish: %+v", r)
+	}
+	signKey, trustFile := key, trust
+	ef := &etcdFlags{signKey: &signKey, trust: &trustFile}
+	edits := 0
+	f, _, conflicts, err := publishEdit(url, ef, func(data []byte, orig *peers.File, _ error) ([]byte, error) {
+		edits++
+		if edits == 1 {
+			if r := runCmd("", "add-peer", "--publish", url, "--sign-key", key, "--trust", trust,
+				"--name", "pay-b", "--network", "payments", "--public-key", keyNew); r.code != 0 {
+				t.Fatalf("admin B: %+v", r)
+			}
+		}
+		a, err := orig.NextAddress("payments")
+		if err != nil {
+			return nil, err
+		}
+		return peers.AddPeer(data, peers.PeerEntry{Name: "pay-a", Network: "payments", PublicKey: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)), Address: a})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conflicts != 1 || edits != 2 {
+		t.Errorf("%d conflicts, %d edits; want 1 and 2", conflicts, edits)
+	}
+	st := stored(t, e, "/nw/peers", trust)
+	if st.Peer("pay-a") == nil || st.Peer("pay-b") == nil || st.Serial != 3 {
+		t.Fatalf("stored: pay-a %v, pay-b %v, serial %d; want both and serial 3", st.Peer("pay-a") != nil, st.Peer("pay-b") != nil, st.Serial)
+	}
+	if f.Peer("pay-a").Address == st.Peer("pay-b").Address {
+		t.Errorf("pay-a and pay-b share %s", f.Peer("pay-a").Address)
 	}
 }
