@@ -255,6 +255,22 @@ func TestFleet(t *testing.T) {
 		must(t, os.WriteFile(o.File, []byte(setSerial(mustReadFile(t, o.File), good)), 0o644))
 		rev, fromStart, _ := f.publishAndWait(o.File, "--sign-key", admin)
 		t.Logf("first publish after the outage (revision %d): p100 %v", rev, slices.Max(fromStart).Round(time.Millisecond))
+
+		// A cache older than the serial the host ran (a crash between
+		// the trust state's write and the cache's) is refused at start;
+		// the daemon takes etcd's value instead.
+		old := hosts[3]
+		cache := filepath.Join(old.Dir, "state", "etcd-peers.bundle")
+		stale := variantFile(t, o.File, good-1)
+		f.sign(stale)
+		must(t, old.Daemon.Stop())
+		must(t, os.WriteFile(cache, sshsig.Bundle([]byte(mustReadFile(t, stale)), []byte(mustReadFile(t, stale+".sig"))), 0o600))
+		f.startDaemon(old)
+		f.waitAll("the restarted daemon to follow etcd", func(st control.Status) bool { return st.Source.Revision >= rev })
+		if got := metricValue(scrapeMetrics(t, old, "127.0.0.1", fleetMetricsPort), "nodewire_peerfile_serial"); got != strconv.FormatUint(good, 10) {
+			t.Errorf("%s restarted over a stale cache: serial %s, want %d", old.Peer, got, good)
+		}
+		t.Logf("%s logged: %s", old.Peer, lastLineWith(old.Daemon.Log(), "cached peer file was refused"))
 	})
 
 	t.Run("concurrent add-peer --publish", func(t *testing.T) {
@@ -300,6 +316,14 @@ func TestFleet(t *testing.T) {
 		}
 	})
 	t.Logf("TestFleet took %v", time.Since(start).Round(time.Second))
+}
+
+// variantFile writes a copy of path with another serial, next to it.
+func variantFile(t *testing.T, path string, serial uint64) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), fmt.Sprintf("serial-%d.yaml", serial))
+	must(t, os.WriteFile(out, []byte(setSerial(mustReadFile(t, path), serial)), 0o644))
+	return out
 }
 
 // fleetMetricsPort is where each daemon serves metrics, on loopback in its

@@ -56,13 +56,18 @@ func newEtcdMode(url, stateDir string, tls etcdsource.TLSFiles, log *slog.Logger
 // lasts. It reports whether the value came from etcd (to be cached once
 // the daemon accepted it).
 func (m *etcdMode) prepare(ctx context.Context) (fromEtcd []byte, err error) {
-	if b, err := os.ReadFile(m.cache); err == nil {
-		m.log.Info("starting from the cached peer file; etcd is watched in the background", slog.String("cache", m.cache), slog.String("source", m.target.String()))
-		return nil, m.writeSplit(b)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("etcd cache: %w", err)
+	b, err := os.ReadFile(m.cache)
+	if err == nil {
+		if err = m.writeSplit(b); err == nil {
+			m.log.Info("starting from the cached peer file; etcd is watched in the background", slog.String("cache", m.cache), slog.String("source", m.target.String()))
+			return nil, nil
+		}
 	}
-	m.log.Info("no cached peer file: waiting for etcd", slog.String("source", m.target.String()))
+	if errors.Is(err, os.ErrNotExist) {
+		m.log.Info("no cached peer file: waiting for etcd", slog.String("source", m.target.String()))
+	} else {
+		m.log.Error("the cached peer file is unusable: waiting for etcd", slog.String("cache", m.cache), slog.Any("err", err))
+	}
 	backoff := 250 * time.Millisecond
 	for {
 		b, err := m.get(ctx)
@@ -77,6 +82,18 @@ func (m *etcdMode) prepare(ctx context.Context) (fromEtcd []byte, err error) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// fetch is one read of the key (bounded by 10 s), split into the daemon's
+// peer file.
+func (m *etcdMode) fetch(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	b, err := m.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b, m.writeSplit(b)
 }
 
 func (m *etcdMode) get(ctx context.Context) ([]byte, error) {

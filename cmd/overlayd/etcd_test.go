@@ -62,6 +62,14 @@ func TestEtcdModePrepare(t *testing.T) {
 	}
 	checkSplit(t, m, "serial: 1\n", testSig)
 
+	// A damaged cache is passed over for etcd's value.
+	if err := etcdsource.WriteFileAtomic(m.cache, []byte("x\n-----BEGIN SSH SIGNATURE-----\n!!\n-----END SSH SIGNATURE-----\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.prepare(ctx); err != nil || !bytes.Equal(got, bundle) {
+		t.Fatalf("prepare with a damaged cache = %q, %v; want etcd's value", got, err)
+	}
+
 	// A cache wins over etcd (which may be down): it is what was applied.
 	cached := sshsig.Bundle([]byte("serial: 7\n"), []byte(testSig))
 	if err := etcdsource.WriteFileAtomic(m.cache, cached); err != nil {

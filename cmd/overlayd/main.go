@@ -185,14 +185,24 @@ func run(args []string, stderr io.Writer) int {
 			c.TrustState = filepath.Join(c.StateDir, "trust-state")
 		}
 	}
-	d, err := overlay.New(ctx, overlay.Config{
+	cfg := overlay.Config{
 		PeerFile: peerFile, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
 		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
 		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
 		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
 		TCPListen: c.TCPListen, TCPDial: dial,
 		Trust: c.Trust, TrustState: c.TrustState,
-	})
+	}
+	d, err := overlay.New(ctx, cfg)
+	if err != nil && etcd != nil && fromEtcd == nil {
+		// The cache was refused (damaged, or older than the trust state
+		// after a crash between the two writes): etcd's value, if etcd
+		// answers now, is the way back.
+		log.Error("the cached peer file was refused; trying etcd's", slog.Any("err", err))
+		if fromEtcd, err = etcd.fetch(ctx); err == nil {
+			d, err = overlay.New(ctx, cfg)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
 		return 1
