@@ -68,10 +68,19 @@ func TestFleet(t *testing.T) {
 		hosts = append(hosts, h)
 	}
 	f.publish(o.File, "--sign-key", admin)
-	for _, h := range hosts {
+	for i, h := range hosts {
 		f.startDaemon(h)
 		must(t, o.CopyFile(h)) // for overlayctl show only: the daemon reads etcd
-		must(t, o.StartErlang(h))
+		// f03 and f04 have their daemons restarted below, which cuts
+		// their nodes' connections at different moments on each side:
+		// OTP's global (prevent_overlapping_partitions) would answer by
+		// disconnecting healthy pairs such as f01-f02, whose erpc loop
+		// measures the outage. Hidden nodes are outside global's mesh.
+		var args []string
+		if i == 2 || i == 3 {
+			args = []string{"-hidden"}
+		}
+		must(t, o.StartErlang(h, args...))
 	}
 	f.hosts = hosts
 	for _, h := range hosts[1:] {
