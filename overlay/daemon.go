@@ -510,6 +510,7 @@ func (d *Daemon) Status() control.Status {
 		Self: self.Name, Network: self.Network.Name, Mode: d.mode.String(), Address: self.Address.String(), Face: self.Face.String(),
 		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
 		LoadedAt: d.loadedAt, Reloads: d.reloads, ReloadErr: d.reloadErr, Uptime: time.Since(d.started),
+		PeerFileSerial: f.Serial,
 	}
 	d.mu.Unlock()
 	processStats(&st)

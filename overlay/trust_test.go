@@ -218,6 +218,9 @@ func TestDaemonSignedPeerFiles(t *testing.T) {
 	if got := peerNames(d); got != "serial 7 [a b c]" {
 		t.Fatalf("after ApplyPeerFile: %s", got)
 	}
+	if st := d.Status(); st.PeerFileSerial != 7 {
+		t.Errorf("status serial %d, want 7", st.PeerFileSerial)
+	}
 	logs.take()
 	err = d.ApplyPeerFile(ctx, "etcd://test/peers", newer, sign(t, admin, sshsig.Namespace, newer))
 	if line := logs.take(); err == nil || !strings.Contains(line, "file=etcd://test/peers reason=rollback serial=6 running_serial=7") {

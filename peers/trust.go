@@ -107,24 +107,23 @@ func CheckUpdate(trusted []ssh.PublicKey, running Version, source string, file, 
 	refuse := func(r RefusalReason, serial uint64, err error) (*Verified, error) {
 		return nil, &RefusedError{Source: source, Reason: r, Serial: serial, Running: running.Serial, Err: err}
 	}
-	// The serial as written, for the refusal message, before the
-	// signature says whether it can be believed.
-	claimed := claimedSerial(file)
+	// A file refused before Parse reports the serial it claims, for the
+	// log; read only then, as it costs a YAML decode.
 	if len(bytes.TrimSpace(sig)) == 0 {
-		return refuse(ReasonUnsigned, claimed, errors.New("no signature"))
+		return refuse(ReasonUnsigned, claimedSerial(file), errors.New("no signature"))
 	}
 	key, err := sshsig.Verify(file, sig, trusted, sshsig.Namespace)
 	switch {
 	case errors.Is(err, sshsig.ErrUntrusted):
-		return refuse(ReasonUntrustedKey, claimed, err)
+		return refuse(ReasonUntrustedKey, claimedSerial(file), err)
 	case errors.Is(err, sshsig.ErrNamespace):
-		return refuse(ReasonWrongNS, claimed, err)
+		return refuse(ReasonWrongNS, claimedSerial(file), err)
 	case err != nil:
-		return refuse(ReasonBadSignature, claimed, err)
+		return refuse(ReasonBadSignature, claimedSerial(file), err)
 	}
 	f, err := Parse(source, file)
 	if err != nil {
-		return refuse(ReasonInvalid, claimed, err)
+		return refuse(ReasonInvalid, claimedSerial(file), err)
 	}
 	v := Version{Serial: f.Serial, Sum: sha256.Sum256(file)}
 	switch {

@@ -123,3 +123,35 @@ func TestVersionString(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckUpdate10000Peers is what --trust adds to a reload of a
+// big file: compare with BenchmarkParse10000Peers (the same file, parsed
+// only).
+func BenchmarkCheckUpdate10000Peers(b *testing.B) {
+	data := append([]byte("serial: 2\n"), bigFile(b)...)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig, err := sshsig.Sign(data, s, sshsig.Namespace)
+	if err != nil {
+		b.Fatal(err)
+	}
+	trusted := []ssh.PublicKey{s.PublicKey()}
+	now := time.Now()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := CheckUpdate(trusted, Version{Serial: 1}, "peers.yaml", data, sig, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(v.File.Peers) != 10000 {
+			b.Fatalf("%d peers", len(v.File.Peers))
+		}
+	}
+}

@@ -70,7 +70,11 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "%s (network %s%s)  address %s  face %s  udp %d  wg interface %s\n",
 		st.Self, st.Network, mode, st.Address, st.Face, st.ListenPort, st.Interface)
-	fmt.Fprintf(w, "peer file %s, loaded %s ago, %d reloads", st.PeerFile, ago(now, st.LoadedAt), st.Reloads)
+	fmt.Fprintf(w, "peer file %s", st.PeerFile)
+	if st.PeerFileSerial != 0 {
+		fmt.Fprintf(w, " serial %d", st.PeerFileSerial)
+	}
+	fmt.Fprintf(w, ", loaded %s ago, %d reloads", ago(now, st.LoadedAt), st.Reloads)
 	if st.ReloadErr != "" {
 		fmt.Fprintf(w, "; LAST RELOAD REJECTED: %s", st.ReloadErr)
 	}

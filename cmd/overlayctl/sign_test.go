@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -9,8 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/nodewire/nodewire/overlay/control"
 )
 
 // adminKey writes a new ed25519 OpenSSH private key (encrypted with
@@ -147,5 +151,23 @@ func TestSignVerifyWithSSHKeygen(t *testing.T) {
 	}
 	if r := runCmd("", "verify", "--trust", trust, file); r.code != 0 {
 		t.Errorf("overlayctl verify refused ssh-keygen's signature: %s", r.stderr)
+	}
+}
+
+// TestStatusSerial: status names the running file's serial, when it has one.
+func TestStatusSerial(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		serial uint64
+		want   string
+	}{
+		{0, "peer file /etc/nodewire/peers.yaml, loaded 1m0s ago, 2 reloads\n"},
+		{42, "peer file /etc/nodewire/peers.yaml serial 42, loaded 1m0s ago, 2 reloads\n"},
+	} {
+		var b bytes.Buffer
+		writeStatus(&b, &control.Status{PeerFile: "/etc/nodewire/peers.yaml", PeerFileSerial: tc.serial, LoadedAt: now.Add(-time.Minute), Reloads: 2}, now)
+		if !strings.Contains(b.String(), "\n"+tc.want) {
+			t.Errorf("status with serial %d:\n%s\nwant a line %q", tc.serial, b.String(), tc.want)
+		}
 	}
 }

@@ -4,19 +4,22 @@ import "time"
 
 // Status is what `overlayctl status` shows: this host, then each peer.
 type Status struct {
-	Self       string        `json:"self"`
-	Network    string        `json:"network"`
-	Mode       string        `json:"mode"` // "userspace" or "tun": which data plane enforces the policy
-	Address    string        `json:"address"`
-	Face       string        `json:"face"`
-	ListenPort uint16        `json:"listen_port"`
-	PeerFile   string        `json:"peer_file"`
-	Interface  string        `json:"interface"` // the name `wg show` takes
-	LoadedAt   time.Time     `json:"loaded_at"`
-	Reloads    uint64        `json:"reloads"`
-	ReloadErr  string        `json:"last_reload_error,omitempty"`
-	Peers      []PeerStatus  `json:"peers"`
-	Uptime     time.Duration `json:"uptime_ns"`
+	Self       string    `json:"self"`
+	Network    string    `json:"network"`
+	Mode       string    `json:"mode"` // "userspace" or "tun": which data plane enforces the policy
+	Address    string    `json:"address"`
+	Face       string    `json:"face"`
+	ListenPort uint16    `json:"listen_port"`
+	PeerFile   string    `json:"peer_file"`
+	Interface  string    `json:"interface"` // the name `wg show` takes
+	LoadedAt   time.Time `json:"loaded_at"`
+	Reloads    uint64    `json:"reloads"`
+	ReloadErr  string    `json:"last_reload_error,omitempty"`
+	// PeerFileSerial is `serial:` of the running peer file; 0 when it has
+	// none.
+	PeerFileSerial uint64        `json:"peer_file_serial,omitempty"`
+	Peers          []PeerStatus  `json:"peers"`
+	Uptime         time.Duration `json:"uptime_ns"`
 
 	PublicKey string   `json:"public_key"`            // this host's, as WireGuard uses it now
 	Nodes     []string `json:"local_nodes,omitempty"` // "name:port" registered with this host's epmd
