@@ -152,7 +152,12 @@ func (s *Source) session(ctx context.Context) error {
 	}
 
 	probeErr := make(chan error, 1)
+	var probing sync.WaitGroup
+	defer probing.Wait() // after cancel (deferred later, so run first)
+	defer cancel()
+	probing.Add(1)
 	go func() {
+		defer probing.Done()
 		t := time.NewTicker(s.cfg.Probe)
 		defer t.Stop()
 		for {
