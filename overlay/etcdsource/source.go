@@ -99,10 +99,11 @@ func (s *Source) Run(ctx context.Context) {
 		s.st.Connected = false
 		s.st.Errors++
 		s.st.LastError = err.Error()
+		first := s.st.Errors == 1
 		s.mu.Unlock()
 		if wasUp {
 			s.log.Warn("etcd lost; running on the last good peer file, retrying", slog.Any("err", err))
-		} else if s.Status().Errors == 1 {
+		} else if first {
 			s.log.Warn("etcd unreachable; running on the last good peer file, retrying", slog.Any("err", err))
 		} else {
 			s.log.Debug("etcd unreachable; retrying", slog.Any("err", err))
