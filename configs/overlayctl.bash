@@ -28,7 +28,8 @@ _overlayctl() {
   fi
   cmd=${COMP_WORDS[1]}
   case $prev in
-    --file | -file | --private-key | -private-key | --key | -key | --trust | -trust | --sig | -sig)
+    --file | -file | --private-key | -private-key | --key | -key | --trust | -trust | --sig | -sig | \
+      --sign-key | -sign-key | --etcd-ca | -etcd-ca | --etcd-cert | -etcd-cert | --etcd-key | -etcd-key)
       COMPREPLY=($(compgen -f -- "$cur"))
       return ;;
     --control | -control)

@@ -2,8 +2,9 @@
 # Installs what nodewire's tests and demo need, only when something is missing:
 # Debian's Erlang (epmd, erl, erlc), iproute2 (ip netns, veth, bridge, tc) and
 # wireguard-tools (wg show, wg-quick), wireguard-go (a standard WireGuard peer in e2e),
-# ethtool (the wan matrix turns segmentation offload off) and tinyproxy (an HTTP CONNECT proxy for
-# TestTCPFallback). Idempotent and non-interactive.
+# ethtool (the wan matrix turns segmentation offload off), tinyproxy (an HTTP CONNECT proxy for
+# TestTCPFallback), etcd-server and etcd-client (a real etcd and etcdctl for overlay/etcdsource,
+# overlayctl publish and TestFleet). Idempotent and non-interactive.
 set -euo pipefail
 need=()
 command -v erl   >/dev/null 2>&1 || need+=(erlang-nox)
@@ -19,6 +20,8 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client) # peers/sshsig i
 command -v ping  >/dev/null 2>&1 || need+=(iputils-ping)
 command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v etcd  >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

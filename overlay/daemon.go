@@ -101,6 +101,8 @@ type Daemon struct {
 	trust       *trust              // nil without Config.Trust; guarded by mu
 	paths       map[string]pathInfo // per peer; guarded by mu
 	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
+
+	source func() control.SourceStatus // see SetSource; guarded by mu
 }
 
 // InterfaceName is the default UAPI name: unique per host so that several
@@ -529,5 +531,6 @@ func (d *Daemon) Status() control.Status {
 		st.Peers = append(st.Peers, ps)
 	}
 	d.addOpsStatus(&st)
+	st.Source = d.sourceStatus()
 	return st
 }

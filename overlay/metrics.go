@@ -192,6 +192,7 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 			w.Sample(float64(refused[r]), "reason", string(r))
 		}
 	}
+	writeSourceMetrics(w, d.sourceStatus())
 	return w.Flush()
 }
 

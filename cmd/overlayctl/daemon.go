@@ -79,6 +79,17 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 		fmt.Fprintf(w, "; LAST RELOAD REJECTED: %s", st.ReloadErr)
 	}
 	fmt.Fprintln(w)
+	if s := st.Source; s != nil {
+		state := "connected"
+		if !s.Connected {
+			state = "UNREACHABLE, running on the last good file"
+		}
+		fmt.Fprintf(w, "source %s: %s, revision %d applied, %d refused", s.URL, state, s.Revision, s.Refused)
+		if s.LastError != "" {
+			fmt.Fprintf(w, "; last error: %s", s.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 	writeStatusHost(w, st)
 	if st.Goroutines > 0 {
 		fmt.Fprintf(w, "process: %d goroutines, %.1f MiB resident, %.1f MiB live heap\n",

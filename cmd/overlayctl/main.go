@@ -81,6 +81,7 @@ func commands() []command {
 		{"rotate-key", "give this host a new key without downtime", cmdRotateKey},
 		{"sign", "sign the peer file with an admin's SSH key (FILE.sig)", cmdSign},
 		{"verify", "check the peer file's signature as overlayd --trust does", cmdVerify},
+		{"publish", "write a signed peer file to an etcd key (compare-and-swap)", cmdPublish},
 	}
 }
 

@@ -328,8 +328,16 @@ unless --address says otherwise, and prints its address and face.`)
 	tcpEndpoint := fs.String("tcp-endpoint", "", "host[:port] where the peer also takes WireGuard over TLS/TCP (overlayd --tcp-listen), for when UDP is blocked; default port 443")
 	transportFlag := fs.String("transport", "auto", "auto (UDP, TCP fallback) or tcp (always the --tcp-endpoint)")
 	reload, socket := fs.reloadFlags()
+	publish := fs.String("publish", "", "instead of --file, edit the signed file at etcd://HOST:PORT[,HOST:PORT]/KEY: read, verify, add, bump serial, sign with --sign-key, compare-and-swap (redone if another admin wrote in between)")
+	ef := fs.etcdFlags()
 	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
+	}
+	if *publish != "" && *file != "" {
+		return fs.usageError("--file and --publish: give one")
+	}
+	if *publish != "" {
+		*file = *publish // for required; the edit below reads etcd
 	}
 	if err := fs.required("file", "name", "network", "public-key"); err != nil {
 		return err
@@ -363,11 +371,12 @@ unless --address says otherwise, and prints its address and face.`)
 	}
 	entry := peers.PeerEntry{Name: *name, Network: *network, PublicKey: k.String(), Address: addr,
 		Endpoint: *endpoint, Keepalive: *keepalive, Expose: ports, Mode: mode, TCPEndpoint: *tcpEndpoint, Transport: transport}
-	f, err := editPeerFile(*file, func(data []byte, orig *peers.File, origErr error) ([]byte, error) {
+	edit := func(data []byte, orig *peers.File, origErr error) ([]byte, error) {
 		if orig != nil && orig.Network(*network) == nil {
 			return nil, fmt.Errorf("no network %s (add it with overlayctl add-network)", *network)
 		}
-		if !entry.Address.IsValid() {
+		en := entry // a --publish retry allocates again, from the file it reads
+		if !en.Address.IsValid() {
 			if orig == nil {
 				return nil, needValid(origErr)
 			}
@@ -375,10 +384,20 @@ unless --address says otherwise, and prints its address and face.`)
 			if err != nil {
 				return nil, err
 			}
-			entry.Address = a
+			en.Address = a
 		}
-		return peers.AddPeer(data, entry)
-	})
+		return peers.AddPeer(data, en)
+	}
+	if *publish != "" {
+		f, rev, conflicts, err := publishEdit(*publish, ef, edit)
+		if err != nil {
+			return fs.editFailed(*publish, err, "")
+		}
+		p := f.Peer(*name)
+		fmt.Fprintf(e.stdout, "%s address %s face %s; published serial %d at revision %d (%d concurrent writes redone)\n", p.Name, p.Address, p.Face, f.Serial, rev, conflicts)
+		return nil
+	}
+	f, err := editPeerFile(*file, edit)
 	if err != nil {
 		return fs.editFailed(*file, err, "")
 	}

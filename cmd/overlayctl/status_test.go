@@ -76,3 +76,24 @@ func TestStatusShowsMode(t *testing.T) {
 		})
 	}
 }
+
+// A daemon following etcd shows the source: connected or not, the revision
+// applied, refusals and the last error.
+func TestStatusShowsSource(t *testing.T) {
+	for _, tc := range []struct {
+		src  control.SourceStatus
+		want string
+	}{
+		{control.SourceStatus{URL: "etcd://10.0.0.5:2379/nw", Connected: true, Revision: 42},
+			"source etcd://10.0.0.5:2379/nw: connected, revision 42 applied, 0 refused\n"},
+		{control.SourceStatus{URL: "etcd://10.0.0.5:2379/nw", Revision: 42, Refused: 1, LastError: "probe: context deadline exceeded"},
+			"source etcd://10.0.0.5:2379/nw: UNREACHABLE, running on the last good file, revision 42 applied, 1 refused; last error: probe: context deadline exceeded\n"},
+	} {
+		st := control.Status{Self: "pay-1", Network: "payments", Address: "10.77.1.1", Face: "127.77.1.1",
+			ListenPort: 51820, Interface: "nw-pay-1", PeerFile: "state/peers.yaml", LoadedAt: time.Now(), Source: &tc.src}
+		r := runCmd("", "status", "--control", fakeDaemon(t, st))
+		if r.code != exitOK || !strings.Contains(r.stdout, tc.want) {
+			t.Errorf("status with source %+v:\n%s\nwant a line %q", tc.src, r.stdout, tc.want)
+		}
+	}
+}

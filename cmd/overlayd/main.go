@@ -13,15 +13,18 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodewire/nodewire/overlay"
 	"github.com/nodewire/nodewire/overlay/control"
+	"github.com/nodewire/nodewire/overlay/etcdsource"
 	"github.com/nodewire/nodewire/overlay/tcpbind"
 )
 
@@ -55,6 +58,10 @@ type fileConfig struct {
 	Proxy         string `yaml:"proxy"`
 	Trust         string `yaml:"trust"`
 	TrustState    string `yaml:"trust-state"`
+	StateDir      string `yaml:"state-dir"`
+	EtcdCA        string `yaml:"etcd-ca"`
+	EtcdCert      string `yaml:"etcd-cert"`
+	EtcdKey       string `yaml:"etcd-key"`
 }
 
 func main() {
@@ -66,7 +73,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c fileConfig
 	configPath := fs.String("config", "", "YAML file with any of the fields below")
-	fs.StringVar(&c.Peers, "peers", "", "the peer file (the same on every host)")
+	fs.StringVar(&c.Peers, "peers", "", "the peer file (the same on every host), or etcd://HOST:PORT[,HOST:PORT]/KEY to follow the signed file published there (etcds:// for TLS), reached over the underlay")
 	fs.StringVar(&c.Self, "self", "", "this host's peer name in the peer file")
 	fs.StringVar(&c.PrivateKey, "private-key", "", "file with this host's private key (base64, mode 0600)")
 	listenPort := fs.Uint("listen-port", 0, "UDP port (default: the port of this host's endpoint, else overlay.port)")
@@ -84,6 +91,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Proxy, "proxy", "", "dial peers' tcp_endpoints through this HTTP proxy (http://[user:pass@]host:port, CONNECT); default $HTTPS_PROXY unless $NO_PROXY matches")
 	fs.StringVar(&c.Trust, "trust", "", "apply only peer files signed (PEERFILE.sig, ssh-keygen -Y sign -n nodewire) by a key in this `FILE` (authorized_keys or allowed_signers lines), never an older serial nor an expired file")
 	fs.StringVar(&c.TrustState, "trust-state", "", "with --trust, keep the serial of the last applied peer file in this `FILE` (writable, e.g. under systemd's StateDirectory), so that a restart still refuses an older one")
+	fs.StringVar(&c.StateDir, "state-dir", "/var/lib/nodewire", "with --peers etcd://..., keep the last good peer file (and the trust state) here, so a restart with etcd down starts from it")
+	fs.StringVar(&c.EtcdCA, "etcd-ca", "", "with --peers etcds://..., PEM file of etcd's CA (default: the system's roots)")
+	fs.StringVar(&c.EtcdCert, "etcd-cert", "", "with --peers etcds://..., PEM client certificate for etcd")
+	fs.StringVar(&c.EtcdKey, "etcd-key", "", "PEM key of --etcd-cert")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to `FILE` at exit; off by default")
 	memProfile := fs.String("memprofile", "", "write a heap profile (pprof) to `FILE` at exit; off by default")
 	fs.Usage = func() {
@@ -157,14 +168,41 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := overlay.New(ctx, overlay.Config{
-		PeerFile: c.Peers, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
+	peerFile := c.Peers
+	var etcd *etcdMode
+	var fromEtcd []byte
+	if etcdsource.IsURL(c.Peers) {
+		tls := etcdsource.TLSFiles{CA: c.EtcdCA, Cert: c.EtcdCert, Key: c.EtcdKey}
+		if etcd, err = newEtcdMode(c.Peers, c.StateDir, tls, log); err == nil {
+			fromEtcd, err = etcd.prepare(ctx)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "overlayd: %v\n", err)
+			return 1
+		}
+		peerFile = etcd.peerFile
+		if c.Trust != "" && c.TrustState == "" {
+			c.TrustState = filepath.Join(c.StateDir, "trust-state")
+		}
+	}
+	cfg := overlay.Config{
+		PeerFile: peerFile, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
 		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
 		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
 		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
 		TCPListen: c.TCPListen, TCPDial: dial,
 		Trust: c.Trust, TrustState: c.TrustState,
-	})
+	}
+	d, err := overlay.New(ctx, cfg)
+	if err != nil && etcd != nil && fromEtcd == nil {
+		// The cache was refused (damaged, or older than the trust state
+		// after a crash between the two writes): etcd's value, if etcd
+		// answers now, is the way back.
+		log.Error("the cached peer file was refused; trying etcd's", slog.Any("err", err))
+		if fromEtcd, err = etcd.fetch(ctx); err == nil {
+			d, err = overlay.New(ctx, cfg)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
 		return 1
@@ -173,6 +211,13 @@ func run(args []string, stderr io.Writer) int {
 	// allocation, whose GC the other CPUs take (10,000 peers: 1.6 s
 	// instead of 2.2 s on 2 vCPUs). Traffic runs on procs threads.
 	runtime.GOMAXPROCS(procs(c.Procs, os.Getenv("GOMAXPROCS")))
+	var watchers sync.WaitGroup
+	wctx, wcancel := context.WithCancel(ctx)
+	defer watchers.Wait()
+	defer wcancel() // first: Run may return with ctx still live
+	if etcd != nil {
+		etcd.run(wctx, &watchers, d, fromEtcd)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -229,6 +274,10 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("proxy", &c.Proxy, fc.Proxy)
 	fill("trust", &c.Trust, fc.Trust)
 	fill("trust-state", &c.TrustState, fc.TrustState)
+	fill("state-dir", &c.StateDir, fc.StateDir)
+	fill("etcd-ca", &c.EtcdCA, fc.EtcdCA)
+	fill("etcd-cert", &c.EtcdCert, fc.EtcdCert)
+	fill("etcd-key", &c.EtcdKey, fc.EtcdKey)
 	if !set["metrics-public"] && fc.MetricsPublic {
 		c.MetricsPublic = true
 	}

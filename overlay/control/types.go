@@ -32,6 +32,22 @@ type Status struct {
 	// so far): unlike RSS it does not include garbage awaiting the next GC.
 	HeapLiveBytes uint64 `json:"heap_live_bytes"`
 	GCCycles      uint64 `json:"gc_cycles"`
+	// Source is where the peer file comes from when it is not (only) the
+	// local file: an etcd key (overlayd --peers etcd://...).
+	Source *SourceStatus `json:"source,omitempty"`
+}
+
+// SourceStatus is the state of a watched peer-file source (an etcd key).
+type SourceStatus struct {
+	URL       string    `json:"url"`
+	Connected bool      `json:"connected"`
+	Revision  int64     `json:"revision"`             // of the value last applied (0: running on the cache)
+	Seen      int64     `json:"seen_revision"`        // of the value last offered to the daemon
+	AppliedAt time.Time `json:"applied_at,omitzero"`  // when Revision was applied
+	Refused   uint64    `json:"refused"`              // values the daemon refused
+	Errors    uint64    `json:"errors"`               // failed connections and watches
+	LastError string    `json:"last_error,omitempty"` // the last refusal or etcd error
+	Cached    bool      `json:"cached"`               // a cached value was on disk at start
 }
 
 // PeerStatus is one peer as this daemon sees it.
