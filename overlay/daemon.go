@@ -83,15 +83,15 @@ type Daemon struct {
 	closed    bool       // Close has begun: no Reload from here on
 	file      *peers.File
 	self      *peers.Peer
-	have      map[peers.Key]wgPeer
+	partners  []*peers.Peer        // file.Partners(self): the WireGuard peers
+	have      map[peers.Key]wgPeer // what the device was last configured with
 	loadedAt  time.Time
 	reloads   uint64
 	reloadErr string
 	listen    uint16
 
-	reloadFails uint64              // rejected reloads, for metrics; guarded by mu
-	paths       map[string]pathInfo // per peer; guarded by mu
-	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
+	reloadFails uint64               // rejected reloads, for metrics; guarded by mu
+	paths       map[string]pathState // per partner; replaced whole, never modified; guarded by mu
 }
 
 // InterfaceName is the default UAPI name: unique per host so that several
@@ -162,14 +162,14 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(d.tcp))}
 	d.mss = newMSSDevice(d.tun)
 	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log))
-	endpoints := d.resolve(ctx, f, self)
-	want := desiredPeers(f, self, endpoints)
+	partners := f.Partners(self)
+	want := desiredPeers(partners, d.resolve(ctx, partners))
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
 		return nil, fmt.Errorf("configure WireGuard: %w", err)
 	}
 	// The MSS table is in place before the first packet can flow.
 	d.mu.Lock()
-	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
 	d.refreshPathsLocked()
 	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
@@ -332,13 +332,16 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	} else if m != d.mode {
 		return fmt.Errorf("%s:%d: peers.%s.mode changed from %s to %s: restart overlayd to change mode", d.cfg.PeerFile, self.Line, self.Name, d.mode, m)
 	}
-	want := desiredPeers(f, self, d.resolve(ctx, f, self))
+	// Only the partners are WireGuard peers: a policy change adds and
+	// removes peers here as it adds and removes partners.
+	partners := f.Partners(self)
+	want := desiredPeers(partners, d.resolve(ctx, partners))
 	diff := uapiDiff(d.have, want)
 	if diff != "" {
 		if err := d.dev.IpcSet(diff); err != nil {
-			// UAPI is not transactional: note what may be half-applied
-			// and let the next reload converge.
-			d.have = nil
+			// UAPI is not transactional: start the next reload's
+			// difference from what the device holds now.
+			d.have = d.deviceHave()
 			return fmt.Errorf("apply WireGuard changes: %w", err)
 		}
 	}
@@ -353,9 +356,24 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	d.log.Info("peer file reloaded", slog.String("file", d.cfg.PeerFile),
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
-	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
+	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
 	d.refreshPathsLocked() // a changed endpoint may take another path
 	return nil
+}
+
+// deviceHave is the peers the device holds, by key only: after a failed
+// IpcSet, a difference from it removes every peer not wanted and sets
+// every wanted one in full.
+func (d *Daemon) deviceHave() map[peers.Key]wgPeer {
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return nil
+	}
+	have := make(map[peers.Key]wgPeer)
+	for k := range parseUAPIGet(text) {
+		have[k] = wgPeer{Key: k}
+	}
+	return have
 }
 
 // summarize counts peers added, removed and changed between two files, for the log.
@@ -377,8 +395,8 @@ func summarize(old, cur *peers.File) (added, removed, changed int) {
 	return added, removed, changed
 }
 
-func (d *Daemon) resolve(ctx context.Context, f *peers.File, self *peers.Peer) map[string]netip.AddrPort {
-	eps, errs := resolveEndpoints(ctx, net.DefaultResolver, f, self)
+func (d *Daemon) resolve(ctx context.Context, partners []*peers.Peer) map[string]netip.AddrPort {
+	eps, errs := resolveEndpoints(ctx, net.DefaultResolver, partners)
 	for name, err := range errs {
 		d.log.Warn("peer endpoint not resolved; it can still reach us", slog.String("peer", name), slog.Any("err", err))
 	}
@@ -453,7 +471,7 @@ func wgLogger(log *slog.Logger) *device.Logger {
 // Status reports this host and every peer.
 func (d *Daemon) Status() control.Status {
 	d.mu.Lock()
-	f, self := d.file, d.self
+	f, self, have := d.file, d.self, d.have
 	st := control.Status{
 		Self: self.Name, Network: self.Network.Name, Mode: d.mode.String(), Address: self.Address.String(), Face: self.Face.String(),
 		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
@@ -469,6 +487,9 @@ func (d *Daemon) Status() control.Status {
 			continue
 		}
 		ps := control.PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
+		if _, ok := have[p.PublicKey]; !ok {
+			ps.Unreachable = true // not a partner: listed, but not a WireGuard peer
+		}
 		if w, ok := wgState[p.PublicKey]; ok {
 			ps.Endpoint, ps.Transport, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.Transport, w.LastHandshake, w.Rx, w.Tx
 		}

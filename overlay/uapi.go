@@ -22,15 +22,13 @@ type wgPeer struct {
 	Allowed   netip.Prefix // the peer's /32: cryptokey routing makes its inner source address authentic
 }
 
-// desiredPeers is the device configuration a peer file asks for on host self.
-// endpoints holds the resolved endpoint of each peer name; a peer missing
-// from it has none.
-func desiredPeers(f *peers.File, self *peers.Peer, endpoints map[string]netip.AddrPort) map[peers.Key]wgPeer {
-	want := make(map[peers.Key]wgPeer, len(f.Peers))
-	for _, p := range f.Peers {
-		if p.Name == self.Name {
-			continue
-		}
+// desiredPeers is the device configuration for the peers a host
+// configures: its partners (peers.File.Partners), the hosts the policy lets
+// it exchange packets with. endpoints holds the resolved endpoint of each
+// peer name; a peer missing from it has none.
+func desiredPeers(partners []*peers.Peer, endpoints map[string]netip.AddrPort) map[peers.Key]wgPeer {
+	want := make(map[peers.Key]wgPeer, len(partners))
+	for _, p := range partners {
 		want[p.PublicKey] = wgPeer{
 			Key:       p.PublicKey,
 			Endpoint:  endpoints[p.Name],
