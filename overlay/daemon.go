@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	// The MSS table is in place before the first packet can flow.
 	d.mu.Lock()
 	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
-	d.refreshPathsLocked()
+	d.configuredPathsLocked(nil, want)
 	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
 		return nil, fmt.Errorf("WireGuard up (UDP port %d, TCP %q): %w", d.listen, cfg.TCPListen, err)
@@ -356,8 +356,9 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	d.log.Info("peer file reloaded", slog.String("file", d.cfg.PeerFile),
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
+	have := d.have
 	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
-	d.refreshPathsLocked() // a changed endpoint may take another path
+	d.configuredPathsLocked(have, want) // a changed endpoint may take another path
 	return nil
 }
 

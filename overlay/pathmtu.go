@@ -156,11 +156,28 @@ func (d *Daemon) seenPaths() map[peers.Key]pathSeen {
 	return seen
 }
 
-// refreshPathsLocked looks up the routes that may have changed (pathTable)
-// and installs the MSS table; it logs each peer whose path changed. d.mu
-// is held: a reload's new peers are clamped before their first packet.
-func (d *Daemon) refreshPathsLocked() {
-	d.installPathsLocked(d.computePaths(d.partners, d.paths, d.route))
+// configuredPathsLocked sets the paths after New or a reload configured
+// the device from have to want: a peer the device kept as it was keeps
+// what the last refresh saw of it (a roamed endpoint, its traffic); a new
+// or changed one starts from its configured endpoint. So a reload asks
+// the device nothing (an IpcGet lists every peer) and looks up only the
+// routes of the peers it added or moved. It installs the MSS table and
+// logs each peer whose path changed. d.mu is held: a reload's new peers
+// are clamped before their first packet.
+func (d *Daemon) configuredPathsLocked(have, want map[peers.Key]wgPeer) {
+	seen := make(map[peers.Key]pathSeen, len(want))
+	for _, p := range d.partners {
+		w := want[p.PublicKey]
+		if h, ok := have[p.PublicKey]; ok && h == w {
+			if old, ok := d.paths[p.Name]; ok {
+				seen[p.PublicKey] = old.Seen
+				continue
+			}
+		}
+		seen[p.PublicKey] = pathSeen{Endpoint: w.Endpoint}
+	}
+	_, paths := pathTable(d.partners, seen, d.paths, d.route, d.cfg.MTU)
+	d.installPathsLocked(paths)
 }
 
 // computePaths is refreshPathsLocked's work that needs no lock.
