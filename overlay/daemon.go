@@ -39,6 +39,7 @@ type Config struct {
 	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
 	Inetrc         string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)
 	InetrcDomain   string // "": peers.DefaultDomain
+	ErlangHosts    string // if set, a .hosts.erlang kept current here (see peers.File.HostsErlang)
 	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
 	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
 	TCPListen      string // "": no TCP; else HOST:PORT taking WireGuard over TLS/TCP (overlay/tcpbind)
@@ -153,6 +154,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if err := d.writeInetrc(f, self); err != nil {
+		return nil, err
+	}
+	if err := d.writeErlangHosts(f, self); err != nil {
 		return nil, err
 	}
 
@@ -351,6 +355,9 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	d.plane.Apply(f, self)
 	if err := d.writeInetrc(f, self); err != nil {
 		d.log.Error("inetrc not updated", slog.Any("err", err))
+	}
+	if err := d.writeErlangHosts(f, self); err != nil {
+		d.log.Error(".hosts.erlang not updated", slog.Any("err", err))
 	}
 	added, removed, changed := summarize(d.file, f)
 	d.log.Info("peer file reloaded", slog.String("file", d.cfg.PeerFile),
