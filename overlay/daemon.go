@@ -77,6 +77,8 @@ type Daemon struct {
 	cancel context.CancelFunc
 	reqs   connSet // control and UAPI connections being served
 
+	strangers strangers // logs handshakes from hosts that are no WireGuard peer here
+
 	closeOnce sync.Once // a second Close waits for the first
 	closeErr  error     // what the first Close returned
 
@@ -165,7 +167,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(d.tcp))}
 	d.mss = newMSSDevice(d.tun)
-	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log))
+	d.strangers.log = d.log
+	d.strangers.snap.Store(&peers.Snapshot{File: f, Self: self})
+	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log, d.strangers.refused))
 	partners := f.Partners(self)
 	want := desiredPeers(partners, d.resolve(ctx, partners))
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
@@ -364,6 +368,7 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
 	have := d.have
+	d.strangers.snap.Store(&peers.Snapshot{File: f, Self: self})
 	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
 	d.configuredPathsLocked(have, want) // a changed endpoint may take another path
 	return nil
@@ -462,12 +467,22 @@ func checkUDPPort(port uint16) error {
 	return nil
 }
 
+// invalidInitiation is wireguard-go's verbose line for a handshake it
+// drops, among other reasons because its sender is no peer of the device.
+const invalidInitiation = "Received invalid initiation message from %s"
+
 // wgLogger routes wireguard-go's logs into slog: its verbose chatter at
-// debug, its errors at warn (they are about single packets or peers).
-func wgLogger(log *slog.Logger) *device.Logger {
+// debug, its errors at warn (they are about single packets or peers). A
+// dropped handshake initiation also goes to refused, with its endpoint.
+func wgLogger(log *slog.Logger, refused func(endpoint string)) *device.Logger {
 	l := log.With(slog.String("component", "wireguard"))
 	return &device.Logger{
 		Verbosef: func(format string, args ...any) {
+			if format == invalidInitiation && len(args) == 1 && refused != nil {
+				if ep, ok := args[0].(string); ok {
+					refused(ep)
+				}
+			}
 			if l.Enabled(context.Background(), slog.LevelDebug) {
 				l.Debug(fmt.Sprintf(format, args...))
 			}
