@@ -87,14 +87,13 @@ type wantedFace struct {
 }
 
 // wantedFaces lists the listeners snap asks for, in a stable order: for
-// every partner of self (peers.File.Partners), its epmd port and its
-// exposed ports. A peer that self and the policy exchange nothing with
-// has no face: a local dial there is refused by the kernel at once, as
-// the face would refuse it, and a 10,000-peer file of which 200 are
-// partners costs 200 peers' listeners, not 10,000.
+// every peer but self, its epmd port and its exposed ports.
 func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
 	var out []wantedFace
-	for _, p := range snap.File.Partners(snap.Self) {
+	for _, p := range snap.File.Peers {
+		if p.Name == snap.Self.Name {
+			continue
+		}
 		out = append(out, wantedFace{faceKey{p.Name, epmdPort}, netip.AddrPortFrom(p.Face, epmdPort), p, true, false})
 		seen := map[uint16]bool{epmdPort: true}
 		for _, r := range p.Expose {

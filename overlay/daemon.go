@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(d.tcp))}
 	d.mss = newMSSDevice(d.tun)
 	d.strangers.log = d.log
-	d.strangers.snap.Store(&peers.Snapshot{File: f, Self: self})
+	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
 	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log, d.strangers.refused))
 	partners := f.Partners(self)
 	want := desiredPeers(partners, d.resolve(ctx, partners))
@@ -368,7 +368,7 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
 	have := d.have
-	d.strangers.snap.Store(&peers.Snapshot{File: f, Self: self})
+	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
 	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
 	d.configuredPathsLocked(have, want) // a changed endpoint may take another path
 	return nil
@@ -522,5 +522,14 @@ func (d *Daemon) Status() control.Status {
 		st.Peers = append(st.Peers, ps)
 	}
 	d.addOpsStatus(&st)
+	// A host the policy keeps out is refused by WireGuard, before the
+	// plane could count it: its dropped handshakes are its denials.
+	hs := d.strangers.refusals()
+	for i := range st.Peers {
+		if n := hs[st.Peers[i].Name]; n > 0 {
+			st.Peers[i].Denials += n
+			st.Peers[i].DeniedIn += n
+		}
+	}
 	return st
 }

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -35,13 +36,34 @@ peers:
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			s := &strangers{log: slog.New(slog.NewTextHandler(&buf, nil))}
-			s.snap.Store(&peers.Snapshot{File: f, Self: f.Peer("b")})
+			s.setSnapshot(&peers.Snapshot{File: f, Self: f.Peer("b")})
 			s.refused(tt.endpoint)
 			s.refused(tt.endpoint) // within strangerLogEvery: not again
+			if n, want := s.refusals()["c"], strings.Count(tt.want, "from=c"); n != uint64(2*want) {
+				t.Errorf("counted %d refused handshakes from c, want %d", n, 2*want)
+			}
 			got := buf.String()
 			if tt.want == "" && got != "" || tt.want != "" && (!strings.Contains(got, tt.want) || strings.Count(got, "\n") != 1) {
 				t.Errorf("logged %q, want once %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Spoofed endpoints do not flood the log: strangerLogBudget lines per
+// strangerLogEvery in all.
+func TestStrangersLogBudget(t *testing.T) {
+	f, err := peers.Parse("s.yaml", []byte("overlay: {prefix: 10.91.0.0/16}\nnetworks:\n  lab: {prefix: 10.91.1.0/24}\npeers:\n  a: {network: lab, public_key: QjymiqCIuDApl2TzlrhKdwo9IxbBMjTroG0Flsln/XI=, address: 10.91.1.1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	s := &strangers{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	s.setSnapshot(&peers.Snapshot{File: f, Self: f.Peer("a")})
+	for i := range 1000 {
+		s.refused(fmt.Sprintf("198.51.%d.%d:4000", i/250, i%250))
+	}
+	if n := strings.Count(buf.String(), "\n"); n != strangerLogBudget {
+		t.Errorf("%d lines for 1000 spoofed endpoints, want %d", n, strangerLogBudget)
 	}
 }
