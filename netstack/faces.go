@@ -37,8 +37,10 @@ type faceKey struct {
 type face struct {
 	key      faceKey
 	addr     netip.AddrPort
-	peerAddr netip.Addr // the peer's overlay address when opened
-	ln       *net.TCPListener
+	peerAddr netip.Addr       // the peer's overlay address when opened
+	ln       *net.TCPListener // nil when dark
+	dark     bool             // served by darkSet: the policy lets self and the peer exchange nothing
+	darkFD   int              // the listening socket when dark
 
 	epmd   bool                   // the peer's epmd port
 	expose atomic.Bool            // listed in the peer's expose
@@ -71,10 +73,13 @@ type faceSet struct {
 	mu     sync.Mutex
 	faces  map[faceKey]*face
 	closed bool
+	dark   *darkSet
 }
 
 func newFaceSet(s *Stack) *faceSet {
-	return &faceSet{s: s, faces: make(map[faceKey]*face)}
+	fs := &faceSet{s: s, faces: make(map[faceKey]*face)}
+	fs.dark = newDarkSet(fs)
+	return fs
 }
 
 // wantedFace is a listener a snapshot asks for.
@@ -84,6 +89,7 @@ type wantedFace struct {
 	peer   *peers.Peer
 	epmd   bool
 	expose bool
+	dark   bool // see darkSet
 }
 
 // wantedFaces lists the listeners snap asks for, in a stable order: for
@@ -94,7 +100,8 @@ func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
 		if p.Name == snap.Self.Name {
 			continue
 		}
-		out = append(out, wantedFace{faceKey{p.Name, epmdPort}, netip.AddrPortFrom(p.Face, epmdPort), p, true, false})
+		dark := !snap.File.Exchange(snap.Self, p)
+		out = append(out, wantedFace{faceKey{p.Name, epmdPort}, netip.AddrPortFrom(p.Face, epmdPort), p, true, false, dark})
 		seen := map[uint16]bool{epmdPort: true}
 		for _, r := range p.Expose {
 			for port := int(r.Lo); port <= int(r.Hi); port++ {
@@ -102,7 +109,7 @@ func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
 					continue
 				}
 				seen[uint16(port)] = true
-				out = append(out, wantedFace{faceKey{p.Name, uint16(port)}, netip.AddrPortFrom(p.Face, uint16(port)), p, false, true})
+				out = append(out, wantedFace{faceKey{p.Name, uint16(port)}, netip.AddrPortFrom(p.Face, uint16(port)), p, false, true, dark})
 			}
 		}
 	}
@@ -115,6 +122,11 @@ func listenFace(addr netip.AddrPort, peer string, self *peers.Peer, erlangPort b
 	if err == nil {
 		return ln, nil
 	}
+	return nil, faceError(addr, peer, self, erlangPort, err)
+}
+
+// faceError explains why addr cannot be bound.
+func faceError(addr netip.AddrPort, peer string, self *peers.Peer, erlangPort bool, err error) error {
 	fe := &FaceError{Peer: peer, Addr: addr, Err: err}
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE) && erlangPort:
@@ -126,7 +138,7 @@ func listenFace(addr netip.AddrPort, peer string, self *peers.Peer, erlangPort b
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		fe.Hint = fmt.Sprintf("%v cannot be bound: this system does not route all of 127.0.0.0/8 to loopback (add the face address to lo)", addr)
 	}
-	return nil, fe
+	return fe
 }
 
 // erlangTuple writes 127.77.1.1 as 127,77,1,1 for inet_dist_use_interface.
@@ -178,6 +190,8 @@ func (fs *faceSet) sync(snap *peers.Snapshot) error {
 		switch {
 		case p == nil || p.Name == snap.Self.Name || p.Face != f.addr.Addr():
 			fs.closeLocked(f)
+		case w != nil && w.dark != f.dark:
+			fs.closeLocked(f) // reopened below, served the other way
 		case w != nil:
 			f.expose.Store(w.expose)
 		case f.erlang.Load() && p.Address == f.peerAddr:
@@ -281,11 +295,18 @@ func (f *face) nodeName() string {
 // openLocked binds one face and records it; serve starts accepting.
 func (fs *faceSet) openLocked(w wantedFace, self *peers.Peer) (*face, error) {
 	erlangPort := w.epmd || !w.expose
-	ln, err := listenFace(w.addr, w.peer.Name, self, erlangPort)
-	if err != nil {
-		return nil, err
+	f := &face{key: w.key, addr: w.addr, peerAddr: w.peer.Address, epmd: w.epmd, dark: w.dark}
+	if w.dark {
+		if err := fs.dark.listen(f); err != nil {
+			return nil, faceError(w.addr, w.peer.Name, self, erlangPort, err)
+		}
+	} else {
+		ln, err := listenFace(w.addr, w.peer.Name, self, erlangPort)
+		if err != nil {
+			return nil, err
+		}
+		f.ln = ln
 	}
-	f := &face{key: w.key, addr: w.addr, peerAddr: w.peer.Address, ln: ln, epmd: w.epmd}
 	f.expose.Store(w.expose)
 	fs.faces[w.key] = f
 	return f, nil
@@ -294,7 +315,11 @@ func (fs *faceSet) openLocked(w wantedFace, self *peers.Peer) (*face, error) {
 // closeLocked stops a face listener. Connections accepted on it live on
 // until the policy or the peer's removal ends them.
 func (fs *faceSet) closeLocked(f *face) {
-	f.ln.Close()
+	if f.dark {
+		fs.dark.close(f)
+	} else {
+		f.ln.Close()
+	}
 	if fs.faces[f.key] == f {
 		delete(fs.faces, f.key)
 	}
@@ -308,6 +333,7 @@ func (fs *faceSet) closeAll() {
 	for _, f := range fs.faces {
 		fs.closeLocked(f)
 	}
+	fs.dark.closeAll()
 }
 
 // listening reports the ports open on peer's face, sorted (for tests and
@@ -327,6 +353,9 @@ func (fs *faceSet) listening(peer string) []uint16 {
 
 // serve starts f's accept loop.
 func (fs *faceSet) serve(f *face) {
+	if f.dark {
+		return // darkSet accepts on it
+	}
 	if !fs.s.group.spawn(func() { fs.accept(f) }) {
 		f.ln.Close()
 	}

@@ -39,6 +39,7 @@ type Config struct {
 	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
 	Inetrc         string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)
 	InetrcDomain   string // "": peers.DefaultDomain
+	ErlangHosts    string // if set, a .hosts.erlang kept current here (see peers.File.HostsErlang)
 	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
 	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
 	TCPListen      string // "": no TCP; else HOST:PORT taking WireGuard over TLS/TCP (overlay/tcpbind)
@@ -84,6 +85,8 @@ type Daemon struct {
 	cancel context.CancelFunc
 	reqs   connSet // control and UAPI connections being served
 
+	strangers strangers // logs handshakes from hosts that are no WireGuard peer here
+
 	closeOnce sync.Once // a second Close waits for the first
 	closeErr  error     // what the first Close returned
 
@@ -91,16 +94,16 @@ type Daemon struct {
 	closed    bool       // Close has begun: no Reload from here on
 	file      *peers.File
 	self      *peers.Peer
-	have      map[peers.Key]wgPeer
+	partners  []*peers.Peer        // file.Partners(self): the WireGuard peers
+	have      map[peers.Key]wgPeer // what the device was last configured with
 	loadedAt  time.Time
 	reloads   uint64
 	reloadErr string
 	listen    uint16
 
-	reloadFails uint64              // rejected reloads, for metrics; guarded by mu
-	trust       *trust              // nil without Config.Trust; guarded by mu
-	paths       map[string]pathInfo // per peer; guarded by mu
-	routeErrs   map[string]error    // route look-ups that failed last time; guarded by mu
+	reloadFails uint64               // rejected reloads, for metrics; guarded by mu
+	trust       *trust               // nil without Config.Trust; guarded by mu
+	paths       map[string]pathState // per partner; replaced whole, never modified; guarded by mu
 
 	source func() control.SourceStatus // see SetSource; guarded by mu
 }
@@ -169,22 +172,27 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.writeInetrc(f, self); err != nil {
 		return nil, err
 	}
+	if err := d.writeErlangHosts(f, self); err != nil {
+		return nil, err
+	}
 
 	if d.tcp, err = tcpbind.New(newBind(d.log), tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log}); err != nil {
 		return nil, err
 	}
 	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(d.tcp))}
 	d.mss = newMSSDevice(d.tun)
-	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log))
-	endpoints := d.resolve(ctx, f, self)
-	want := desiredPeers(f, self, endpoints)
+	d.strangers.log = d.log
+	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
+	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log, d.strangers.refused))
+	partners := f.Partners(self)
+	want := desiredPeers(partners, d.resolve(ctx, partners))
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
 		return nil, fmt.Errorf("configure WireGuard: %w", err)
 	}
 	// The MSS table is in place before the first packet can flow.
 	d.mu.Lock()
-	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
-	d.refreshPathsLocked()
+	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
+	d.configuredPathsLocked(nil, want)
 	d.appliedLocked(version)
 	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
@@ -384,13 +392,16 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 	} else if m != d.mode {
 		return fmt.Errorf("%s:%d: peers.%s.mode changed from %s to %s: restart overlayd to change mode", d.cfg.PeerFile, self.Line, self.Name, d.mode, m)
 	}
-	want := desiredPeers(f, self, d.resolve(ctx, f, self))
+	// Only the partners are WireGuard peers: a policy change adds and
+	// removes peers here as it adds and removes partners.
+	partners := f.Partners(self)
+	want := desiredPeers(partners, d.resolve(ctx, partners))
 	diff := uapiDiff(d.have, want)
 	if diff != "" {
 		if err := d.dev.IpcSet(diff); err != nil {
-			// UAPI is not transactional: note what may be half-applied
-			// and let the next reload converge.
-			d.have = nil
+			// UAPI is not transactional: start the next reload's
+			// difference from what the device holds now.
+			d.have = d.deviceHave()
 			return fmt.Errorf("apply WireGuard changes: %w", err)
 		}
 	}
@@ -401,13 +412,33 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 	if err := d.writeInetrc(f, self); err != nil {
 		d.log.Error("inetrc not updated", slog.Any("err", err))
 	}
+	if err := d.writeErlangHosts(f, self); err != nil {
+		d.log.Error(".hosts.erlang not updated", slog.Any("err", err))
+	}
 	added, removed, changed := summarize(d.file, f)
 	d.log.Info("peer file reloaded", slog.String("file", f.Name), slog.Uint64("serial", f.Serial),
 		slog.Int("peers", len(f.Peers)-1), slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed),
 		slog.Int("rules", len(f.Rules)))
-	d.file, d.self, d.have, d.loadedAt = f, self, want, time.Now()
-	d.refreshPathsLocked() // a changed endpoint may take another path
+	have := d.have
+	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
+	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
+	d.configuredPathsLocked(have, want) // a changed endpoint may take another path
 	return nil
+}
+
+// deviceHave is the peers the device holds, by key only: after a failed
+// IpcSet, a difference from it removes every peer not wanted and sets
+// every wanted one in full.
+func (d *Daemon) deviceHave() map[peers.Key]wgPeer {
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return nil
+	}
+	have := make(map[peers.Key]wgPeer)
+	for k := range parseUAPIGet(text) {
+		have[k] = wgPeer{Key: k}
+	}
+	return have
 }
 
 // summarize counts peers added, removed and changed between two files, for the log.
@@ -429,8 +460,8 @@ func summarize(old, cur *peers.File) (added, removed, changed int) {
 	return added, removed, changed
 }
 
-func (d *Daemon) resolve(ctx context.Context, f *peers.File, self *peers.Peer) map[string]netip.AddrPort {
-	eps, errs := resolveEndpoints(ctx, net.DefaultResolver, f, self)
+func (d *Daemon) resolve(ctx context.Context, partners []*peers.Peer) map[string]netip.AddrPort {
+	eps, errs := resolveEndpoints(ctx, net.DefaultResolver, partners)
 	for name, err := range errs {
 		d.log.Warn("peer endpoint not resolved; it can still reach us", slog.String("peer", name), slog.Any("err", err))
 	}
@@ -488,12 +519,22 @@ func checkUDPPort(port uint16) error {
 	return nil
 }
 
+// invalidInitiation is wireguard-go's verbose line for a handshake it
+// drops, among other reasons because its sender is no peer of the device.
+const invalidInitiation = "Received invalid initiation message from %s"
+
 // wgLogger routes wireguard-go's logs into slog: its verbose chatter at
-// debug, its errors at warn (they are about single packets or peers).
-func wgLogger(log *slog.Logger) *device.Logger {
+// debug, its errors at warn (they are about single packets or peers). A
+// dropped handshake initiation also goes to refused, with its endpoint.
+func wgLogger(log *slog.Logger, refused func(endpoint string)) *device.Logger {
 	l := log.With(slog.String("component", "wireguard"))
 	return &device.Logger{
 		Verbosef: func(format string, args ...any) {
+			if format == invalidInitiation && len(args) == 1 && refused != nil {
+				if ep, ok := args[0].(string); ok {
+					refused(ep)
+				}
+			}
 			if l.Enabled(context.Background(), slog.LevelDebug) {
 				l.Debug(fmt.Sprintf(format, args...))
 			}
@@ -505,7 +546,7 @@ func wgLogger(log *slog.Logger) *device.Logger {
 // Status reports this host and every peer.
 func (d *Daemon) Status() control.Status {
 	d.mu.Lock()
-	f, self := d.file, d.self
+	f, self, have := d.file, d.self, d.have
 	st := control.Status{
 		Self: self.Name, Network: self.Network.Name, Mode: d.mode.String(), Address: self.Address.String(), Face: self.Face.String(),
 		ListenPort: d.listen, PeerFile: d.cfg.PeerFile, Interface: d.cfg.Interface,
@@ -522,6 +563,9 @@ func (d *Daemon) Status() control.Status {
 			continue
 		}
 		ps := control.PeerStatus{Name: p.Name, Network: p.Network.Name, Address: p.Address.String(), Face: p.Face.String()}
+		if _, ok := have[p.PublicKey]; !ok {
+			ps.Unreachable = true // not a partner: listed, but not a WireGuard peer
+		}
 		if w, ok := wgState[p.PublicKey]; ok {
 			ps.Endpoint, ps.Transport, ps.LastHandshake, ps.RxBytes, ps.TxBytes = w.Endpoint, w.Transport, w.LastHandshake, w.Rx, w.Tx
 		}
@@ -532,5 +576,14 @@ func (d *Daemon) Status() control.Status {
 	}
 	d.addOpsStatus(&st)
 	st.Source = d.sourceStatus()
+	// A host the policy keeps out is refused by WireGuard, before the
+	// plane could count it: its dropped handshakes are its denials.
+	hs := d.strangers.refusals()
+	for i := range st.Peers {
+		if n := hs[st.Peers[i].Name]; n > 0 {
+			st.Peers[i].Denials += n
+			st.Peers[i].DeniedIn += n
+		}
+	}
 	return st
 }

@@ -97,71 +97,126 @@ type pathInfo struct {
 	MTU      int            // inner MTU
 }
 
-// pathTable computes every other peer's path and the TCP MSS table for
-// mssDevice. endpoints are WireGuard's current ones (configured or roamed).
-func pathTable(f *peers.File, self *peers.Peer, endpoints map[peers.Key]netip.AddrPort,
-	route func(netip.Addr) (int, error), override int) (map[netip.Addr]uint16, map[string]pathInfo, map[string]error) {
-	mss := make(map[netip.Addr]uint16, len(f.Peers))
-	paths := make(map[string]pathInfo, len(f.Peers))
-	var errs map[string]error
-	for _, p := range f.Peers {
-		if p.Name == self.Name {
-			continue
-		}
-		pi := pathInfo{Endpoint: endpoints[p.PublicKey]}
-		if pi.Endpoint.IsValid() {
-			m, err := route(pi.Endpoint.Addr())
-			if err != nil {
-				if errs == nil {
-					errs = make(map[string]error)
-				}
-				errs[p.Name] = err
-			} else {
-				pi.RouteMTU = m
-			}
-		}
-		pi.MTU = innerMTU(pi.Endpoint.Addr(), pi.RouteMTU, override)
-		paths[p.Name] = pi
-		mss[p.Address] = uint16(pi.MTU - innerTCPHeaders)
-	}
-	return mss, paths, errs
+// pathSeen is what WireGuard says of a peer's path: its current endpoint
+// (configured or roamed) and the bytes it has carried both ways.
+type pathSeen struct {
+	Endpoint netip.AddrPort
+	Bytes    uint64
 }
 
-// refreshPathsLocked looks up the route to every peer's current endpoint
-// and installs the MSS table; it logs each peer whose path changed. d.mu
-// is held.
-func (d *Daemon) refreshPathsLocked() {
-	endpoints := make(map[peers.Key]netip.AddrPort)
-	if text, err := d.dev.IpcGet(); err == nil {
-		for k, w := range parseUAPIGet(text) {
-			if ap, err := netip.ParseAddrPort(w.Endpoint); err == nil {
-				endpoints[k] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+// pathState is one peer's path as the last refresh left it.
+type pathState struct {
+	Info pathInfo
+	Seen pathSeen
+	Err  error // the route look-up's, if it failed
+}
+
+// pathTable computes the path of each partner (the peers WireGuard knows)
+// and the TCP MSS table for mssDevice. seen is WireGuard's current view.
+// A peer whose endpoint and byte count are as in prev keeps its route MTU
+// without a look-up: nothing moved it, and a path MTU the kernel learns
+// from an ICMP error needs traffic to be learned. So a refresh of an idle
+// 10,000-peer overlay costs no netlink round trip, and a reload looks up
+// only the peers it adds or moves.
+func pathTable(partners []*peers.Peer, seen map[peers.Key]pathSeen, prev map[string]pathState,
+	route func(netip.Addr) (int, error), override int) (map[netip.Addr]uint16, map[string]pathState) {
+	mss := make(map[netip.Addr]uint16, len(partners))
+	paths := make(map[string]pathState, len(partners))
+	for _, p := range partners {
+		ps := pathState{Seen: seen[p.PublicKey]}
+		ps.Info.Endpoint = ps.Seen.Endpoint
+		if old, ok := prev[p.Name]; ok && old.Seen == ps.Seen {
+			ps.Info.RouteMTU, ps.Err = old.Info.RouteMTU, old.Err
+		} else if ps.Info.Endpoint.IsValid() {
+			ps.Info.RouteMTU, ps.Err = route(ps.Info.Endpoint.Addr())
+			if ps.Err != nil {
+				ps.Info.RouteMTU = 0
 			}
 		}
+		ps.Info.MTU = innerMTU(ps.Info.Endpoint.Addr(), ps.Info.RouteMTU, override)
+		paths[p.Name] = ps
+		mss[p.Address] = uint16(ps.Info.MTU - innerTCPHeaders)
 	}
-	table, paths, errs := pathTable(d.file, d.self, endpoints, d.route, d.cfg.MTU)
-	for name, err := range errs {
-		if _, seen := d.routeErrs[name]; !seen {
-			d.log.Warn("no route MTU for peer; using the default", slog.String("peer", name), slog.Any("err", err))
+	return mss, paths
+}
+
+// seenPaths is every WireGuard peer's endpoint and byte count. It takes
+// the device's lock only, not the daemon's.
+func (d *Daemon) seenPaths() map[peers.Key]pathSeen {
+	seen := make(map[peers.Key]pathSeen)
+	if text, err := d.dev.IpcGet(); err == nil {
+		for k, w := range parseUAPIGet(text) {
+			ps := pathSeen{Bytes: w.Rx + w.Tx}
+			if ap, err := netip.ParseAddrPort(w.Endpoint); err == nil {
+				ps.Endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			}
+			seen[k] = ps
 		}
 	}
-	d.routeErrs = errs
-	for name, pi := range paths {
-		if old, ok := d.paths[name]; ok && old == pi {
+	return seen
+}
+
+// configuredPathsLocked sets the paths after New or a reload configured
+// the device from have to want: a peer the device kept as it was keeps
+// what the last refresh saw of it (a roamed endpoint, its traffic); a new
+// or changed one starts from its configured endpoint. So a reload asks
+// the device nothing (an IpcGet lists every peer) and looks up only the
+// routes of the peers it added or moved. It installs the MSS table and
+// logs each peer whose path changed. d.mu is held: a reload's new peers
+// are clamped before their first packet.
+func (d *Daemon) configuredPathsLocked(have, want map[peers.Key]wgPeer) {
+	seen := make(map[peers.Key]pathSeen, len(want))
+	for _, p := range d.partners {
+		w := want[p.PublicKey]
+		if h, ok := have[p.PublicKey]; ok && h == w {
+			if old, ok := d.paths[p.Name]; ok {
+				seen[p.PublicKey] = old.Seen
+				continue
+			}
+		}
+		seen[p.PublicKey] = pathSeen{Endpoint: w.Endpoint}
+	}
+	_, paths := pathTable(d.partners, seen, d.paths, d.route, d.cfg.MTU)
+	d.installPathsLocked(paths)
+}
+
+// computePaths is refreshPathsLocked's work that needs no lock.
+func (d *Daemon) computePaths(partners []*peers.Peer, prev map[string]pathState, route func(netip.Addr) (int, error)) map[string]pathState {
+	_, paths := pathTable(partners, d.seenPaths(), prev, route, d.cfg.MTU)
+	return paths
+}
+
+// installPathsLocked makes paths current; d.mu is held.
+func (d *Daemon) installPathsLocked(paths map[string]pathState) {
+	mss := make(map[netip.Addr]uint16, len(paths))
+	for _, p := range d.partners {
+		ps, ok := paths[p.Name]
+		if !ok {
+			continue
+		}
+		mss[p.Address] = uint16(ps.Info.MTU - innerTCPHeaders)
+		old, had := d.paths[p.Name]
+		if ps.Err != nil && (!had || old.Err == nil) {
+			d.log.Warn("no route MTU for peer; using the default", slog.String("peer", p.Name), slog.Any("err", ps.Err))
+		}
+		if had && old.Info == ps.Info {
 			continue
 		}
 		ep := "none yet"
-		if pi.Endpoint.IsValid() {
-			ep = pi.Endpoint.String()
+		if ps.Info.Endpoint.IsValid() {
+			ep = ps.Info.Endpoint.String()
 		}
-		d.log.Info("path MTU", slog.String("peer", name), slog.String("endpoint", ep),
-			slog.Int("route_mtu", pi.RouteMTU), slog.Int("inner_mtu", pi.MTU), slog.Int("tcp_mss", pi.MTU-innerTCPHeaders))
+		d.log.Info("path MTU", slog.String("peer", p.Name), slog.String("endpoint", ep),
+			slog.Int("route_mtu", ps.Info.RouteMTU), slog.Int("inner_mtu", ps.Info.MTU), slog.Int("tcp_mss", ps.Info.MTU-innerTCPHeaders))
 	}
-	d.mss.setPeers(table)
+	d.mss.setPeers(mss)
 	d.paths = paths
 }
 
-// watchPaths refreshes the paths every pathRefresh until stop closes.
+// watchPaths refreshes the paths every pathRefresh until stop closes. The
+// device query and the route look-ups run without d.mu, so reloads,
+// status and control requests never wait for them; a refresh that a
+// reload overtook is dropped (the reload refreshed the paths itself).
 func (d *Daemon) watchPaths(stop <-chan struct{}) {
 	t := time.NewTicker(pathRefresh)
 	defer t.Stop()
@@ -171,7 +226,13 @@ func (d *Daemon) watchPaths(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			d.mu.Lock()
-			d.refreshPathsLocked()
+			file, partners, prev, route := d.file, d.partners, d.paths, d.route
+			d.mu.Unlock()
+			paths := d.computePaths(partners, prev, route)
+			d.mu.Lock()
+			if d.file == file && !d.closed {
+				d.installPathsLocked(paths)
+			}
 			d.mu.Unlock()
 		}
 	}

@@ -2,8 +2,10 @@ package overlay
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,8 +64,10 @@ func TestPathTable(t *testing.T) {
 	}
 	self, near, far := f.Peers[0], f.Peers[1], f.Peers[2]
 	nearEP, farEP := netip.MustParseAddrPort("192.0.2.2:51820"), netip.MustParseAddrPort("[2001:db8::3]:51820")
-	eps := map[peers.Key]netip.AddrPort{near.PublicKey: nearEP, far.PublicKey: farEP, self.PublicKey: netip.MustParseAddrPort("192.0.2.1:1")}
+	eps := map[peers.Key]pathSeen{near.PublicKey: {Endpoint: nearEP}, far.PublicKey: {Endpoint: farEP}, self.PublicKey: {Endpoint: netip.MustParseAddrPort("192.0.2.1:1")}}
+	lookups := 0
 	route := func(a netip.Addr) (int, error) {
+		lookups++
 		switch a {
 		case nearEP.Addr():
 			return 1280, nil
@@ -73,7 +77,11 @@ func TestPathTable(t *testing.T) {
 		t.Errorf("route looked up for %v", a)
 		return 0, nil
 	}
-	mss, paths, errs := pathTable(f, self, eps, route, 0)
+	partners := f.Partners(self)
+	if !slices.Contains(partners, near) || !slices.Contains(partners, far) {
+		t.Fatalf("want %s and %s among %s's partners", near.Name, far.Name, self.Name)
+	}
+	mss, paths := pathTable(partners, eps, nil, route, 0)
 	if got := mss[near.Address]; got != 1216-40 {
 		t.Errorf("near peer (IPv4 route 1280): MSS %d, want 1176", got)
 	}
@@ -83,18 +91,36 @@ func TestPathTable(t *testing.T) {
 	if _, ok := mss[self.Address]; ok {
 		t.Errorf("an MSS for this host itself")
 	}
-	if errs[far.Name] == nil || len(errs) != 1 {
-		t.Errorf("route errors %v, want one for %s", errs, far.Name)
+	nerr := 0
+	for _, ps := range paths {
+		if ps.Err != nil {
+			nerr++
+		}
 	}
-	if p := paths[near.Name]; p.Endpoint != nearEP || p.RouteMTU != 1280 || p.MTU != 1216 {
+	if paths[far.Name].Err == nil || nerr != 1 {
+		t.Errorf("route errors in %v, want one for %s", paths, far.Name)
+	}
+	if p := paths[near.Name].Info; p.Endpoint != nearEP || p.RouteMTU != 1280 || p.MTU != 1216 {
 		t.Errorf("near path %+v", p)
 	}
+	// Nothing moved and no traffic: no look-up, the same paths.
+	lookups = 0
+	if _, again := pathTable(partners, eps, paths, route, 0); lookups != 0 || again[near.Name] != paths[near.Name] || again[far.Name].Err == nil {
+		t.Errorf("refresh of idle peers: %d look-ups, near %+v, far %+v; want none and the same paths", lookups, again[near.Name], again[far.Name])
+	}
+	// Traffic to near: its route is looked up again (the kernel may have
+	// learned a smaller path MTU from an ICMP error).
+	moved := maps.Clone(eps)
+	moved[near.PublicKey] = pathSeen{Endpoint: nearEP, Bytes: 1}
+	if _, again := pathTable(partners, moved, paths, route, 0); lookups != 1 || again[near.Name].Info.RouteMTU != 1280 {
+		t.Errorf("refresh after traffic to near: %d look-ups (want 1), near %+v", lookups, again[near.Name])
+	}
 	delete(eps, far.PublicKey)
-	if mss, _, _ := pathTable(f, self, eps, route, 0); mss[far.Address] != 1272 {
+	if mss, _ := pathTable(partners, eps, nil, route, 0); mss[far.Address] != 1272 {
 		t.Errorf("peer without endpoint: MSS %d, want 1272 (IPv6 under safeOuter)", mss[far.Address])
 	}
 	// The operator's --mtu replaces the guess, not the route.
-	mss, _, _ = pathTable(f, self, eps, route, 1420)
+	mss, _ = pathTable(partners, eps, nil, route, 1420)
 	if mss[near.Address] != 1176 || mss[far.Address] != 1380 {
 		t.Errorf("with --mtu 1420: near %d (want 1176), far %d (want 1380)", mss[near.Address], mss[far.Address])
 	}

@@ -17,12 +17,12 @@ type resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// resolveEndpoints turns each peer's endpoint (host:port, host a name or an
+// resolveEndpoints turns the endpoint of each of ps (host:port, host a name or an
 // IP) into an address WireGuard can use. Names are resolved by the daemon,
 // concurrently and with a deadline, because UAPI takes only IP literals. A
 // peer whose name does not resolve is reported and left without an endpoint:
 // it can still reach us, and the next reload tries again.
-func resolveEndpoints(ctx context.Context, r resolver, f *peers.File, self *peers.Peer) (map[string]netip.AddrPort, map[string]error) {
+func resolveEndpoints(ctx context.Context, r resolver, ps []*peers.Peer) (map[string]netip.AddrPort, map[string]error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var (
@@ -31,8 +31,8 @@ func resolveEndpoints(ctx context.Context, r resolver, f *peers.File, self *peer
 		out  = make(map[string]netip.AddrPort)
 		errs = make(map[string]error)
 	)
-	for _, p := range f.Peers {
-		if p.Name == self.Name || p.Endpoint == "" {
+	for _, p := range ps {
+		if p.Endpoint == "" {
 			continue
 		}
 		host, portStr, err := net.SplitHostPort(p.Endpoint)

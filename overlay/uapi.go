@@ -1,9 +1,10 @@
 package overlay
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,15 +23,13 @@ type wgPeer struct {
 	Allowed   netip.Prefix // the peer's /32: cryptokey routing makes its inner source address authentic
 }
 
-// desiredPeers is the device configuration a peer file asks for on host self.
-// endpoints holds the resolved endpoint of each peer name; a peer missing
-// from it has none.
-func desiredPeers(f *peers.File, self *peers.Peer, endpoints map[string]netip.AddrPort) map[peers.Key]wgPeer {
-	want := make(map[peers.Key]wgPeer, len(f.Peers))
-	for _, p := range f.Peers {
-		if p.Name == self.Name {
-			continue
-		}
+// desiredPeers is the device configuration for the peers a host
+// configures: its partners (peers.File.Partners), the hosts the policy lets
+// it exchange packets with. endpoints holds the resolved endpoint of each
+// peer name; a peer missing from it has none.
+func desiredPeers(partners []*peers.Peer, endpoints map[string]netip.AddrPort) map[peers.Key]wgPeer {
+	want := make(map[peers.Key]wgPeer, len(partners))
+	for _, p := range partners {
 		want[p.PublicKey] = wgPeer{
 			Key:       p.PublicKey,
 			Endpoint:  endpoints[p.Name],
@@ -68,18 +67,28 @@ func deviceUAPI(private peers.Key, listenPort uint16) string {
 // the endpoint WireGuard learned by roaming. Output is sorted by key so it is
 // deterministic.
 func uapiDiff(have, want map[peers.Key]wgPeer) string {
-	var b strings.Builder
-	for _, k := range sortedKeys(have) {
+	// Only the peers the difference names are sorted: a reload adding one
+	// peer to 10,000 sorts one key, not 20,000.
+	var gone, set []peers.Key
+	for k := range have {
 		if _, ok := want[k]; !ok {
-			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.Hex())
+			gone = append(gone, k)
 		}
 	}
-	for _, k := range sortedKeys(want) {
+	for k, w := range want {
+		if h, existed := have[k]; !existed || h != w {
+			set = append(set, k)
+		}
+	}
+	sortKeys(gone)
+	sortKeys(set)
+	var b strings.Builder
+	for _, k := range gone {
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.Hex())
+	}
+	for _, k := range set {
 		w := want[k]
 		h, existed := have[k]
-		if existed && h == w {
-			continue
-		}
 		fmt.Fprintf(&b, "public_key=%s\n", k.Hex())
 		if existed {
 			b.WriteString("update_only=true\n")
@@ -97,11 +106,6 @@ func uapiDiff(have, want map[peers.Key]wgPeer) string {
 	return b.String()
 }
 
-func sortedKeys(m map[peers.Key]wgPeer) []peers.Key {
-	keys := make([]peers.Key, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return string(keys[i][:]) < string(keys[j][:]) })
-	return keys
+func sortKeys(keys []peers.Key) {
+	slices.SortFunc(keys, func(a, b peers.Key) int { return bytes.Compare(a[:], b[:]) })
 }

@@ -104,9 +104,12 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 			hs = ago(now, p.LastHandshake) + " ago"
 		}
 		ep := p.Endpoint
-		if ep == "" {
+		switch {
+		case p.Unreachable:
+			ep, hs = "(unreachable: policy)", "-" // no WireGuard peer for it here
+		case ep == "":
 			ep = "(none)"
-		} else if p.Transport == "tcp" {
+		case p.Transport == "tcp":
 			ep += " (tcp)" // UDP is blocked: WireGuard over TLS/TCP
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Network, p.Address, p.Face, ep, hs,

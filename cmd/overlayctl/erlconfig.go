@@ -87,3 +87,48 @@ app@PEER.DOMAIN on every host.`)
 	}
 	return nil
 }
+
+func cmdErlangHosts(e *env, args []string) error {
+	fs := newFlags(e, "erlang-hosts", "--file F --self NAME [--mode userspace|tun] [--domain D] [-o PATH]",
+		`Prints (or writes, atomically, with -o) a .hosts.erlang for host NAME: one
+quoted atom per host whose epmd NAME may reach per the policy (NAME itself
+included), so that net_adm:world() and libcluster's ErlangHosts strategy find
+every node NAME may connect to. Hosts are named as nodes name them: by the
+address NAME's nodes dial (faces in userspace mode, overlay addresses in TUN
+mode), or with --domain by peer name, PEER.D, as with erl-inetrc.`)
+	file := fs.file()
+	self := fs.String("self", "", "the host the file is for (required)")
+	modeFlag := fs.String("mode", "", "userspace or tun (default: NAME's mode in the peer file)")
+	domain := fs.String("domain", "", "name hosts PEER.D, as an inetrc from erl-inetrc does (default: by address)")
+	outPath := fs.String("o", "", "write here instead of stdout")
+	fs.StringVar(outPath, "out", "", "same as -o")
+	if _, err := fs.parse(args, 0, 0); err != nil {
+		return err
+	}
+	if err := fs.required("file", "self"); err != nil {
+		return err
+	}
+	if *domain != "" {
+		if err := peers.CheckDomain(*domain); err != nil {
+			return fs.usageError("--domain: %v", err)
+		}
+	}
+	f, p, err := fs.loadPeer(*file, *self)
+	if err != nil {
+		return err
+	}
+	mode := p.Mode
+	if *modeFlag != "" {
+		m, err := peers.ParseMode(*modeFlag)
+		if err != nil {
+			return fs.usageError("--mode: %v", err)
+		}
+		mode = m
+	}
+	text := f.HostsErlang(p, mode, *domain)
+	if *outPath == "" {
+		e.stdout.Write(text)
+		return nil
+	}
+	return peers.WriteFileAtomic(*outPath, text, 0o644)
+}

@@ -87,3 +87,46 @@ func TestErlInetrc(t *testing.T) {
 		t.Fatalf("--out wrote %q, %v", b, err)
 	}
 }
+
+// erlang-hosts lists the hosts whose epmd the host may reach, itself
+// included: monitoring reaches payments one way, so pay-1's file has no
+// monitoring host and mon-1's has every payments host.
+func TestErlangHosts(t *testing.T) {
+	path := writeFixture(t, tunFixture())
+	tests := []struct {
+		args []string
+		code int
+		want string // the file after its comment line
+		err  string
+	}{
+		{[]string{"--self", "pay-1"}, 0, "'127.77.1.1'.\n'127.77.1.2'.\n", ""},                           // userspace: faces
+		{[]string{"--self", "pay-1", "--mode", "tun"}, 0, "'10.77.1.1'.\n'10.77.1.2'.\n", ""},            // as a TUN host would
+		{[]string{"--self", "mon-1"}, 0, "'10.77.1.1'.\n'10.77.1.2'.\n'10.77.2.1'.\n'10.77.2.9'.\n", ""}, // tun: overlay addresses
+		{[]string{"--self", "mon-1", "--domain", "nodewire"}, 0, "'pay-1.nodewire'.\n'pay-2.nodewire'.\n'mon-1.nodewire'.\n'laptop.nodewire'.\n", ""},
+		{[]string{"--self", "pay-1", "--domain", "Bad_Domain"}, 2, "", "--domain"},
+		{[]string{"--self", "pay-1", "--mode", "kernel"}, 2, "", "--mode"},
+		{[]string{"--self", "nobody"}, 1, "", "no peer nobody"},
+		{[]string{}, 2, "", "--self"},
+	}
+	for _, tt := range tests {
+		r := runCmd("", append([]string{"erlang-hosts", "--file", path}, tt.args...)...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.err) {
+			t.Errorf("erlang-hosts %v: code %d, stderr %q; want %d, %q", tt.args, r.code, r.stderr, tt.code, tt.err)
+			continue
+		}
+		if tt.code != 0 {
+			continue
+		}
+		first, rest, _ := strings.Cut(r.stdout, "\n")
+		if !strings.HasPrefix(first, "% ") || rest != tt.want {
+			t.Errorf("erlang-hosts %v:\n%s\nwant a %% comment line, then\n%s", tt.args, r.stdout, tt.want)
+		}
+	}
+	out := filepath.Join(t.TempDir(), ".hosts.erlang")
+	if r := runCmd("", "erlang-hosts", "--file", path, "--self", "pay-2", "-o", out); r.code != 0 {
+		t.Fatalf("-o: %s", r.stderr)
+	}
+	if b, err := os.ReadFile(out); err != nil || !strings.HasSuffix(string(b), "\n'127.77.1.1'.\n'127.77.1.2'.\n") {
+		t.Fatalf("-o wrote %q, %v", b, err)
+	}
+}

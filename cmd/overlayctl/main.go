@@ -74,6 +74,7 @@ func commands() []command {
 		{"explain", "say whether the policy allows a connection, and why", cmdExplain},
 		{"show", "show a peer and how to start Erlang on its host", cmdShow},
 		{"erl-inetrc", "print an Erlang inetrc naming every peer PEER.nodewire for one host", cmdErlInetrc},
+		{"erlang-hosts", "print a .hosts.erlang of the hosts whose epmd one host may reach (net_adm:world())", cmdErlangHosts},
 		{"wg-config", "print a wg-quick configuration for a peer with the standard WireGuard tools", cmdWGConfig},
 		{"reload", "ask the local overlayd to reload its peer file", cmdReload},
 		{"status", "show the local overlayd's peers and connections", cmdStatus},

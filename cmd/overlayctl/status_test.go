@@ -97,3 +97,35 @@ func TestStatusShowsSource(t *testing.T) {
 		}
 	}
 }
+
+// A peer the policy keeps out is no WireGuard peer: status lists it, says
+// why it has no endpoint, and never "never" for a handshake it cannot have.
+func TestStatusShowsUnreachable(t *testing.T) {
+	st := control.Status{
+		Self: "pay-1", Network: "payments", Mode: "userspace", Address: "10.77.1.1", Face: "127.77.1.1",
+		ListenPort: 51820, Interface: "nw-pay-1", PeerFile: "peers.yaml", LoadedAt: time.Now(),
+		Peers: []control.PeerStatus{
+			{Name: "pay-2", Network: "payments", Address: "10.77.1.2", Face: "127.77.1.2"},
+			{Name: "lab-1", Network: "lab", Address: "10.77.3.1", Face: "127.77.3.1", Unreachable: true, Denials: 2, DeniedIn: 2},
+		},
+	}
+	r := runCmd("", "status", "--control", fakeDaemon(t, st))
+	if r.code != exitOK {
+		t.Fatalf("status: code %d, stderr %q", r.code, r.stderr)
+	}
+	var pay2, lab1 string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		switch {
+		case strings.HasPrefix(l, "pay-2 "):
+			pay2 = strings.Join(strings.Fields(l), " ")
+		case strings.HasPrefix(l, "lab-1 "):
+			lab1 = strings.Join(strings.Fields(l), " ")
+		}
+	}
+	if pay2 != "pay-2 payments 10.77.1.2 127.77.1.2 (none) never 0 B 0 B 0 0" {
+		t.Errorf("pay-2 row %q", pay2)
+	}
+	if lab1 != "lab-1 lab 10.77.3.1 127.77.3.1 (unreachable: policy) - 0 B 0 B 0 2 (in 2, out 0)" {
+		t.Errorf("lab-1 row %q\n%s", lab1, r.stdout)
+	}
+}

@@ -62,6 +62,8 @@ type fileConfig struct {
 	EtcdCA        string `yaml:"etcd-ca"`
 	EtcdCert      string `yaml:"etcd-cert"`
 	EtcdKey       string `yaml:"etcd-key"`
+	// ErlangHosts is a .hosts.erlang kept current for net_adm:world().
+	ErlangHosts string `yaml:"erlang-hosts"`
 }
 
 func main() {
@@ -84,6 +86,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Mode, "mode", "", "userspace (faces on loopback, no root) or tun (a kernel interface named by --interface; root); default: the peer's mode in the peer file")
 	fs.StringVar(&c.Inetrc, "inetrc", "", "keep an Erlang inetrc (ERL_INETRC) here, naming every peer PEER.DOMAIN")
 	fs.StringVar(&c.Domain, "inetrc-domain", "", "domain of the names in --inetrc (default nodewire)")
+	fs.StringVar(&c.ErlangHosts, "erlang-hosts", "", "keep a .hosts.erlang here for net_adm:world(): the hosts whose epmd this host may reach (named PEER.DOMAIN with --inetrc, else by address)")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (/metrics); loopback only unless --metrics-public")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address (metrics map the whole overlay)")
 	fs.IntVar(&c.Procs, "procs", 0, "OS threads running Go code at once (GOMAXPROCS); default 1, or $GOMAXPROCS if set. See the README's Benchmarks")
@@ -188,7 +191,7 @@ func run(args []string, stderr io.Writer) int {
 	cfg := overlay.Config{
 		PeerFile: peerFile, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
 		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
-		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain,
+		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain, ErlangHosts: c.ErlangHosts,
 		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
 		TCPListen: c.TCPListen, TCPDial: dial,
 		Trust: c.Trust, TrustState: c.TrustState,
@@ -269,6 +272,7 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("mode", &c.Mode, fc.Mode)
 	fill("inetrc", &c.Inetrc, fc.Inetrc)
 	fill("inetrc-domain", &c.Domain, fc.Domain)
+	fill("erlang-hosts", &c.ErlangHosts, fc.ErlangHosts)
 	fill("metrics", &c.Metrics, fc.Metrics)
 	fill("tcp-listen", &c.TCPListen, fc.TCPListen)
 	fill("proxy", &c.Proxy, fc.Proxy)

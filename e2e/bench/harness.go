@@ -23,6 +23,9 @@ type Config struct {
 	// ScalePeers lists peer-file sizes for which a real overlayd is started
 	// alone and its start time and resident memory reported.
 	ScalePeers []int
+	// ScaleReach, if below a ScalePeers size, measures that size again
+	// with only this many peers reachable by the policy (lazy peers).
+	ScaleReach int
 	// LoadedScalePeers lists peer-file sizes for which the userspace row is
 	// set up again with that many peers and its daemons' memory sampled
 	// under the bulk workloads.
@@ -237,12 +240,19 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	judge(rep.Busy, rep.Baseline, rows)
 
 	for _, n := range cfg.ScalePeers {
-		s, err := measureScale(env, n)
-		if err != nil {
-			return nil, fmt.Errorf("scale %d peers: %w", n, err)
+		reaches := []int{n}
+		if cfg.ScaleReach > 0 && cfg.ScaleReach < n {
+			reaches = append(reaches, cfg.ScaleReach)
 		}
-		logf("scale: %d peers: applied in %.0f ms, VmRSS %d KiB, status in %.0f ms", n, s.ReadyMs, s.RSSKB, s.StatusMs)
-		rep.Scale = append(rep.Scale, s)
+		for _, reach := range reaches {
+			s, err := measureScale(env, n, reach)
+			if err != nil {
+				return nil, fmt.Errorf("scale %d peers, %d reachable: %w", n, reach, err)
+			}
+			logf("scale: %d peers, %d reachable: applied in %.0f ms, VmRSS %d KiB, status in %.0f ms, one peer added in %.0f ms",
+				n, reach, s.ReadyMs, s.RSSKB, s.StatusMs, s.AddPeerMs)
+			rep.Scale = append(rep.Scale, s)
+		}
 	}
 	for _, n := range cfg.LoadedScalePeers {
 		s, err := measureLoadedScale(env, n, cfg.Sizes)

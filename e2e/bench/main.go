@@ -25,6 +25,7 @@ func main() {
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
 	profileRow := flag.String("profile-row", "nwuser", "the nodewire row -profile profiles: nwuser or nwtun")
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
+	scaleReach := flag.Int("scale-reach", 200, "also measure each -scale size with only this many peers reachable by the policy (0: not)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
 	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
 	stdBind := flag.Bool("std-bind", false, "also run nodewire userspace and TUN with overlayd on wireguard-go's StdNetBind (rows stduser, stdtun) to compare with udpbind")
@@ -126,6 +127,7 @@ func main() {
 	if cfg.ScalePeers, err = peerCounts(*scale); err != nil {
 		tb.Fatalf("-scale: %v", err)
 	}
+	cfg.ScaleReach = *scaleReach
 	if cfg.LoadedScalePeers, err = peerCounts(*loaded); err != nil {
 		tb.Fatalf("-loaded-scale: %v", err)
 	}

@@ -20,54 +20,72 @@ import (
 // peers: how long until it had applied the file (its control socket
 // accepts), its resident memory then, and how long a status request takes.
 type ScaleResult struct {
-	Peers   int     `json:"peers"`
-	ReadyMs float64 `json:"ready_ms"`  // process start to the control socket accepting
-	RSSKB   int64   `json:"vmrss_kib"` // then
-	HWMKB   int64   `json:"vmhwm_kib"`
+	Peers int `json:"peers"`
+	// Reachable is how many peers (self included) the policy lets self
+	// exchange packets with; the others are in a network no rule reaches.
+	Reachable int     `json:"reachable"`
+	ReadyMs   float64 `json:"ready_ms"`  // process start to the control socket accepting
+	RSSKB     int64   `json:"vmrss_kib"` // then
+	HWMKB     int64   `json:"vmhwm_kib"`
 	// StatusMs is one `overlayctl status` request, which must list every
 	// peer.
 	StatusMs float64 `json:"status_ms"`
+	// AddPeerMs is a reload (over the control socket) of the file with one
+	// reachable peer more.
+	AddPeerMs float64 `json:"add_peer_ms"`
 }
 
-// scalePeerFile writes a peer file of n peers in one network, p-0 being
-// self (its endpoint the host's underlay address), and p-0's private key.
-func scalePeerFile(dir string, n int, selfEndpoint string) (file, key string, err error) {
+// scalePeerFile writes a peer file of n peers, p-0 being self (its
+// endpoint the host's underlay address), the first reach of them in
+// network lab and the others in far, which no rule connects to lab, and
+// p-0's private key. more is the same file with one peer more in lab.
+func scalePeerFile(dir string, n, reach int, selfEndpoint string) (file, key string, more []byte, err error) {
 	var b strings.Builder
-	b.WriteString("overlay: {prefix: 10.80.0.0/16, faces: 127.80.0.0/16}\nnetworks:\n  lab: {prefix: 10.80.0.0/18}\npeers:\n")
-	for i := range n {
+	b.WriteString("overlay: {prefix: 10.80.0.0/16, faces: 127.80.0.0/16}\nnetworks:\n  lab: {prefix: 10.80.0.0/18}\n  far: {prefix: 10.80.64.0/18}\npeers:\n")
+	var extra string
+	for i := range n + 1 {
 		k, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
 		if i == 0 {
 			key = filepath.Join(dir, "private.key")
 			if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(k.Bytes())+"\n"), 0o600); err != nil {
-				return "", "", err
+				return "", "", nil, err
 			}
 		}
 		ep := fmt.Sprintf("10.200.%d.%d:51820", (i+1)/250, (i+1)%250+1)
 		if i == 0 {
 			ep = selfEndpoint
 		}
-		a := i + 1
-		fmt.Fprintf(&b, "  p-%d: {network: lab, public_key: %s, address: 10.80.%d.%d, endpoint: %s}\n",
-			i, base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), a>>8, a&0xff, ep)
+		a, nw, hi := i+1, "lab", 0
+		if i >= reach && i < n {
+			nw, hi = "far", 64
+		}
+		line := fmt.Sprintf("  p-%d: {network: %s, public_key: %s, address: 10.80.%d.%d, endpoint: %s}\n",
+			i, nw, base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), hi+a>>8, a&0xff, ep)
+		if i == n {
+			extra = line
+			break
+		}
+		b.WriteString(line)
 	}
 	file = filepath.Join(dir, "peers.yaml")
-	return file, key, os.WriteFile(file, []byte(b.String()), 0o644)
+	return file, key, []byte(b.String() + extra), os.WriteFile(file, []byte(b.String()), 0o644)
 }
 
-// measureScale starts overlayd on a new host with an n-peer file and
-// measures it once its status lists every other peer.
-func measureScale(e *Env, n int) (ScaleResult, error) {
-	res := ScaleResult{Peers: n}
+// measureScale starts overlayd on a new host with an n-peer file of
+// which reach are reachable and measures it once its status lists every
+// other peer; then it times a reload adding one reachable peer.
+func measureScale(e *Env, n, reach int) (ScaleResult, error) {
+	res := ScaleResult{Peers: n, Reachable: reach}
 	bin := e.overlaydBin()
-	h := e.C.AddHost(fmt.Sprintf("scale%d", n))
+	h := e.C.AddHost(fmt.Sprintf("s%dr%d", n, reach))
 	dir := filepath.Join(e.Dir, h.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, err
 	}
-	file, key, err := scalePeerFile(dir, n, h.Addr.String()+":51820")
+	file, key, more, err := scalePeerFile(dir, n, reach, h.Addr.String()+":51820")
 	if err != nil {
 		return res, err
 	}
@@ -110,6 +128,14 @@ func measureScale(e *Env, n int) (ScaleResult, error) {
 	if len(st.Peers) != n-1 {
 		return res, fmt.Errorf("status lists %d peers, want %d", len(st.Peers), n-1)
 	}
+	if err := os.WriteFile(file, more, 0o644); err != nil {
+		return res, err
+	}
+	t2 := time.Now()
+	if err := (control.Client{Path: ctl}).Reload(ctx); err != nil {
+		return res, fmt.Errorf("reload adding a peer: %w", err)
+	}
+	res.AddPeerMs = millis(time.Since(t2))
 	return res, nil
 }
 

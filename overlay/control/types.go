@@ -69,6 +69,10 @@ type PeerStatus struct {
 	LastRefusal *Refusal `json:"last_refusal,omitempty"`
 	FaceError   string   `json:"face_error,omitempty"`
 	Nodes       []string `json:"nodes,omitempty"` // "name:port" the peer's epmd announced here
+	// Unreachable: the policy lets neither this host nor the peer open
+	// anything to the other, so the peer is no WireGuard peer here (`wg
+	// show` does not list it) and has no endpoint, handshake or traffic.
+	Unreachable bool `json:"unreachable,omitempty"`
 }
 
 // Refusal is the last connection refused with a peer, as the userspace
