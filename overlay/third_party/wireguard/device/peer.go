@@ -53,6 +53,12 @@ type Peer struct {
 		inbound  *autodrainingInboundQueue            // sequential ordering of tun writing
 	}
 
+	// inline lets a lone packet skip the worker hand-offs: it is sealed
+	// and sent (or opened and delivered) on the goroutine that read it
+	// when nothing of this peer's is queued ahead of it (nodewire patch
+	// 0001, see inline.go).
+	inline inlineState
+
 	cookieGenerator             CookieGenerator
 	trieEntries                 list.List
 	persistentKeepaliveInterval atomic.Uint32
@@ -201,6 +207,7 @@ func (peer *Peer) Start() {
 
 	device.flushInboundQueue(peer.queue.inbound)
 	device.flushOutboundQueue(peer.queue.outbound)
+	peer.inline.reset()
 
 	// Use the device batch size, not the bind batch size, as the device size is
 	// the size of the batch pools.

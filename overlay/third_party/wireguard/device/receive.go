@@ -221,8 +221,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 		}
 		for peer, elemsContainer := range elemsByPeer {
 			if peer.isRunning.Load() {
-				peer.queue.inbound.c <- elemsContainer
-				device.queue.decryption.c <- elemsContainer
+				peer.receiveOrQueue(elemsContainer)
 			} else {
 				for _, elem := range elemsContainer.elems {
 					device.PutMessageBuffer(elem.buffer)
@@ -243,26 +242,32 @@ func (device *Device) RoutineDecryption(id int) {
 
 	for elemsContainer := range device.queue.decryption.c {
 		for _, elem := range elemsContainer.elems {
-			// split message into fields
-			counter := elem.packet[MessageTransportOffsetCounter:MessageTransportOffsetContent]
-			content := elem.packet[MessageTransportOffsetContent:]
-
-			// decrypt and release to consumer
-			var err error
-			elem.counter = binary.LittleEndian.Uint64(counter)
-			// copy counter to nonce
-			binary.LittleEndian.PutUint64(nonce[0x4:0xc], elem.counter)
-			elem.packet, err = elem.keypair.receive.Open(
-				content[:0],
-				nonce[:],
-				content,
-				nil,
-			)
-			if err != nil {
-				elem.packet = nil
-			}
+			open(elem, &nonce)
 		}
 		elemsContainer.Unlock()
+	}
+}
+
+// open decrypts elem's packet in place (nil if it does not authenticate):
+// the decryption worker's job, also done inline (inline.go).
+func open(elem *QueueInboundElement, nonce *[chacha20poly1305.NonceSize]byte) {
+	// split message into fields
+	counter := elem.packet[MessageTransportOffsetCounter:MessageTransportOffsetContent]
+	content := elem.packet[MessageTransportOffsetContent:]
+
+	// decrypt and release to consumer
+	var err error
+	elem.counter = binary.LittleEndian.Uint64(counter)
+	// copy counter to nonce
+	binary.LittleEndian.PutUint64(nonce[0x4:0xc], elem.counter)
+	elem.packet, err = elem.keypair.receive.Open(
+		content[:0],
+		nonce[:],
+		content,
+		nil,
+	)
+	if err != nil {
+		elem.packet = nil
 	}
 }
 
@@ -441,6 +446,17 @@ func (peer *Peer) RoutineSequentialReceiver(maxBatchSize int) {
 			return
 		}
 		elemsContainer.Lock()
+		bufs = peer.deliver(elemsContainer, bufs)
+		peer.inline.inPending.Add(-1)
+	}
+}
+
+// deliver writes the opened packets of elemsContainer to the TUN device in
+// order and recycles them: the sequential receiver's job, also done inline
+// (inline.go). It returns bufs, emptied, for reuse.
+func (peer *Peer) deliver(elemsContainer *QueueInboundElementsContainer, bufs [][]byte) [][]byte {
+	device := peer.device
+	{
 		validTailPacket := -1
 		dataPacketReceived := false
 		rxBytesLen := uint64(0)
@@ -533,4 +549,5 @@ func (peer *Peer) RoutineSequentialReceiver(maxBatchSize int) {
 		bufs = bufs[:0]
 		device.PutInboundElementsContainer(elemsContainer)
 	}
+	return bufs
 }

@@ -380,10 +380,9 @@ top:
 				goto top
 			}
 
-			// add to parallel and sequential queue
+			// add to parallel and sequential queue, or send inline
 			if peer.isRunning.Load() {
-				peer.queue.outbound.c <- elemsContainer
-				peer.device.queue.encryption.c <- elemsContainer
+				peer.sendOrQueue(elemsContainer)
 			} else {
 				for _, elem := range elemsContainer.elems {
 					peer.device.PutMessageBuffer(elem.buffer)
@@ -437,7 +436,6 @@ func calculatePaddingSize(packetSize, mtu int) int {
  * Obs. One instance per core
  */
 func (device *Device) RoutineEncryption(id int) {
-	var paddingZeros [PaddingMultiple]byte
 	var nonce [chacha20poly1305.NonceSize]byte
 
 	defer device.log.Verbosef("Routine: encryption worker %d - stopped", id)
@@ -445,33 +443,42 @@ func (device *Device) RoutineEncryption(id int) {
 
 	for elemsContainer := range device.queue.encryption.c {
 		for _, elem := range elemsContainer.elems {
-			// populate header fields
-			header := elem.buffer[:MessageTransportHeaderSize]
-
-			fieldType := header[0:4]
-			fieldReceiver := header[4:8]
-			fieldNonce := header[8:16]
-
-			binary.LittleEndian.PutUint32(fieldType, MessageTransportType)
-			binary.LittleEndian.PutUint32(fieldReceiver, elem.keypair.remoteIndex)
-			binary.LittleEndian.PutUint64(fieldNonce, elem.nonce)
-
-			// pad content to multiple of 16
-			paddingSize := calculatePaddingSize(len(elem.packet), int(device.tun.mtu.Load()))
-			elem.packet = append(elem.packet, paddingZeros[:paddingSize]...)
-
-			// encrypt content and release to consumer
-
-			binary.LittleEndian.PutUint64(nonce[4:], elem.nonce)
-			elem.packet = elem.keypair.send.Seal(
-				header,
-				nonce[:],
-				elem.packet,
-				nil,
-			)
+			device.seal(elem, &nonce)
 		}
 		elemsContainer.Unlock()
 	}
+}
+
+// paddingZeros pads a packet's content to a multiple of PaddingMultiple.
+var paddingZeros [PaddingMultiple]byte
+
+// seal fills in elem's transport header and encrypts its packet in place:
+// the encryption worker's job, also done inline (inline.go).
+func (device *Device) seal(elem *QueueOutboundElement, nonce *[chacha20poly1305.NonceSize]byte) {
+	// populate header fields
+	header := elem.buffer[:MessageTransportHeaderSize]
+
+	fieldType := header[0:4]
+	fieldReceiver := header[4:8]
+	fieldNonce := header[8:16]
+
+	binary.LittleEndian.PutUint32(fieldType, MessageTransportType)
+	binary.LittleEndian.PutUint32(fieldReceiver, elem.keypair.remoteIndex)
+	binary.LittleEndian.PutUint64(fieldNonce, elem.nonce)
+
+	// pad content to multiple of 16
+	paddingSize := calculatePaddingSize(len(elem.packet), int(device.tun.mtu.Load()))
+	elem.packet = append(elem.packet, paddingZeros[:paddingSize]...)
+
+	// encrypt content and release to consumer
+
+	binary.LittleEndian.PutUint64(nonce[4:], elem.nonce)
+	elem.packet = elem.keypair.send.Seal(
+		header,
+		nonce[:],
+		elem.packet,
+		nil,
+	)
 }
 
 func (peer *Peer) RoutineSequentialSender(maxBatchSize int) {
@@ -502,41 +509,53 @@ func (peer *Peer) RoutineSequentialSender(maxBatchSize int) {
 				device.PutOutboundElement(elem)
 			}
 			device.PutOutboundElementsContainer(elemsContainer)
+			peer.inline.outPending.Add(-1)
 			continue
 		}
-		dataSent := false
 		elemsContainer.Lock()
-		for _, elem := range elemsContainer.elems {
-			if len(elem.packet) != MessageKeepaliveSize {
-				dataSent = true
-			}
-			bufs = append(bufs, elem.packet)
-		}
-
-		peer.timersAnyAuthenticatedPacketTraversal()
-		peer.timersAnyAuthenticatedPacketSent()
-
-		err := peer.SendBuffers(bufs)
-		if dataSent {
-			peer.timersDataSent()
-		}
-		for _, elem := range elemsContainer.elems {
-			device.PutMessageBuffer(elem.buffer)
-			device.PutOutboundElement(elem)
-		}
-		device.PutOutboundElementsContainer(elemsContainer)
-		if err != nil {
-			var errGSO conn.ErrUDPGSODisabled
-			if errors.As(err, &errGSO) {
-				device.log.Verbosef(err.Error())
-				err = errGSO.RetryErr
-			}
-		}
-		if err != nil {
-			device.log.Errorf("%v - Failed to send data packets: %v", peer, err)
-			continue
-		}
-
-		peer.keepKeyFreshSending()
+		bufs = peer.sendSealed(elemsContainer, bufs)
+		peer.inline.outPending.Add(-1)
 	}
+}
+
+// sendSealed sends the sealed packets of elemsContainer in order and
+// recycles them: the sequential sender's job, also done inline (inline.go).
+// It returns bufs, emptied, for reuse.
+func (peer *Peer) sendSealed(elemsContainer *QueueOutboundElementsContainer, bufs [][]byte) [][]byte {
+	device := peer.device
+	dataSent := false
+	for _, elem := range elemsContainer.elems {
+		if len(elem.packet) != MessageKeepaliveSize {
+			dataSent = true
+		}
+		bufs = append(bufs, elem.packet)
+	}
+
+	peer.timersAnyAuthenticatedPacketTraversal()
+	peer.timersAnyAuthenticatedPacketSent()
+
+	err := peer.SendBuffers(bufs)
+	if dataSent {
+		peer.timersDataSent()
+	}
+	for _, elem := range elemsContainer.elems {
+		device.PutMessageBuffer(elem.buffer)
+		device.PutOutboundElement(elem)
+	}
+	device.PutOutboundElementsContainer(elemsContainer)
+	bufs = bufs[:0]
+	if err != nil {
+		var errGSO conn.ErrUDPGSODisabled
+		if errors.As(err, &errGSO) {
+			device.log.Verbosef(err.Error())
+			err = errGSO.RetryErr
+		}
+	}
+	if err != nil {
+		device.log.Errorf("%v - Failed to send data packets: %v", peer, err)
+		return bufs
+	}
+
+	peer.keepKeyFreshSending()
+	return bufs
 }
