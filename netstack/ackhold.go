@@ -21,10 +21,17 @@ const ackHoldTime = 200 * time.Microsecond
 // flow4 names a TCP connection by its IPv4 addresses and ports as sent.
 type flow4 [12]byte
 
-// heldAck is a pure ACK kept back, and the acknowledgement it carries.
-type heldAck struct {
-	pkt *stack.PacketBuffer
-	ack seqnum.Value
+// maxAckFlows bounds the connections the link remembers (ackFlow); past
+// it, those with no held ACK are forgotten.
+const maxAckFlows = 4096
+
+// ackFlow is what the link remembers of one connection: whether its last
+// segment out carried data (it answers: the next ACK may ride on the next
+// answer), and the pure ACK kept back, if any, with its acknowledgement.
+type ackFlow struct {
+	answered bool
+	pkt      *stack.PacketBuffer
+	ack      seqnum.Value
 }
 
 // ackKind sorts an outbound packet for holdAcks.
@@ -62,11 +69,16 @@ func classify(pkt *stack.PacketBuffer) (kind ackKind, f flow4, ack seqnum.Value,
 
 // holdLocked decides what happens to the held ACKs when pkt is about to be
 // queued, and reports whether pkt itself is held (the link then owns its
-// new reference). A pure ACK is held, and an earlier held one of its
-// connection queued first (ACKs are never merged: a sender counts them).
-// Any other segment of a connection with a held ACK drops the held ACK if
-// it acknowledges at least as much (the reply carries it), else queues it
-// first.
+// new reference).
+//
+// A pure ACK is held only on a connection whose last segment out carried
+// data: a request/response connection, whose next answer will likely carry
+// the acknowledgement. On a connection that only receives (bulk), ACKs go
+// at once: holding them would slow the sender's ACK clock (measured: bulk
+// halved). A held ACK is dropped when a later segment of its connection
+// acknowledges at least as much (the reply carries it); any other segment
+// queues it first; ACKs are never merged (a sender counts them). An ACK
+// that had to wait for the timer ends the connection's answered state.
 //
 // +checklocks:l.mu
 func (l *link) holdLocked(pkt *stack.PacketBuffer) bool {
@@ -74,23 +86,44 @@ func (l *link) holdLocked(pkt *stack.PacketBuffer) bool {
 	if kind == notTCP {
 		return false
 	}
-	old, ok := l.held[f]
-	if ok {
-		delete(l.held, f)
-		if kind == otherTCP && hasAck && !ack.LessThan(old.ack) {
-			old.pkt.DecRef()
+	if l.flows == nil {
+		l.flows = make(map[flow4]*ackFlow)
+	}
+	st := l.flows[f]
+	if st == nil {
+		if len(l.flows) >= maxAckFlows {
+			l.forgetIdleFlowsLocked()
+		}
+		st = &ackFlow{}
+		l.flows[f] = st
+	}
+	if st.pkt != nil {
+		if kind == otherTCP && hasAck && !ack.LessThan(st.ack) {
+			st.pkt.DecRef()
 			l.acksSaved++
 		} else {
-			l.enqueueLocked(old.pkt)
+			l.enqueueLocked(st.pkt)
+		}
+		st.pkt = nil
+		l.held--
+		if kind == pureACK {
+			st.answered = false // ACK after ACK: the connection receives
 		}
 	}
-	if kind != pureACK {
+	tcp := header.TCP(pkt.TransportHeader().Slice())
+	if tcp.Flags()&(header.TCPFlagFin|header.TCPFlagRst) != 0 {
+		delete(l.flows, f)
 		return false
 	}
-	if l.held == nil {
-		l.held = make(map[flow4]heldAck)
+	if kind != pureACK {
+		st.answered = pkt.Data().Size() > 0
+		return false
 	}
-	l.held[f] = heldAck{pkt: pkt.IncRef(), ack: ack}
+	if !st.answered {
+		return false
+	}
+	st.pkt, st.ack = pkt.IncRef(), ack
+	l.held++
 	if !l.holdArmed {
 		l.holdArmed = true
 		if l.holdTimer == nil {
@@ -102,19 +135,37 @@ func (l *link) holdLocked(pkt *stack.PacketBuffer) bool {
 	return true
 }
 
-// releaseHeld queues every held ACK: their time is up.
+// forgetIdleFlowsLocked drops the connections with no held ACK (those that
+// ended without a FIN or RST sent here stay until then).
+//
+// +checklocks:l.mu
+func (l *link) forgetIdleFlowsLocked() {
+	for f, st := range l.flows {
+		if st.pkt == nil {
+			delete(l.flows, f)
+		}
+	}
+}
+
+// releaseHeld queues every held ACK: their time is up, and their
+// connections stop being treated as answering.
 func (l *link) releaseHeld() {
 	l.mu.Lock()
 	l.holdArmed = false
-	n := len(l.held)
-	for f, h := range l.held {
-		delete(l.held, f)
-		if l.closed {
-			h.pkt.DecRef()
+	n := l.held
+	for _, st := range l.flows {
+		if st.pkt == nil {
 			continue
 		}
-		l.enqueueLocked(h.pkt)
+		if l.closed {
+			st.pkt.DecRef()
+		} else {
+			l.enqueueLocked(st.pkt)
+		}
+		st.pkt = nil
+		st.answered = false
 	}
+	l.held = 0
 	l.mu.Unlock()
 	if n > 0 {
 		l.signal()
@@ -125,10 +176,13 @@ func (l *link) releaseHeld() {
 //
 // +checklocks:l.mu
 func (l *link) dropHeldLocked() {
-	for f, h := range l.held {
-		delete(l.held, f)
-		h.pkt.DecRef()
+	for f, st := range l.flows {
+		if st.pkt != nil {
+			st.pkt.DecRef()
+		}
+		delete(l.flows, f)
 	}
+	l.held = 0
 	if l.holdTimer != nil {
 		l.holdTimer.Stop()
 	}

@@ -61,10 +61,12 @@ func TestLinkHoldsPureACKs(t *testing.T) {
 	data := func(port uint16, n uint32) *stack.PacketBuffer {
 		return tcpSegment(port, header.TCPFlagAck|header.TCPFlagPsh, n, ts, []byte("reply"))
 	}
+	// Each case starts on a connection (port 1) whose last segment out was
+	// data (an answer), as in a request/response exchange.
 	for _, tc := range []struct {
 		name  string
 		send  []*stack.PacketBuffer
-		now   []string // queued at once
+		now   []string // queued at once, after the opening answer
 		later []string // queued when the hold expires
 		saved uint64
 	}{
@@ -72,23 +74,25 @@ func TestLinkHoldsPureACKs(t *testing.T) {
 		{"reply acknowledges more", []*stack.PacketBuffer{ack(1, 5), data(1, 7)}, []string{"data@1/7"}, nil, 1},
 		{"segment acknowledging less keeps it", []*stack.PacketBuffer{ack(1, 5), data(1, 3)}, []string{"ack@1/5", "data@1/3"}, nil, 0},
 		{"no reply: sent late", []*stack.PacketBuffer{ack(1, 5)}, nil, []string{"ack@1/5"}, 0},
-		{"ACKs never merged", []*stack.PacketBuffer{ack(1, 5), ack(1, 6)}, []string{"ack@1/5"}, []string{"ack@1/6"}, 0},
+		{"ACKs never merged, a second goes at once", []*stack.PacketBuffer{ack(1, 5), ack(1, 6)}, []string{"ack@1/5", "ack@1/6"}, nil, 0},
 		{"SACK blocks never held", []*stack.PacketBuffer{tcpSegment(1, header.TCPFlagAck, 5, sack, nil)}, []string{"ack@1/5"}, nil, 0},
+		{"a receiving-only connection's ACKs go at once", []*stack.PacketBuffer{ack(2, 5), ack(2, 6)}, []string{"ack@2/5", "ack@2/6"}, nil, 0},
 		{"other connection untouched", []*stack.PacketBuffer{ack(1, 5), data(2, 5)}, []string{"data@2/5"}, []string{"ack@1/5"}, 0},
 		{"SYN not held", []*stack.PacketBuffer{tcpSegment(1, header.TCPFlagSyn|header.TCPFlagAck, 5, ts, nil)}, []string{"syn@1/5"}, nil, 0},
+		{"FIN forgets the connection", []*stack.PacketBuffer{tcpSegment(1, header.TCPFlagFin|header.TCPFlagAck, 5, ts, nil), ack(1, 6)}, []string{"ack@1/5", "ack@1/6"}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLink(DefaultMTU)
 			defer l.Close()
 			var list stack.PacketBufferList
-			for _, p := range tc.send {
+			for _, p := range append([]*stack.PacketBuffer{data(1, 4)}, tc.send...) {
 				list.PushBack(p)
 			}
-			if n, err := l.WritePackets(list); err != nil || n != len(tc.send) {
+			if n, err := l.WritePackets(list); err != nil || n != len(tc.send)+1 {
 				t.Fatalf("WritePackets = %d, %v", n, err)
 			}
 			list.DecRef()
-			if got := popAll(l); !equalStrings(got, tc.now) {
+			if got := popAll(l); !equalStrings(got, append([]string{"data@1/4"}, tc.now...)) {
 				t.Fatalf("queued at once: %v, want %v", got, tc.now)
 			}
 			var got []string
@@ -104,7 +108,7 @@ func TestLinkHoldsPureACKs(t *testing.T) {
 				t.Fatalf("queued after the hold: %v, want %v", got, tc.later)
 			}
 			l.mu.Lock()
-			saved, held := l.acksSaved, len(l.held)
+			saved, held := l.acksSaved, l.held
 			l.mu.Unlock()
 			if saved != tc.saved || held != 0 {
 				t.Fatalf("saved %d ACKs, %d still held; want %d, 0", saved, held, tc.saved)
@@ -115,11 +119,19 @@ func TestLinkHoldsPureACKs(t *testing.T) {
 
 func TestLinkCloseDropsHeldACKs(t *testing.T) {
 	l := newLink(DefaultMTU)
+	answer := tcpSegment(1, header.TCPFlagAck, 4, nil, []byte("reply"))
 	pkt := tcpSegment(1, header.TCPFlagAck, 5, nil, nil)
 	var list stack.PacketBufferList
+	list.PushBack(answer)
 	list.PushBack(pkt)
 	if _, err := l.WritePackets(list); err != nil {
 		t.Fatal(err)
+	}
+	l.mu.Lock()
+	held := l.held
+	l.mu.Unlock()
+	if held != 1 {
+		t.Fatalf("%d ACKs held, want 1", held)
 	}
 	l.Close()
 	if refs := pkt.ReadRefs(); refs != 1 {

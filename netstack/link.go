@@ -53,7 +53,8 @@ type link struct {
 	gros  sync.Pool     // *gro.GRO: one per concurrent Write (one per peer at most)
 
 	// Pure ACKs kept back for ackHoldTime (ackhold.go).
-	held      map[flow4]heldAck
+	flows     map[flow4]*ackFlow
+	held      int // flows with a held ACK
 	holdTimer *time.Timer
 	holdArmed bool
 	acksSaved uint64 // held ACKs that a later segment made unnecessary
