@@ -23,8 +23,12 @@ import (
 // inline send hold the peer's inline mutex, which every queueing takes too;
 // a container queued later waits for the inline send to finish. Nonces are
 // assigned before, exactly as upstream. Batches larger than inlineMaxBatch
-// (bulk) keep the parallel workers.
-const inlineMaxBatch = 2
+// or holding a packet larger than inlineMaxSize (bulk) keep the parallel
+// workers.
+const (
+	inlineMaxBatch = 2
+	inlineMaxSize  = 512 // bytes of inner packet
+)
 
 type inlineState struct {
 	sendMu     sync.Mutex
@@ -54,7 +58,7 @@ func (s *inlineState) reset() {
 func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 	in := &peer.inline
 	in.sendMu.Lock()
-	if len(elemsContainer.elems) <= inlineMaxBatch && in.outPending.Load() == 0 {
+	if in.outPending.Load() == 0 && smallOutbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			peer.device.seal(elem, &in.sendNonce)
 		}
@@ -74,7 +78,7 @@ func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 func (peer *Peer) receiveOrQueue(elemsContainer *QueueInboundElementsContainer) {
 	in := &peer.inline
 	in.recvMu.Lock()
-	if len(elemsContainer.elems) <= inlineMaxBatch && in.inPending.Load() == 0 {
+	if in.inPending.Load() == 0 && smallInbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			open(elem, &in.recvNonce)
 		}
@@ -86,4 +90,28 @@ func (peer *Peer) receiveOrQueue(elemsContainer *QueueInboundElementsContainer) 
 	peer.queue.inbound.c <- elemsContainer
 	in.recvMu.Unlock()
 	peer.device.queue.decryption.c <- elemsContainer
+}
+
+func smallOutbound(elems []*QueueOutboundElement) bool {
+	if len(elems) > inlineMaxBatch {
+		return false
+	}
+	for _, elem := range elems {
+		if len(elem.packet) > inlineMaxSize {
+			return false
+		}
+	}
+	return true
+}
+
+func smallInbound(elems []*QueueInboundElement) bool {
+	if len(elems) > inlineMaxBatch {
+		return false
+	}
+	for _, elem := range elems {
+		if len(elem.packet) > inlineMaxSize+MessageTransportSize {
+			return false
+		}
+	}
+	return true
 }
