@@ -109,6 +109,11 @@ func (l *link) holdLocked(pkt *stack.PacketBuffer) bool {
 		if kind == pureACK {
 			st.answered = false // ACK after ACK: the connection receives
 		}
+		if l.held == 0 && l.holdArmed {
+			// Nothing left to release: no wake-up for the timer.
+			l.holdTimer.Stop()
+			l.holdArmed = false
+		}
 	}
 	tcp := header.TCP(pkt.TransportHeader().Slice())
 	if tcp.Flags()&(header.TCPFlagFin|header.TCPFlagRst) != 0 {

@@ -108,10 +108,10 @@ func TestLinkHoldsPureACKs(t *testing.T) {
 				t.Fatalf("queued after the hold: %v, want %v", got, tc.later)
 			}
 			l.mu.Lock()
-			saved, held := l.acksSaved, l.held
+			saved, held, armed := l.acksSaved, l.held, l.holdArmed
 			l.mu.Unlock()
-			if saved != tc.saved || held != 0 {
-				t.Fatalf("saved %d ACKs, %d still held; want %d, 0", saved, held, tc.saved)
+			if saved != tc.saved || held != 0 || armed {
+				t.Fatalf("saved %d ACKs, %d still held, timer armed %v; want %d, 0, false", saved, held, armed, tc.saved)
 			}
 		})
 	}
