@@ -2,7 +2,6 @@ package netstack
 
 import (
 	"sync"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -51,13 +50,6 @@ type link struct {
 
 	ready chan struct{} // holds a token while the queue may be non-empty
 	gros  sync.Pool     // *gro.GRO: one per concurrent Write (one per peer at most)
-
-	// Pure ACKs kept back for ackHoldTime (ackhold.go).
-	flows     map[flow4]*ackFlow
-	held      int // flows with a held ACK
-	holdTimer *time.Timer
-	holdArmed bool
-	acksSaved uint64 // held ACKs that a later segment made unnecessary
 }
 
 var (
@@ -81,42 +73,21 @@ func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 		if l.n == linkQueueLen {
 			break
 		}
+		l.ring[(l.head+l.n)%linkQueueLen] = pkt.IncRef()
+		l.n++
 		n++
-		if l.holdLocked(pkt) {
-			continue
-		}
-		l.enqueueLocked(pkt.IncRef())
 	}
-	queued := l.n > 0
 	l.mu.Unlock()
-	if queued {
-		l.signal()
+	if n > 0 {
+		select {
+		case l.ready <- struct{}{}:
+		default:
+		}
 	}
 	if n < pkts.Len() {
 		return n, &tcpip.ErrNoBufferSpace{}
 	}
 	return n, nil
-}
-
-// enqueueLocked queues pkt (the caller's reference) for Read, or drops it
-// when the queue is full.
-//
-// +checklocks:l.mu
-func (l *link) enqueueLocked(pkt *stack.PacketBuffer) {
-	if l.n == linkQueueLen {
-		pkt.DecRef()
-		return
-	}
-	l.ring[(l.head+l.n)%linkQueueLen] = pkt
-	l.n++
-}
-
-// signal wakes the TUN's reader.
-func (l *link) signal() {
-	select {
-	case l.ready <- struct{}{}:
-	default:
-	}
 }
 
 // pop takes the oldest queued packet, or nil. The caller owns its
@@ -189,7 +160,6 @@ func (l *link) Close() {
 		return
 	}
 	l.closed = true
-	l.dropHeldLocked()
 	for l.n > 0 {
 		l.ring[l.head].DecRef()
 		l.ring[l.head] = nil
