@@ -65,27 +65,11 @@ app@PEER.DOMAIN on every host.`)
 	if err := peers.CheckDomain(*domain); err != nil {
 		return fs.usageError("--domain: %v", err)
 	}
-	f, p, err := fs.loadPeer(*file, *self)
+	f, p, mode, err := fs.loadPeerMode(*file, *self, *modeFlag)
 	if err != nil {
 		return err
 	}
-	mode := p.Mode
-	if *modeFlag != "" {
-		m, err := peers.ParseMode(*modeFlag)
-		if err != nil {
-			return fs.usageError("--mode: %v", err)
-		}
-		mode = m
-	}
-	text := f.Inetrc(p, mode, *domain)
-	if *outPath == "" {
-		e.stdout.Write(text)
-		return nil
-	}
-	if err := peers.WriteFileAtomic(*outPath, text, 0o644); err != nil {
-		return err
-	}
-	return nil
+	return e.writeOut(*outPath, f.Inetrc(p, mode, *domain))
 }
 
 func cmdErlangHosts(e *env, args []string) error {
@@ -113,22 +97,35 @@ mode), or with --domain by peer name, PEER.D, as with erl-inetrc.`)
 			return fs.usageError("--domain: %v", err)
 		}
 	}
-	f, p, err := fs.loadPeer(*file, *self)
+	f, p, mode, err := fs.loadPeerMode(*file, *self, *modeFlag)
 	if err != nil {
 		return err
 	}
-	mode := p.Mode
-	if *modeFlag != "" {
-		m, err := peers.ParseMode(*modeFlag)
-		if err != nil {
-			return fs.usageError("--mode: %v", err)
-		}
-		mode = m
+	return e.writeOut(*outPath, f.HostsErlang(p, mode, *domain))
+}
+
+// loadPeerMode loads the file and NAME in it, and the mode NAME's Erlang
+// files are for: modeFlag if given, else NAME's mode in the file.
+func (fs *cmdFlags) loadPeerMode(file, self, modeFlag string) (*peers.File, *peers.Peer, peers.Mode, error) {
+	f, p, err := fs.loadPeer(file, self)
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	text := f.HostsErlang(p, mode, *domain)
-	if *outPath == "" {
-		e.stdout.Write(text)
-		return nil
+	if modeFlag == "" {
+		return f, p, p.Mode, nil
 	}
-	return peers.WriteFileAtomic(*outPath, text, 0o644)
+	m, err := peers.ParseMode(modeFlag)
+	if err != nil {
+		return nil, nil, 0, fs.usageError("--mode: %v", err)
+	}
+	return f, p, m, nil
+}
+
+// writeOut writes an Erlang file to stdout, or atomically to path.
+func (e *env) writeOut(path string, text []byte) error {
+	if path == "" {
+		_, err := e.stdout.Write(text)
+		return err
+	}
+	return peers.WriteFileAtomic(path, text, 0o644)
 }
