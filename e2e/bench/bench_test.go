@@ -68,8 +68,27 @@ func TestBenchSmoke(t *testing.T) {
 			ms["cold_max_ms"].Median < ms["cold_p50_ms"].Median {
 			t.Errorf("%s: a p99 or max below its p50: %+v", r.ID, ms)
 		}
-		if r.ID == BaselineRow && ms["bulk_mbps"].Ratio != 1 {
-			t.Errorf("baseline's ratio to itself is %v", ms["bulk_mbps"].Ratio)
+		if isBaseline(r.ID) {
+			if !strings.HasPrefix(r.TLS, "tlsv1.") || !strings.Contains(r.TLS, "_") {
+				t.Errorf("%s: negotiated %q, want a TLS version and a cipher suite", r.ID, r.TLS)
+			}
+			if r.ID == "tls" && !strings.HasPrefix(r.TLS, "tlsv1.3 ") {
+				t.Errorf("TLS 1.3-only row negotiated %q", r.TLS)
+			}
+		}
+		for _, m := range Metrics {
+			s := ms[m.Key]
+			if !isBaseline(s.Against) {
+				t.Errorf("%s %s: ratio against %q, not a baseline row", r.ID, m.Key, s.Against)
+			}
+			// The row a ratio is to has ratio 1, and no baseline row beats
+			// it: the better of the baseline rows.
+			if r.ID == s.Against && s.Ratio != 1 {
+				t.Errorf("%s %s: ratio to itself %v", r.ID, m.Key, s.Ratio)
+			}
+			if isBaseline(r.ID) && (m.Higher && s.Ratio > 1 || !m.Higher && s.Ratio < 1) {
+				t.Errorf("%s %s: baseline row beats the row its ratio is to (%s): %v", r.ID, m.Key, s.Against, s.Ratio)
+			}
 		}
 		if r.ID == "nwuser" || r.ID == "nwtun" {
 			if len(r.Daemons) != 2 {
@@ -134,46 +153,58 @@ func TestBenchSmoke(t *testing.T) {
 	t.Logf("\n%s", table.String())
 }
 
-// TestTLSRowVerifiesPeers makes sure the baseline is the secure setup it
+// TestTLSRowsVerifyPeers makes sure each baseline is the secure setup it
 // claims to be: a node whose certificate comes from another CA cannot
 // connect to a node of the TLS row, while the row's own nodes can.
-func TestTLSRowVerifiesPeers(t *testing.T) {
+func TestTLSRowsVerifyPeers(t *testing.T) {
 	cluster.Require(t)
-	c := cluster.New(t, "benchtls")
-	erlArgs, err := compileBenchwork(c.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := setupTLS(&Env{C: c, T: t, Dir: c.Dir(), ErlArgs: erlArgs}, "tls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if ok, err := pair.A.Ping(ctx, pair.B.Name); err != nil || !ok {
-		t.Fatalf("row's own nodes: pong %v, %v", ok, err)
-	}
-
-	other, err := newTLSCA(filepath.Join(c.Dir(), "other-ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := c.AddHost("intruder")
-	if _, err := h.StartEPMD(nil); err != nil {
-		t.Fatal(err)
-	}
-	opt, err := other.optFile(h.Name, net.IP(h.Addr.AsSlice()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := h.StartNode(cluster.NodeOptions{Name: "bench@" + h.Addr.String(),
-		Args: []string{"-proto_dist", "inet_tls", "-ssl_dist_optfile", opt}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pr := range []struct{ from, to *cluster.Node }{{n, pair.B}, {pair.B, n}} {
-		if ok, err := pr.from.Ping(ctx, pr.to.Name); err != nil || ok {
-			t.Errorf("%s -> %s with certificates of different CAs: pong %v, %v; want pang", pr.from.Name, pr.to.Name, ok, err)
+	for _, row := range Rows {
+		if !row.Baseline {
+			continue
 		}
+		t.Run(row.ID, func(t *testing.T) {
+			c := cluster.New(t, "benchtls")
+			erlArgs, err := compileBenchwork(c.Dir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair, err := row.Setup(&Env{C: c, T: t, Dir: c.Dir(), ErlArgs: erlArgs}, row.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if ok, err := pair.A.Ping(ctx, pair.B.Name); err != nil || !ok {
+				t.Fatalf("row's own nodes: pong %v, %v", ok, err)
+			}
+			negotiated, err := tlsNegotiated(pair)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s negotiated %s", row.ID, negotiated)
+
+			other, err := newTLSCA(filepath.Join(c.Dir(), "other-ca"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := c.AddHost("intruder")
+			if _, err := h.StartEPMD(nil); err != nil {
+				t.Fatal(err)
+			}
+			opt, err := other.optFile(h.Name, net.IP(h.Addr.AsSlice()), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := h.StartNode(cluster.NodeOptions{Name: "bench@" + h.Addr.String(),
+				Args: append(append([]string{}, erlArgs...), "-proto_dist", "inet_tls", "-ssl_dist_optfile", opt)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pr := range []struct{ from, to *cluster.Node }{{n, pair.B}, {pair.B, n}} {
+				if ok, err := pr.from.Ping(ctx, pr.to.Name); err != nil || ok {
+					t.Errorf("%s -> %s with certificates of different CAs: pong %v, %v; want pang", pr.from.Name, pr.to.Name, ok, err)
+				}
+			}
+		})
 	}
 }

@@ -6,7 +6,8 @@
 %% with ~w: integers (bytes, nanoseconds) and lists of them.
 -module(benchwork).
 -export([sink/2, echo/0, stream/6, pingpong/4, erpc_rtt/3,
-         connected/1, disconnect/2, cold/2, goodput/6, erpc_for/6]).
+         connected/1, disconnect/2, cold/2, goodput/6, erpc_for/6,
+         tls_info/1]).
 
 %% sink acknowledges every message, so a sender can keep a fixed number in
 %% flight.
@@ -144,6 +145,29 @@ wait_gone(Node, Deadline) ->
                     receive after 1 -> ok end, % poll interval, bounded by Deadline
                     wait_gone(Node, Deadline)
             end
+    end.
+
+%% tls_info says what the inet_tls_dist connection to Node negotiated:
+%% '<protocol> <cipher suite>', e.g. 'tlsv1.3 TLS_AES_256_GCM_SHA384'. The
+%% distribution controller of a TLS connection is the ssl sender process; the
+%% connection (receiver) process that ssl:connection_information asks is its
+%% sibling under the connection's supervisor (OTP 24 and later). It returns
+%% not_tls for a connection whose controller is a port (plain TCP).
+tls_info(Node) ->
+    case lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)) of
+        {_, Sender} when is_pid(Sender) ->
+            {dictionary, Dict} = process_info(Sender, dictionary),
+            {_, [Sup | _]} = lists:keyfind('$ancestors', 1, Dict),
+            {receiver, Receiver, _, _} = lists:keyfind(receiver, 1, supervisor:which_children(Sup)),
+            {ok, Info} = ssl:connection_information({sslsocket, nil, [Receiver, Sender]},
+                                                     [protocol, selected_cipher_suite]),
+            {_, Proto} = lists:keyfind(protocol, 1, Info),
+            {_, Suite} = lists:keyfind(selected_cipher_suite, 1, Info),
+            list_to_atom(atom_to_list(Proto) ++ " " ++ ssl:suite_to_str(Suite));
+        {_, Port} when is_port(Port) ->
+            not_tls;
+        false ->
+            error({not_connected, Node})
     end.
 
 %% cold times one net_adm:ping to Node, which must not be connected: the

@@ -53,13 +53,15 @@ type Config struct {
 // Report is everything a run measured; it is also the JSON written under
 // e2e/bench/results/.
 type Report struct {
-	Started  time.Time   `json:"started"`
-	Duration string      `json:"duration"`
-	Machine  Machine     `json:"machine"`
-	Sizes    Sizes       `json:"sizes"`
-	Rounds   int         `json:"rounds"`
-	Baseline string      `json:"baseline"`
-	Rows     []RowResult `json:"rows"`
+	Started  time.Time `json:"started"`
+	Duration string    `json:"duration"`
+	Machine  Machine   `json:"machine"`
+	Sizes    Sizes     `json:"sizes"`
+	Rounds   int       `json:"rounds"`
+	// Baselines are the baseline rows' IDs: each ratio is to the better of
+	// them for its metric and condition (Stat.Against says which).
+	Baselines []string    `json:"baselines"`
+	Rows      []RowResult `json:"rows"`
 	// Busy is the same rows measured with every CPU kept busy by
 	// idle-priority loops (Config.Busy), ratios against the busy baseline.
 	Busy  []RowResult   `json:"busy_rows,omitempty"`
@@ -76,11 +78,14 @@ type Machine struct {
 	OTP    string `json:"otp"`
 	Go     string `json:"go"`
 	Load   string `json:"loadavg_at_start"`
+	// SSL is OTP's ssl application: its version and the TLS versions it
+	// offers by default (what a row without a versions option gets).
+	SSL string `json:"ssl"`
 }
 
 // String is the machine as the tables' first lines name it.
 func (m Machine) String() string {
-	return fmt.Sprintf("%d CPUs, kernel %s, OTP %s, %s, load %s", m.CPUs, m.Kernel, m.OTP, m.Go, m.Load)
+	return fmt.Sprintf("%d CPUs, kernel %s, OTP %s (%s), %s, load %s", m.CPUs, m.Kernel, m.OTP, m.SSL, m.Go, m.Load)
 }
 
 // RowResult is one row's figures.
@@ -88,6 +93,9 @@ type RowResult struct {
 	ID      string          `json:"id"`
 	Name    string          `json:"name"`
 	Metrics map[string]Stat `json:"metrics"`
+	// TLS is what a baseline row's connection negotiated: protocol and
+	// cipher suite, asked of the connection after setup.
+	TLS string `json:"tls_negotiated,omitempty"`
 	// Daemons is the resident memory of the row's daemons over the run.
 	Daemons []DaemonMem `json:"daemons,omitempty"`
 	// BulkCPU is each process's CPU use during the single-sender bulk
@@ -130,7 +138,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	if logf == nil {
 		logf = tb.Logf
 	}
-	rep := &Report{Started: time.Now(), Machine: machine(), Sizes: cfg.Sizes, Rounds: cfg.Rounds, Baseline: BaselineRow}
+	rep := &Report{Started: time.Now(), Machine: machine(), Sizes: cfg.Sizes, Rounds: cfg.Rounds}
 	c := cluster.New(tb, "bench")
 	erlArgs, err := compileBenchwork(c.Dir())
 	if err != nil {
@@ -152,7 +160,7 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	}
 	var runs []*rowRun
 	for _, row := range rows {
-		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != BaselineRow && !strings.HasPrefix(row.ID, BeforeRow) && !strings.HasPrefix(row.ID, StdBindRow) {
+		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && !row.Baseline && !strings.HasPrefix(row.ID, BeforeRow) && !strings.HasPrefix(row.ID, StdBindRow) {
 			continue
 		}
 		t0 := time.Now()
@@ -181,9 +189,17 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("row %s: os:getpid() on %s: %v", row.ID, n.Name, err)
 			}
 		}
+		var negotiated string
+		if row.Baseline {
+			if negotiated, err = tlsNegotiated(pair); err != nil {
+				return nil, fmt.Errorf("row %s: %w", row.ID, err)
+			}
+			logf("row %s negotiated %s", row.ID, negotiated)
+			rep.Baselines = append(rep.Baselines, row.ID)
+		}
 		rr := &rowRun{row: row, pair: pair, pidA: osPIDs[0], pidB: osPIDs[1], mem: map[string]*rssSampler{}, cpu: map[string][]float64{},
-			res:  &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}},
-			busy: &RowResult{ID: row.ID, Name: row.Name, Metrics: map[string]Stat{}, raw: map[string][]float64{}}, busyCPU: map[string][]float64{}}
+			res:  &RowResult{ID: row.ID, Name: row.Name, TLS: negotiated, Metrics: map[string]Stat{}, raw: map[string][]float64{}},
+			busy: &RowResult{ID: row.ID, Name: row.Name, TLS: negotiated, Metrics: map[string]Stat{}, raw: map[string][]float64{}}, busyCPU: map[string][]float64{}}
 		for host, p := range pair.Daemons {
 			rr.mem[host] = startRSSSampler(p.Pid(), 100*time.Millisecond)
 		}
@@ -236,8 +252,8 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			rep.Busy = append(rep.Busy, *rr.busy)
 		}
 	}
-	judge(rep.Rows, rep.Baseline, rows)
-	judge(rep.Busy, rep.Baseline, rows)
+	judge(rep.Rows, rows)
+	judge(rep.Busy, rows)
 
 	for _, n := range cfg.ScalePeers {
 		reaches := []int{n}
@@ -371,31 +387,38 @@ func measureRound(rr *rowRun, res *RowResult, cpu map[string][]float64, sz Sizes
 	return nil
 }
 
-// judge fills in the ratios to the baseline row of results (measured in
-// the same condition) and, for judged rows, whether each target is met.
-func judge(results []RowResult, baseline string, rows []Row) {
-	var base *RowResult
-	for i := range results {
-		if results[i].ID == baseline {
-			base = &results[i]
-		}
-	}
-	if base == nil {
-		return
-	}
-	judged := map[string]bool{}
+// judge fills in, per metric, the ratio of every row of results to the
+// better of the baseline rows (measured in the same condition: the lower
+// latency, the higher throughput) and, for judged rows, whether each target
+// is met.
+func judge(results []RowResult, rows []Row) {
+	judged, baseline := map[string]bool{}, map[string]bool{}
 	for _, r := range rows {
-		judged[r.ID] = r.Judged
+		judged[r.ID], baseline[r.ID] = r.Judged, r.Baseline
 	}
-	for i := range results {
-		r := &results[i]
-		for _, m := range Metrics {
-			s, ok := r.Metrics[m.Key]
-			b := base.Metrics[m.Key]
-			if !ok || b.Median == 0 {
+	for _, m := range Metrics {
+		var best *RowResult
+		for i := range results {
+			b := &results[i]
+			s, ok := b.Metrics[m.Key]
+			if !baseline[b.ID] || !ok || s.Median == 0 {
 				continue
 			}
-			s.Ratio = s.Median / b.Median
+			if best == nil || better(m, s.Median, best.Metrics[m.Key].Median) {
+				best = b
+			}
+		}
+		if best == nil {
+			continue
+		}
+		ref := best.Metrics[m.Key].Median
+		for i := range results {
+			r := &results[i]
+			s, ok := r.Metrics[m.Key]
+			if !ok {
+				continue
+			}
+			s.Ratio, s.Against = s.Median/ref, best.ID
 			if judged[r.ID] && m.Target != 0 {
 				meets := s.Ratio <= m.Target
 				if m.Higher {
@@ -408,6 +431,14 @@ func judge(results []RowResult, baseline string, rows []Row) {
 	}
 }
 
+// better reports whether figure a of metric m beats figure b.
+func better(m Metric, a, b float64) bool {
+	if m.Higher {
+		return a > b
+	}
+	return a < b
+}
+
 func machine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -416,8 +447,10 @@ func machine() Machine {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m.Load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	if out, err := exec.Command("erl", "-noshell", "-eval", `io:format("~s", [erlang:system_info(otp_release)]), halt().`).Output(); err == nil {
-		m.OTP = strings.TrimSpace(string(out))
+	const eval = `_ = ssl:start(), {ok, V} = application:get_key(ssl, vsn),
+		io:format("~s ssl ~s, default versions ~w", [erlang:system_info(otp_release), V, proplists:get_value(supported, ssl:versions())]), halt().`
+	if out, err := exec.Command("erl", "-noshell", "-eval", eval).Output(); err == nil {
+		m.OTP, m.SSL, _ = strings.Cut(strings.TrimSpace(string(out)), " ")
 	}
 	return m
 }

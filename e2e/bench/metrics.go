@@ -37,8 +37,10 @@ type Stat struct {
 	Max    float64   `json:"max"`
 	// Spread is (max-min)/median: how noisy the rounds were.
 	Spread float64 `json:"spread"`
-	// Ratio is Median over the baseline row's Median (0 without one).
-	Ratio float64 `json:"ratio_to_baseline,omitempty"`
+	// Ratio is Median over the better baseline row's Median (0 without
+	// one); Against is that row's ID.
+	Ratio   float64 `json:"ratio_to_baseline,omitempty"`
+	Against string  `json:"ratio_against,omitempty"`
 	// Meets is set on judged rows for metrics with a target.
 	Meets *bool `json:"meets_target,omitempty"`
 }

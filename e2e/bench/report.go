@@ -33,11 +33,19 @@ func PrintTable(w io.Writer, rep *Report) {
 	sz := rep.Sizes
 	fmt.Fprintf(w, "workloads: bulk %v of %d KiB messages, %d in flight (8 senders: %d each); %d ping-pongs of %d B; %d erpc:calls; %d cold connects per round\n",
 		sz.BulkDuration, sz.MessageSize>>10, sz.Window, sz.ParallelWindow, sz.PingPongs, sz.PingPongSize, sz.Calls, sz.ColdSamples)
-	fmt.Fprintf(w, "median of the rounds [min-max, spread = (max-min)/median]; ratio = median / %s median\n\n", rep.Baseline)
-	printMetrics(w, rep.Rows, rep.Baseline)
+	var tls []string
+	for _, r := range rep.Rows {
+		if r.TLS != "" {
+			tls = append(tls, fmt.Sprintf("%s negotiated %s", r.Name, r.TLS))
+		}
+	}
+	fmt.Fprintf(w, "inet_tls_dist (verify_peer both ways): %s\n", strings.Join(tls, "; "))
+	fmt.Fprintf(w, "median of the rounds [min-max, spread = (max-min)/median]; ratio = median / median of the better inet_tls_dist row for that metric\n")
+	fmt.Fprintf(w, "(lower latency, higher throughput), named under the metric and marked * (%s)\n\n", strings.Join(rep.Baselines, ", "))
+	printMetrics(w, rep.Rows)
 	if len(rep.Busy) > 0 {
-		fmt.Fprintf(w, "\nthe same with every CPU kept busy by an idle-priority loop (nice -n 19, one per CPU); ratio = median / busy %s median\n\n", rep.Baseline)
-		printMetrics(w, rep.Busy, rep.Baseline)
+		fmt.Fprintf(w, "\nthe same with every CPU kept busy by an idle-priority loop (nice -n 19, one per CPU); ratio = median / the better busy inet_tls_dist row's median\n\n")
+		printMetrics(w, rep.Busy)
 	}
 	printCPU(w, rep.Rows, rep.Machine.CPUs, "")
 	printCPU(w, rep.Busy, rep.Machine.CPUs, ", every CPU busy")
@@ -96,12 +104,24 @@ func writeJSONAs(dir, prefix string, started time.Time, v any) (string, error) {
 	return path, os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-// printMetrics writes one condition's table: per metric one line per row.
-func printMetrics(w io.Writer, rows []RowResult, baseline string) {
+// printMetrics writes one condition's table: per metric one line per row,
+// the metric's first line naming it, its second the row its ratios are to
+// (also marked * in the row column).
+func printMetrics(w io.Writer, rows []RowResult) {
+	names := map[string]string{}
+	for _, r := range rows {
+		names[r.ID] = r.Name
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "metric\trow\tmedian\tmin-max\tspread\tvs "+baseline+"\ttarget\t")
+	fmt.Fprintln(tw, "metric\trow\tmedian\tmin-max\tspread\tvs better TLS\ttarget\t")
 	for _, m := range Metrics {
-		label := m.Label + " (" + m.Unit + ")"
+		labels := []string{m.Label + " (" + m.Unit + ")"}
+		for _, r := range rows {
+			if against := r.Metrics[m.Key].Against; against != "" {
+				labels = append(labels, "x "+names[against])
+				break
+			}
+		}
 		for _, r := range rows {
 			s, ok := r.Metrics[m.Key]
 			if !ok {
@@ -119,9 +139,16 @@ func printMetrics(w io.Writer, rows []RowResult, baseline string) {
 				}
 				target = fmt.Sprintf("%s%.1fx %s", op, m.Target, verdict)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s-%s\t%.0f%%\t%.2fx\t%s\t\n", label, r.Name, fmtVal(s.Median), fmtVal(s.Min), fmtVal(s.Max),
+			name := r.Name
+			if r.ID == s.Against {
+				name += " *"
+			}
+			label := ""
+			if len(labels) > 0 {
+				label, labels = labels[0], labels[1:]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s-%s\t%.0f%%\t%.2fx\t%s\t\n", label, name, fmtVal(s.Median), fmtVal(s.Min), fmtVal(s.Max),
 				100*s.Spread, s.Ratio, target)
-			label = ""
 		}
 	}
 	tw.Flush()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,21 +10,30 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
 )
 
 // Row is one way of carrying Erlang distribution between two hosts. Every
-// row runs the same workloads; ratios are taken against the row whose ID is
-// [BaselineRow]. To add a row append one entry to [Rows] with a Setup that
-// starts two connected nodes.
+// row runs the same workloads; ratios are taken, per metric, against the
+// better of the baseline rows (inet_tls_dist's). To add a row append one
+// entry to [Rows] with a Setup that starts two connected nodes.
 type Row struct {
 	ID   string // short [a-z0-9], at most 9 chars: host names, JSON, -rows
 	Name string // for the table
 	// Judged rows are nodewire's: the table says whether they meet the
 	// issue's targets.
 	Judged bool
-	Setup  func(e *Env, id string) (*Pair, error)
+	// Baseline rows are what an operator who must encrypt distribution
+	// uses today, configured as one would for speed: every ratio is to the
+	// better of them (per metric, in the same run and condition), and they
+	// always run.
+	Baseline bool
+	// WANOptIn rows run in the real-network matrix only when -rows names
+	// them (the matrix has no ratios to TLS, and time is its budget).
+	WANOptIn bool
+	Setup    func(e *Env, id string) (*Pair, error)
 }
 
 // Pair is what a row's Setup made: node A measures against node B.
@@ -49,20 +59,28 @@ type Env struct {
 	overlayd string // built on first use
 }
 
-// BaselineRow is the row every figure is compared with: what an operator who
-// must encrypt distribution uses today.
-const BaselineRow = "tls"
-
 // Rows are the ways of carrying distribution that the harness compares, in
 // table order.
 var Rows = []Row{
 	{ID: "plain", Name: "plain TCP dist (veth)", Setup: setupPlain},
-	{ID: "tls", Name: "inet_tls_dist TLS 1.3", Setup: setupTLS},
+	{ID: "tls", Name: "inet_tls_dist TLS 1.3 only", Baseline: true, Setup: tlsRow(tls13Only)},
+	// No versions option: what this OTP offers and negotiates by default
+	// (the run reports which version and cipher it was).
+	{ID: "tlsdef", Name: "inet_tls_dist OTP default", Baseline: true, WANOptIn: true, Setup: tlsRow(nil)},
 	{ID: "nwuser", Name: "nodewire userspace", Judged: true, Setup: setupUserspace},
 	{ID: "nwtun", Name: "nodewire TUN", Judged: true, Setup: overlayRow("tun")},
 	// WireGuard over TLS/TCP (overlay/tcpbind), both peers pinned to it:
 	// what a site that lets only TCP 443 out gets.
 	{ID: "nwtcp", Name: "nodewire userspace over TCP 443", Setup: overlayRow(modeTCP)},
+}
+
+// tls13Only is the versions option of the TLS 1.3-only row.
+var tls13Only = []string{"tlsv1.3"}
+
+// isBaseline reports whether id is one of the baseline rows.
+func isBaseline(id string) bool {
+	r, err := rowByID(id)
+	return err == nil && r.Baseline
 }
 
 // modeTCP, given to setupOverlay as a mode, is userspace mode with both
@@ -99,20 +117,35 @@ func setupPlain(e *Env, id string) (*Pair, error) {
 	return twoHosts(e, id, func(*cluster.Host) ([]string, error) { return nil, nil })
 }
 
-// setupTLS: inet_tls_dist with TLS 1.3 only and certificates from a CA made
-// for this run; both sides require and verify the other's certificate.
-func setupTLS(e *Env, id string) (*Pair, error) {
-	ca, err := newTLSCA(filepath.Join(e.Dir, "tls-"+id))
-	if err != nil {
-		return nil, err
-	}
-	return twoHosts(e, id, func(h *cluster.Host) ([]string, error) {
-		opt, err := ca.optFile(h.Name, net.IP(h.Addr.AsSlice()))
+// tlsRow: inet_tls_dist with the given TLS versions (nil: OTP's default)
+// and certificates from a CA made for this run; both sides require and
+// verify the other's certificate.
+func tlsRow(versions []string) func(e *Env, id string) (*Pair, error) {
+	return func(e *Env, id string) (*Pair, error) {
+		ca, err := newTLSCA(filepath.Join(e.Dir, "tls-"+id))
 		if err != nil {
 			return nil, err
 		}
-		return []string{"-proto_dist", "inet_tls", "-ssl_dist_optfile", opt}, nil
-	})
+		return twoHosts(e, id, func(h *cluster.Host) ([]string, error) {
+			opt, err := ca.optFile(h.Name, net.IP(h.Addr.AsSlice()), versions)
+			if err != nil {
+				return nil, err
+			}
+			return []string{"-proto_dist", "inet_tls", "-ssl_dist_optfile", opt}, nil
+		})
+	}
+}
+
+// tlsNegotiated asks node a what its inet_tls_dist connection to b
+// negotiated: "<protocol> <cipher suite>".
+func tlsNegotiated(p *Pair) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := p.A.Eval(ctx, fmt.Sprintf("benchwork:tls_info(%s).", cluster.Atom(p.B.Name)))
+	if err != nil {
+		return "", fmt.Errorf("what %s's TLS connection to %s negotiated: %w", p.A.Name, p.B.Name, err)
+	}
+	return strings.Trim(out, "'"), nil
 }
 
 // setupUserspace: overlayd on each host, epmd and nodes exactly as

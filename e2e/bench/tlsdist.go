@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -60,9 +61,10 @@ func serial() *big.Int {
 
 // optFile issues a certificate for a host (its underlay address as IP and DNS
 // subject alternative names, for server and client use: distribution
-// connects both ways) and writes the -ssl_dist_optfile that uses it: TLS 1.3
-// only, the peer's certificate required and verified on both sides.
-func (ca *tlsCA) optFile(host string, addr net.IP) (string, error) {
+// connects both ways) and writes the -ssl_dist_optfile that uses it: the
+// peer's certificate required and verified on both sides, and the TLS
+// versions given (none: no versions option, OTP's default).
+func (ca *tlsCA) optFile(host string, addr net.IP, versions []string) (string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", err
@@ -93,8 +95,11 @@ func (ca *tlsCA) optFile(host string, addr net.IP) (string, error) {
 	if err := writePEM(keyFile, "PRIVATE KEY", keyDER, 0o600); err != nil {
 		return "", err
 	}
-	common := fmt.Sprintf(`{certfile, %q}, {keyfile, %q}, {cacertfile, %q}, {verify, verify_peer}, {versions, ['tlsv1.3']}`,
+	common := fmt.Sprintf(`{certfile, %q}, {keyfile, %q}, {cacertfile, %q}, {verify, verify_peer}`,
 		certFile, keyFile, ca.caFile)
+	if len(versions) > 0 {
+		common += ", {versions, ['" + strings.Join(versions, "', '") + "']}"
+	}
 	opts := fmt.Sprintf("[{server, [%s, {fail_if_no_peer_cert, true}]},\n {client, [%s]}].\n", common, common)
 	path := filepath.Join(ca.dir, host+".optfile")
 	return path, os.WriteFile(path, []byte(opts), 0o644)

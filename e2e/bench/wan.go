@@ -479,7 +479,8 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	}
 	var runs []*wanRun
 	for _, row := range rows {
-		if len(cfg.Rows) > 0 && !slices.Contains(cfg.Rows, row.ID) && row.ID != "plain" && !strings.HasPrefix(row.ID, BeforeRow) {
+		named := slices.Contains(cfg.Rows, row.ID)
+		if (len(cfg.Rows) > 0 || row.WANOptIn) && !named && row.ID != "plain" && !strings.HasPrefix(row.ID, BeforeRow) {
 			continue
 		}
 		t0 := time.Now()
