@@ -31,3 +31,5 @@ require (
 	google.golang.org/grpc v1.79.3 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )
+
+replace golang.zx2c4.com/wireguard => ./overlay/third_party/wireguard

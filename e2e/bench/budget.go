@@ -46,6 +46,40 @@ type BudgetTable struct {
 	// Samples is how many messages were followed through every hop, per
 	// direction.
 	Samples map[string]int `json:"samples"`
+	// Both daemons' work per round trip, whatever the load: CPU time,
+	// context switches (goroutine hand-offs that parked a thread) and
+	// WireGuard packets sent (messages and pure ACKs).
+	CPUusPerRT    float64 `json:"cpu_us_per_rt"`
+	SwitchesPerRT float64 `json:"switches_per_rt"`
+	PacketsPerRT  float64 `json:"packets_per_rt"`
+}
+
+// procWork is a process's CPU time and context switches so far, summed
+// over its threads (/proc/PID/task/*/schedstat and status).
+func procWork(pid int) (cpu time.Duration, switches int64) {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, t := range tasks {
+		if b, err := os.ReadFile(t + "/schedstat"); err == nil {
+			var ns int64
+			if _, err := fmt.Sscan(string(b), &ns); err == nil {
+				cpu += time.Duration(ns)
+			}
+		}
+		b, err := os.ReadFile(t + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				var n int64
+				if _, err := fmt.Sscan(strings.TrimSpace(v), &n); err == nil {
+					switches += n
+				}
+			}
+		}
+	}
+	return cpu, switches
 }
 
 // BudgetLeg is the time from one hop to the next.
@@ -145,6 +179,8 @@ func budgetOnce(pair *Pair, mode, cond string, pings int) (*BudgetTable, error) 
 		}
 		defer load.stop()
 	}
+	cpuA0, swA0 := procWork(da.Pid())
+	cpuB0, swB0 := procWork(db.Pid())
 	start := time.Now().UnixNano()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	ds, err := pingpong(ctx, pair.A, pair.B, 64, pings)
@@ -153,6 +189,8 @@ func budgetOnce(pair *Pair, mode, cond string, pings int) (*BudgetTable, error) 
 		return nil, err
 	}
 	end := time.Now().UnixNano()
+	cpuA1, swA1 := procWork(da.Pid())
+	cpuB1, swB1 := procWork(db.Pid())
 	slices.Sort(ds)
 	marks := map[string][]hopMark{}
 	for name, d := range map[string]*cluster.Process{"A": da, "B": db} {
@@ -167,6 +205,14 @@ func budgetOnce(pair *Pair, mode, cond string, pings int) (*BudgetTable, error) 
 		path = path[1:5]
 	}
 	t := &BudgetTable{Mode: mode, Condition: cond, RTTp50us: micros(percentile(ds, 50)), Samples: map[string]int{}}
+	t.CPUusPerRT = micros(cpuA1-cpuA0+cpuB1-cpuB0) / float64(pings)
+	t.SwitchesPerRT = float64(swA1-swA0+swB1-swB0) / float64(pings)
+	for _, m := range append(marks["A"], marks["B"]...) {
+		if m.hop == hoptrace.UDPSend {
+			t.PacketsPerRT++
+		}
+	}
+	t.PacketsPerRT /= float64(pings)
 	for i := 0; i+1 < len(path); i++ {
 		side := "sender"
 		switch {
@@ -340,6 +386,11 @@ func PrintBudget(w io.Writer, rep *BudgetReport) {
 		line = "\tround trip p50"
 		for _, t := range ts {
 			line += fmt.Sprintf("\t%.0f\t", t.RTTp50us)
+		}
+		fmt.Fprintln(tw, line+"\t")
+		line = "\tper round trip, both daemons: CPU µs / context switches / WireGuard packets"
+		for _, t := range ts {
+			line += fmt.Sprintf("\t%.0f / %.1f / %.1f\t", t.CPUusPerRT, t.SwitchesPerRT, t.PacketsPerRT)
 		}
 		fmt.Fprintln(tw, line+"\t")
 		tw.Flush()

@@ -22,6 +22,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of every workload on every row")
 	rows := flag.String("rows", "", "comma-separated row IDs to run (default all; the baseline always runs)")
 	quick := flag.Bool("quick", false, "tiny workloads (a smoke run)")
+	bulkFor := flag.Duration("bulk", DefaultSizes.BulkDuration, "how long each bulk workload sends (short: more rounds of the round-trip workloads in the same time)")
 	profile := flag.String("profile", "", "also profile the sending and receiving overlayd under bulk; profiles go to `DIR`")
 	profileRow := flag.String("profile-row", "nwuser", "the nodewire row -profile profiles: nwuser or nwtun")
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
@@ -114,6 +115,8 @@ func main() {
 	}
 	if *quick {
 		cfg.Sizes = QuickSizes
+	} else {
+		cfg.Sizes.BulkDuration = *bulkFor
 	}
 	if *rows != "" {
 		for _, id := range strings.Split(*rows, ",") {
