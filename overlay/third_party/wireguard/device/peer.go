@@ -48,9 +48,9 @@ type Peer struct {
 	}
 
 	queue struct {
-		staged   chan *QueueOutboundElementsContainer // staged packets before a handshake is available
-		outbound *autodrainingOutboundQueue           // sequential ordering of udp transmission; nil until startSequential
-		inbound  *autodrainingInboundQueue            // sequential ordering of tun writing; nil until startSequential
+		staged   stagedQueue                // staged packets before a handshake is available
+		outbound *autodrainingOutboundQueue // sequential ordering of udp transmission; nil until startSequential
+		inbound  *autodrainingInboundQueue  // sequential ordering of tun writing; nil until startSequential
 	}
 	sequential sequentialState
 
@@ -87,7 +87,6 @@ func (device *Device) NewPeer(pk NoisePublicKey) (*Peer, error) {
 
 	peer.cookieGenerator.Init(pk)
 	peer.device = device
-	peer.queue.staged = make(chan *QueueOutboundElementsContainer, QueueStagedSize)
 
 	// map public key
 	_, ok := device.peers.keyMap[pk]
