@@ -8,6 +8,7 @@ package device
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -23,22 +24,30 @@ import (
 // inline send hold the peer's inline mutex, which every queueing takes too;
 // a container queued later waits for the inline send to finish. Nonces are
 // assigned before, exactly as upstream. Batches larger than inlineMaxBatch
-// or holding a packet larger than inlineMaxSize (bulk) keep the parallel
-// workers.
+// or holding a packet larger than inlineMaxSize (bulk), and batches that
+// follow the peer's previous one in the same direction within inlineMinGap
+// (a stream, such as the ACKs of a bulk transfer, which the workers batch
+// better), keep the parallel workers.
 const (
 	inlineMaxBatch = 2
 	inlineMaxSize  = 512 // bytes of inner packet
+	inlineMinGap   = 50 * time.Microsecond
 )
+
+// monoStart makes monotonic timestamps for inlineState.
+var monoStart = time.Now()
 
 type inlineState struct {
 	sendMu     sync.Mutex
-	outPending atomic.Int32 // containers in queue.outbound, not yet sent
-	sendBufs   [][]byte     // under sendMu
+	outPending atomic.Int32  // containers in queue.outbound, not yet sent
+	sendBufs   [][]byte      // under sendMu
+	lastSend   time.Duration // since monoStart, under sendMu
 	sendNonce  [chacha20poly1305.NonceSize]byte
 
 	recvMu    sync.Mutex
-	inPending atomic.Int32 // containers in queue.inbound, not yet delivered
-	recvBufs  [][]byte     // under recvMu
+	inPending atomic.Int32  // containers in queue.inbound, not yet delivered
+	recvBufs  [][]byte      // under recvMu
+	lastRecv  time.Duration // since monoStart, under recvMu
 	recvNonce [chacha20poly1305.NonceSize]byte
 }
 
@@ -58,7 +67,10 @@ func (s *inlineState) reset() {
 func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 	in := &peer.inline
 	in.sendMu.Lock()
-	if in.outPending.Load() == 0 && smallOutbound(elemsContainer.elems) {
+	now := time.Since(monoStart)
+	lone := now-in.lastSend >= inlineMinGap
+	in.lastSend = now
+	if lone && in.outPending.Load() == 0 && smallOutbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			peer.device.seal(elem, &in.sendNonce)
 		}
@@ -87,7 +99,10 @@ func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 func (peer *Peer) receiveOrQueue(elemsContainer *QueueInboundElementsContainer) {
 	in := &peer.inline
 	in.recvMu.Lock()
-	if in.inPending.Load() == 0 && smallInbound(elemsContainer.elems) {
+	now := time.Since(monoStart)
+	lone := now-in.lastRecv >= inlineMinGap
+	in.lastRecv = now
+	if lone && in.inPending.Load() == 0 && smallInbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			open(elem, &in.recvNonce)
 		}
