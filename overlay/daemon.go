@@ -63,10 +63,10 @@ type Daemon struct {
 	private peers.Key
 	started time.Time
 
-	plane dataPlane  // the userspace stack or, in TUN mode, the kernel interface and filter
-	mss   *mssDevice // the plane's device as WireGuard sees it: SYNs clamped per peer
-	route func(netip.Addr) (int, error)
-	stop  chan struct{} // closed by Close: ends watchPaths
+	plane dataPlane                     // the userspace stack or, in TUN mode, the kernel interface and filter
+	mss   *mssDevice                    // the plane's device as WireGuard sees it: SYNs clamped per peer
+	route func(netip.Addr) (int, error) // route MTU lookup; nil: the system's, a fresh routeLookup per pass
+	stop  chan struct{}                 // closed by Close: ends watchPaths
 	mode  peers.Mode
 	dev   *device.Device
 	tun   *deviceTUN    // the plane's TUN as dev reads it (drain.go)
@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if cfg.ControlPath == "" {
 		cfg.ControlPath = control.DefaultPath()
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), route: routeMTU, stop: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{})}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

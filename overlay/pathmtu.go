@@ -176,7 +176,7 @@ func (d *Daemon) configuredPathsLocked(have, want map[peers.Key]wgPeer) {
 		}
 		seen[p.PublicKey] = pathSeen{Endpoint: w.Endpoint}
 	}
-	_, paths := pathTable(d.partners, seen, d.paths, d.route, d.cfg.MTU)
+	_, paths := pathTable(d.partners, seen, d.paths, d.routeForPass(), d.cfg.MTU)
 	d.installPathsLocked(paths)
 }
 
@@ -184,6 +184,16 @@ func (d *Daemon) configuredPathsLocked(have, want map[peers.Key]wgPeer) {
 func (d *Daemon) computePaths(partners []*peers.Peer, prev map[string]pathState, route func(netip.Addr) (int, error)) map[string]pathState {
 	_, paths := pathTable(partners, d.seenPaths(), prev, route, d.cfg.MTU)
 	return paths
+}
+
+// routeForPass is the route MTU lookup for one pass over the partners:
+// the one a test set, else a routeLookup of its own, so that the next pass
+// sees changed routes and interfaces. d.mu is held.
+func (d *Daemon) routeForPass() func(netip.Addr) (int, error) {
+	if d.route != nil {
+		return d.route
+	}
+	return routeLookup()
 }
 
 // installPathsLocked makes paths current; d.mu is held.
@@ -226,7 +236,7 @@ func (d *Daemon) watchPaths(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			d.mu.Lock()
-			file, partners, prev, route := d.file, d.partners, d.paths, d.route
+			file, partners, prev, route := d.file, d.partners, d.paths, d.routeForPass()
 			d.mu.Unlock()
 			paths := d.computePaths(partners, prev, route)
 			d.mu.Lock()

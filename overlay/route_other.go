@@ -11,3 +11,8 @@ import (
 func routeMTU(netip.Addr) (int, error) {
 	return 0, errors.New("route MTU: not supported on this system")
 }
+
+// routeLookup is routeMTU: there is nothing to look up.
+func routeLookup() func(netip.Addr) (int, error) {
+	return routeMTU
+}

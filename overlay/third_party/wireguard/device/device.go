@@ -262,12 +262,12 @@ func (device *Device) SetPrivateKey(sk NoisePrivateKey) error {
 	device.staticIdentity.publicKey = publicKey
 	device.cookieChecker.Init(publicKey)
 
-	// do static-static DH pre-computations
+	// forget the static-static DH results: each peer's next handshake
+	// computes its own (staticStatic)
 
 	expiredPeers := make([]*Peer, 0, len(device.peers.keyMap))
 	for _, peer := range device.peers.keyMap {
-		handshake := &peer.handshake
-		handshake.precomputedStaticStatic, _ = device.staticIdentity.privateKey.sharedSecret(handshake.remoteStatic)
+		peer.handshake.forgetStaticStatic()
 		expiredPeers = append(expiredPeers, peer)
 	}
 

@@ -78,6 +78,15 @@ func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 		in.sendMu.Unlock()
 		return
 	}
+	if !peer.startSequential() {
+		in.sendMu.Unlock()
+		for _, elem := range elemsContainer.elems {
+			peer.device.PutMessageBuffer(elem.buffer)
+			peer.device.PutOutboundElement(elem)
+		}
+		peer.device.PutOutboundElementsContainer(elemsContainer)
+		return
+	}
 	in.outPending.Add(1)
 	peer.queue.outbound.c <- elemsContainer
 	in.sendMu.Unlock()
@@ -99,6 +108,15 @@ func (peer *Peer) receiveOrQueue(elemsContainer *QueueInboundElementsContainer) 
 		}
 		in.recvBufs = peer.deliver(elemsContainer, in.recvBufs)
 		in.recvMu.Unlock()
+		return
+	}
+	if !peer.startSequential() {
+		in.recvMu.Unlock()
+		for _, elem := range elemsContainer.elems {
+			peer.device.PutMessageBuffer(elem.buffer)
+			peer.device.PutInboundElement(elem)
+		}
+		peer.device.PutInboundElementsContainer(elemsContainer)
 		return
 	}
 	in.inPending.Add(1)

@@ -79,12 +79,12 @@ func (elem *QueueOutboundElement) clearPointers() {
 /* Queues a keepalive if no packets are queued for peer
  */
 func (peer *Peer) SendKeepalive() {
-	if len(peer.queue.staged) == 0 && peer.isRunning.Load() {
+	if len(peer.queue.staged.load()) == 0 && peer.isRunning.Load() {
 		elem := peer.device.NewOutboundElement()
 		elemsContainer := peer.device.GetOutboundElementsContainer()
 		elemsContainer.elems = append(elemsContainer.elems, elem)
 		select {
-		case peer.queue.staged <- elemsContainer:
+		case peer.queue.staged.loadOrMake() <- elemsContainer:
 			peer.device.log.Verbosef("%v - Sending keepalive packet", peer)
 		default:
 			peer.device.PutMessageBuffer(elem.buffer)
@@ -316,14 +316,15 @@ func (device *Device) RoutineReadFromTUN() {
 }
 
 func (peer *Peer) StagePackets(elems *QueueOutboundElementsContainer) {
+	staged := peer.queue.staged.loadOrMake()
 	for {
 		select {
-		case peer.queue.staged <- elems:
+		case staged <- elems:
 			return
 		default:
 		}
 		select {
-		case tooOld := <-peer.queue.staged:
+		case tooOld := <-staged:
 			for _, elem := range tooOld.elems {
 				peer.device.PutMessageBuffer(elem.buffer)
 				peer.device.PutOutboundElement(elem)
@@ -336,7 +337,7 @@ func (peer *Peer) StagePackets(elems *QueueOutboundElementsContainer) {
 
 func (peer *Peer) SendStagedPackets() {
 top:
-	if len(peer.queue.staged) == 0 || !peer.device.isUp() {
+	if len(peer.queue.staged.load()) == 0 || !peer.device.isUp() {
 		return
 	}
 
@@ -349,7 +350,7 @@ top:
 	for {
 		var elemsContainerOOO *QueueOutboundElementsContainer
 		select {
-		case elemsContainer := <-peer.queue.staged:
+		case elemsContainer := <-peer.queue.staged.load():
 			i := 0
 			for _, elem := range elemsContainer.elems {
 				elem.peer = peer
@@ -403,7 +404,7 @@ top:
 func (peer *Peer) FlushStagedPackets() {
 	for {
 		select {
-		case elemsContainer := <-peer.queue.staged:
+		case elemsContainer := <-peer.queue.staged.load():
 			for _, elem := range elemsContainer.elems {
 				peer.device.PutMessageBuffer(elem.buffer)
 				peer.device.PutOutboundElement(elem)
