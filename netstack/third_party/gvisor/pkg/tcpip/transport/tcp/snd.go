@@ -15,6 +15,7 @@
 package tcp
 
 import (
+	"os"
 	"fmt"
 	"math"
 	"sort"
@@ -549,6 +550,25 @@ func (s *sender) retransmitTimerExpired() tcpip.Error {
 
 	s.ep.stack.Stats().TCP.Timeouts.Increment()
 	s.ep.stats.SendErrors.Timeouts.Increment()
+	if dbgRTO {
+		f := s.writeList.Front()
+		nl, ns, nseg, nrx := 0, 0, 0, 0
+		for x := f; x != nil && x.xmitCount > 0; x = x.Next() {
+			nseg++
+			if x.lost {
+				nl++
+			}
+			if x.xmitCount > 1 {
+				nrx++
+			}
+			if s.ep.scoreboard.IsSACKED(x.sackBlock()) {
+				ns++
+			}
+		}
+		now := s.ep.stack.Clock().NowMonotonic()
+		fmt.Fprintf(os.Stderr, "RTO state=%v cwnd=%d ssth=%d out=%d sackedOut=%d rto=%v srtt=%v front{xmit=%d lost=%v age=%v len=%d} segs=%d lost=%d sacked=%d rexmitted=%d sndwnd=%d una=%v nxt=%v fr=%v reownd=%v reord=%v dup=%d sbSacked=%d\n",
+			s.state, s.SndCwnd, s.Ssthresh, s.Outstanding, s.SackedOut, s.RTO, s.rtt.TCPRTTState.SRTT, f.xmitCount, f.lost, now.Sub(f.xmitTime), f.payloadSize(), nseg, nl, ns, nrx, s.SndWnd, s.SndUna, s.SndNxt, s.FastRecovery.Active, s.rc.ReoWnd, s.rc.Reord, s.DupAckCount, s.ep.scoreboard.Sacked())
+	}
 
 	// Set TLPRxtOut to false according to
 	// https://tools.ietf.org/html/draft-ietf-tcpm-rack-08#section-7.6.1.
@@ -1375,12 +1395,28 @@ func (s *sender) walkSACK(rcvdSeg *segment) bool {
 	sackBlocks := make([]header.SACKBlock, n)
 	copy(sackBlocks, rcvdSeg.parsedOptions.SACKBlocks[idx:])
 	sort.Slice(sackBlocks, func(i, j int) bool {
-		return sackBlocks[j].Start.LessThan(sackBlocks[i].Start)
+		if dbgOld {
+			return sackBlocks[j].Start.LessThan(sackBlocks[i].Start)
+		}
+		return sackBlocks[i].Start.LessThan(sackBlocks[j].Start)
 	})
 
 	seg := s.writeList.Front()
 	for _, sb := range sackBlocks {
 		for seg != nil && seg.sequenceNumber.LessThan(sb.End) && seg.xmitCount != 0 {
+			if !dbgOld {
+				end := seg.sequenceNumber.Add(seqnum.Size(seg.payloadSize()))
+				if seg.sequenceNumber.LessThan(sb.Start) && sb.Start.LessThan(end) {
+					s.splitSeg(seg, int(seg.sequenceNumber.Size(sb.Start)))
+					seg.Next().lost = seg.lost
+					seg = seg.Next()
+					continue
+				}
+				if sb.Start.LessThanEq(seg.sequenceNumber) && sb.End.LessThan(end) {
+					s.splitSeg(seg, int(seg.sequenceNumber.Size(sb.End)))
+					seg.Next().lost = seg.lost
+				}
+			}
 			if sb.Start.LessThanEq(seg.sequenceNumber) && !seg.acked {
 				s.rc.update(seg, rcvdSeg)
 				s.rc.detectReorder(seg)
@@ -1912,3 +1948,7 @@ func (s *sender) corkTimerExpired() tcpip.Error {
 	s.sendData()
 	return nil
 }
+
+var dbgRTO = os.Getenv("DBG_RTO") != ""
+
+var dbgOld = os.Getenv("DBG_OLD") != ""
