@@ -164,6 +164,16 @@ func TestLossyTransfer(t *testing.T) {
 	defer c.Close()
 	chunk := make([]byte, 1<<20)
 	start := time.Now()
+	dump := time.AfterFunc(30*time.Second, func() {
+		for _, h := range []*host{p.mon, p.pay} {
+			for _, ep := range h.stack.ip.RegisteredEndpoints() {
+				if d, ok := ep.(interface{ DebugState() string }); ok {
+					t.Logf("%s stalled: %s", h.name, d.DebugState())
+				}
+			}
+		}
+	})
+	defer dump.Stop()
 	for range mb {
 		if _, err := c.Write(chunk); err != nil {
 			t.Fatal(err)

@@ -407,7 +407,7 @@ func (rc *rackControl) reorderTimerExpired() tcpip.Error {
 
 	fastRetransmit := false
 	if !rc.snd.FastRecovery.Active {
-		rc.snd.cc.HandleLossDetected()
+		rc.snd.lossDetected()
 		rc.snd.enterRecovery()
 		fastRetransmit = true
 	}

@@ -172,6 +172,12 @@ type sender struct {
 	// spuriously as described in RFC3522 Section 3.2.
 	spuriousRecovery bool
 
+	// undoCwnd and undoSsthresh are the congestion window and slow start
+	// threshold before the fast recovery in progress reduced them (0: no
+	// undo possible), restored if the recovery proves spurious.
+	undoCwnd     int
+	undoSsthresh int
+
 	// retransmitTS is the timestamp at which the sender sends retransmitted
 	// segment after entering an RTO for the first time as described in
 	// RFC3522 Section 3.2.
@@ -566,8 +572,8 @@ func (s *sender) retransmitTimerExpired() tcpip.Error {
 			}
 		}
 		now := s.ep.stack.Clock().NowMonotonic()
-		fmt.Fprintf(os.Stderr, "RTO state=%v cwnd=%d ssth=%d out=%d sackedOut=%d rto=%v srtt=%v front{xmit=%d lost=%v age=%v len=%d} segs=%d lost=%d sacked=%d rexmitted=%d sndwnd=%d una=%v nxt=%v fr=%v reownd=%v reord=%v dup=%d sbSacked=%d\n",
-			s.state, s.SndCwnd, s.Ssthresh, s.Outstanding, s.SackedOut, s.RTO, s.rtt.TCPRTTState.SRTT, f.xmitCount, f.lost, now.Sub(f.xmitTime), f.payloadSize(), nseg, nl, ns, nrx, s.SndWnd, s.SndUna, s.SndNxt, s.FastRecovery.Active, s.rc.ReoWnd, s.rc.Reord, s.DupAckCount, s.ep.scoreboard.Sacked())
+		fmt.Fprintf(os.Stderr, "%s RTO state=%v cwnd=%d ssth=%d out=%d sackedOut=%d rto=%v srtt=%v front{xmit=%d lost=%v age=%v len=%d} segs=%d lost=%d sacked=%d rexmitted=%d sndwnd=%d una=%v nxt=%v fr=%v reownd=%v reord=%v dup=%d sbSacked=%d\n",
+			time.Now().Format("15:04:05.000000"), s.state, s.SndCwnd, s.Ssthresh, s.Outstanding, s.SackedOut, s.RTO, s.rtt.TCPRTTState.SRTT, f.xmitCount, f.lost, now.Sub(f.xmitTime), f.payloadSize(), nseg, nl, ns, nrx, s.SndWnd, s.SndUna, s.SndNxt, s.FastRecovery.Active, s.rc.ReoWnd, s.rc.Reord, s.DupAckCount, s.ep.scoreboard.Sacked())
 	}
 
 	// Set TLPRxtOut to false according to
@@ -623,6 +629,7 @@ func (s *sender) retransmitTimerExpired() tcpip.Error {
 	//     transmitted in the variable recover, and exit the fast recovery
 	//     procedure if applicable.
 	s.FastRecovery.Last = s.SndNxt - 1
+	s.undoCwnd = 0
 
 	if s.FastRecovery.Active {
 		// We were attempting fast recovery but were not successful.
@@ -1324,7 +1331,7 @@ func (s *sender) detectLoss(seg *segment) (fastRetransmit bool) {
 		s.DupAckCount = 0
 		return false
 	}
-	s.cc.HandleLossDetected()
+	s.lossDetected()
 	s.enterRecovery()
 	return true
 }
@@ -1549,6 +1556,41 @@ func (s *sender) detectSpuriousRecovery(hasDSACK bool, tsEchoReply uint32) {
 	// number of timeout recoveries.
 	if s.state == tcpip.RTORecovery {
 		s.ep.stack.Stats().TCP.SpuriousRTORecovery.Increment()
+	}
+	if !dbgNoUndo && s.state == tcpip.SACKRecovery && s.undoCwnd > 0 {
+		s.undoRecovery()
+	}
+}
+
+// lossDetected reduces the congestion state for a loss that starts fast
+// recovery, keeping what it was for undoRecovery.
+//
+// +checklocks:s.ep.mu
+func (s *sender) lossDetected() {
+	s.undoCwnd, s.undoSsthresh = s.SndCwnd, s.Ssthresh
+	s.cc.HandleLossDetected()
+}
+
+// undoRecovery ends a fast recovery that the timestamps showed spurious
+// (the ACK echoes a segment sent before the first retransmission): the
+// segments it retransmitted were reordered, not lost. As Linux's
+// tcp_try_undo_recovery, the congestion window and slow start threshold go
+// back to what they were, segments marked lost are unmarked, and, as
+// Linux's reordering counts it, the connection is known to reorder, so
+// that RACK keeps a reordering window from then on.
+//
+// +checklocks:s.ep.mu
+func (s *sender) undoRecovery() {
+	s.leaveRecovery()
+	s.SndCwnd = max(s.SndCwnd, s.undoCwnd)
+	s.Ssthresh = max(s.Ssthresh, s.undoSsthresh)
+	s.undoCwnd = 0
+	s.state = tcpip.Open
+	s.rc.Reord = true
+	s.rc.exitRecovery()
+	s.reorderTimer.disable()
+	for seg := s.writeList.Front(); seg != nil && seg.xmitCount > 0; seg = seg.Next() {
+		seg.lost = false
 	}
 }
 
@@ -1802,7 +1844,7 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 			// If any segment is marked as lost by
 			// RACK, enter recovery and retransmit
 			// the lost segments.
-			s.cc.HandleLossDetected()
+			s.lossDetected()
 			s.enterRecovery()
 			fastRetransmit = true
 		}
@@ -1952,3 +1994,26 @@ func (s *sender) corkTimerExpired() tcpip.Error {
 var dbgRTO = os.Getenv("DBG_RTO") != ""
 
 var dbgOld = os.Getenv("DBG_OLD") != ""
+
+var dbgNoUndo = os.Getenv("DBG_NOUNDO") != ""
+
+// DebugState is a temporary debugging aid.
+func (e *Endpoint) DebugState() string {
+	e.LockUser()
+	defer e.UnlockUser()
+	s := e.snd
+	if s == nil {
+		return fmt.Sprintf("state=%v no sender", e.EndpointState())
+	}
+	nseg, nx := 0, 0
+	for x := s.writeList.Front(); x != nil; x = x.Next() {
+		nseg++
+		if x.xmitCount > 0 {
+			nx++
+		}
+	}
+	return fmt.Sprintf("ep=%v snd{state=%v cwnd=%d ssth=%d out=%d sackedOut=%d una=%v nxt=%v sndwnd=%d fr=%v rto=%v resendTimer=%v probe=%v reorderT=%v zwp=%v writeList=%d xmitted=%d writeNextNil=%v sbSacked=%d} rcv{nxt=%v wnd=%v pendingRcv=%d rcvQueued=%d rcvBufSize=%d sndQueued=%d sndBufUsed=%d}",
+		e.EndpointState(), s.state, s.SndCwnd, s.Ssthresh, s.Outstanding, s.SackedOut, s.SndUna, s.SndNxt, s.SndWnd, s.FastRecovery.Active, s.RTO,
+		s.resendTimer.enabled(), s.probeTimer.enabled(), s.reorderTimer.enabled(), s.zeroWindowProbing, nseg, nx, s.writeNext == nil, e.scoreboard.Sacked(),
+		e.rcv.RcvNxt, e.rcv.RcvAcc, e.rcv.pendingRcvdSegments.Len(), e.RcvBufUsed, e.ops.GetReceiveBufferSize(), e.sndQueueInfo.SndBufUsed, e.sndQueueInfo.SndBufUsed)
+}
