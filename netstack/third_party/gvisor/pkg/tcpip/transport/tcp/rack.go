@@ -374,7 +374,11 @@ func (rc *rackControl) detectLoss(rcvTime tcpip.MonotonicTime) int {
 		}
 
 		endSeq := seg.sequenceNumber.Add(seqnum.Size(seg.payloadSize()))
-		if seg.xmitTime.Before(rc.XmitTime) || (seg.xmitTime == rc.XmitTime && (dbgOld && rc.EndSequence.LessThan(endSeq) || !dbgOld && endSeq.LessThan(rc.EndSequence))) {
+		// Sent before the most recently delivered segment: earlier, or
+		// at the same time (pieces of one GSO segment) and ending
+		// before it (RACK_sent_after in RFC 8985; this compared the
+		// sequence numbers the wrong way round).
+		if seg.xmitTime.Before(rc.XmitTime) || (seg.xmitTime == rc.XmitTime && endSeq.LessThan(rc.EndSequence)) {
 			timeRemaining := seg.xmitTime.Sub(rcvTime) + rc.RTT + rc.ReoWnd
 			if timeRemaining <= 0 {
 				seg.lost = true
@@ -413,6 +417,11 @@ func (rc *rackControl) reorderTimerExpired() tcpip.Error {
 	}
 
 	rc.DoRecovery(nil, fastRetransmit)
+	// New data the congestion window allows goes with the
+	// retransmissions (an ACK would send it too, but none may come): if a
+	// retransmission is lost, RACK learns it from the new data's ACK
+	// instead of waiting for the retransmission timeout.
+	rc.snd.sendData()
 	return nil
 }
 
@@ -448,17 +457,7 @@ func (rc *rackControl) DoRecovery(_ *segment, fastRetransmit bool) {
 			break
 		}
 
-		// Retransmit only what the receive window holds (as Linux's
-		// tcp_retransmit_skb): maybeSendSegment does not check it for
-		// a segment sent before, and SetPipe no longer counts lost
-		// segments, so the congestion window alone would not hold
-		// them back from a closed window.
-		end := snd.SndUna.Add(snd.SndWnd)
-		if !seg.sequenceNumber.LessThan(end) {
-			break
-		}
-
-		if sent := snd.maybeSendSegment(seg, int(snd.ep.scoreboard.SMSS()), end); !sent {
+		if sent := snd.maybeSendSegment(seg, int(snd.ep.scoreboard.SMSS()), snd.SndUna.Add(snd.SndWnd)); !sent {
 			break
 		}
 		dataSent = true

@@ -15,7 +15,6 @@
 package tcp
 
 import (
-	"os"
 	"fmt"
 	"math"
 	"sort"
@@ -173,8 +172,8 @@ type sender struct {
 	spuriousRecovery bool
 
 	// undoCwnd and undoSsthresh are the congestion window and slow start
-	// threshold before the fast recovery in progress reduced them (0: no
-	// undo possible), restored if the recovery proves spurious.
+	// threshold from before the fast recovery in progress reduced them (0:
+	// no undo), restored if the recovery proves spurious.
 	undoCwnd     int
 	undoSsthresh int
 
@@ -556,25 +555,6 @@ func (s *sender) retransmitTimerExpired() tcpip.Error {
 
 	s.ep.stack.Stats().TCP.Timeouts.Increment()
 	s.ep.stats.SendErrors.Timeouts.Increment()
-	if dbgRTO {
-		f := s.writeList.Front()
-		nl, ns, nseg, nrx := 0, 0, 0, 0
-		for x := f; x != nil && x.xmitCount > 0; x = x.Next() {
-			nseg++
-			if x.lost {
-				nl++
-			}
-			if x.xmitCount > 1 {
-				nrx++
-			}
-			if s.ep.scoreboard.IsSACKED(x.sackBlock()) {
-				ns++
-			}
-		}
-		now := s.ep.stack.Clock().NowMonotonic()
-		fmt.Fprintf(os.Stderr, "%s RTO state=%v cwnd=%d ssth=%d out=%d sackedOut=%d rto=%v srtt=%v front{xmit=%d lost=%v age=%v len=%d} segs=%d lost=%d sacked=%d rexmitted=%d sndwnd=%d una=%v nxt=%v fr=%v reownd=%v reord=%v dup=%d sbSacked=%d\n",
-			time.Now().Format("15:04:05.000000"), s.state, s.SndCwnd, s.Ssthresh, s.Outstanding, s.SackedOut, s.RTO, s.rtt.TCPRTTState.SRTT, f.xmitCount, f.lost, now.Sub(f.xmitTime), f.payloadSize(), nseg, nl, ns, nrx, s.SndWnd, s.SndUna, s.SndNxt, s.FastRecovery.Active, s.rc.ReoWnd, s.rc.Reord, s.DupAckCount, s.ep.scoreboard.Sacked())
-	}
 
 	// Set TLPRxtOut to false according to
 	// https://tools.ietf.org/html/draft-ietf-tcpm-rack-08#section-7.6.1.
@@ -1093,11 +1073,12 @@ func (s *sender) postXmit(dataSent bool, shouldScheduleProbe bool) {
 			s.schedulePTO()
 		} else if !s.resendTimer.enabled() {
 			s.probeTimer.disable()
-			if s.Outstanding > 0 {
-				// Enable the resend timer if it's not enabled yet and there is
-				// outstanding data.
-				s.resendTimer.enable(s.RTO)
-			}
+			// Enable the resend timer if it's not enabled yet: data
+			// is outstanding (SndUna != SndNxt). Not gated on
+			// s.Outstanding, an estimate that can reach 0 with data
+			// in flight: a lost tail then had no timer at all and the
+			// connection stalled for good.
+			s.resendTimer.enable(s.RTO)
 		}
 	}
 }
@@ -1252,15 +1233,7 @@ func (s *sender) SetPipe() {
 			// NOTE: here we mark the whole segment as lost. We do not try
 			// and test every byte in our write buffer as we maintain our
 			// pipe in terms of outstanding packets and not bytes.
-			//
-			// A segment RACK marked lost (and not retransmitted since:
-			// sendSegment clears the mark) is not in flight either, as
-			// in Linux's tcp_packets_in_flight. Counting it stalls
-			// recovery: after a retransmission timeout has expunged the
-			// scoreboard, RACK marks every segment sent before the
-			// timeout lost, and if they all counted, pipe would exceed
-			// cwnd and nothing would be sent until the next timeout.
-			if !s1.lost && !s.ep.scoreboard.IsRangeLost(sb) {
+			if !s.ep.scoreboard.IsRangeLost(sb) {
 				pipe++
 			}
 			// SetPipe():
@@ -1401,34 +1374,46 @@ func (s *sender) walkSACK(rcvdSeg *segment) bool {
 	// block. The following blocks can be in arbitrary order.
 	sackBlocks := make([]header.SACKBlock, n)
 	copy(sackBlocks, rcvdSeg.parsedOptions.SACKBlocks[idx:])
+	// In ascending order: the walk below moves forward through the
+	// write list once.
 	sort.Slice(sackBlocks, func(i, j int) bool {
-		if dbgOld {
-			return sackBlocks[j].Start.LessThan(sackBlocks[i].Start)
-		}
 		return sackBlocks[i].Start.LessThan(sackBlocks[j].Start)
 	})
 
 	seg := s.writeList.Front()
 	for _, sb := range sackBlocks {
 		for seg != nil && seg.sequenceNumber.LessThan(sb.End) && seg.xmitCount != 0 {
-			if !dbgOld {
-				end := seg.sequenceNumber.Add(seqnum.Size(seg.payloadSize()))
-				if seg.sequenceNumber.LessThan(sb.Start) && sb.Start.LessThan(end) {
-					s.splitSeg(seg, int(seg.sequenceNumber.Size(sb.Start)))
-					seg.Next().lost = seg.lost
-					seg = seg.Next()
-					continue
-				}
-				if sb.Start.LessThanEq(seg.sequenceNumber) && sb.End.LessThan(end) {
-					s.splitSeg(seg, int(seg.sequenceNumber.Size(sb.End)))
-					seg.Next().lost = seg.lost
-				}
+			// A segment sent with GSO spans many packets, and the
+			// receiver SACKs packets: split it at the block's edges (as
+			// Linux's tcp_sacktag_walk fragments an skb) so that only
+			// what the block covers counts as SACKed, and RACK sees the
+			// pieces before the block's start as sent before it.
+			// Unsplit, a block that began inside a segment left it
+			// un-SACKed (and RACK blind to the hole in it), and a block
+			// that ended inside one SACKed all of it.
+			end := seg.sequenceNumber.Add(seqnum.Size(seg.payloadSize()))
+			if seg.sequenceNumber.LessThan(sb.Start) && sb.Start.LessThan(end) {
+				s.splitSeg(seg, int(seg.sequenceNumber.Size(sb.Start)))
+				seg.Next().lost = seg.lost
+				seg = seg.Next()
+				continue
+			}
+			if sb.Start.LessThanEq(seg.sequenceNumber) && sb.End.LessThan(end) {
+				s.splitSeg(seg, int(seg.sequenceNumber.Size(sb.End)))
+				seg.Next().lost = seg.lost
 			}
 			if sb.Start.LessThanEq(seg.sequenceNumber) && !seg.acked {
 				s.rc.update(seg, rcvdSeg)
 				s.rc.detectReorder(seg)
 				seg.acked = true
 				s.SackedOut += s.pCount(seg, s.MaxPayloadSize)
+				// A SACKed segment is no longer in flight. Outside
+				// recovery (where SetPipe recounts) nothing else takes
+				// it out of Outstanding: the cumulative ACK that later
+				// covers it takes it from SackedOut instead, so every
+				// reordering left Outstanding too high for good and
+				// shrank the usable window.
+				s.Outstanding = max(0, s.Outstanding-s.pCount(seg, s.MaxPayloadSize))
 			}
 			seg = seg.Next()
 		}
@@ -1557,7 +1542,7 @@ func (s *sender) detectSpuriousRecovery(hasDSACK bool, tsEchoReply uint32) {
 	if s.state == tcpip.RTORecovery {
 		s.ep.stack.Stats().TCP.SpuriousRTORecovery.Increment()
 	}
-	if !dbgNoUndo && s.state == tcpip.SACKRecovery && s.undoCwnd > 0 {
+	if s.state == tcpip.SACKRecovery && s.undoCwnd > 0 {
 		s.undoRecovery()
 	}
 }
@@ -1575,9 +1560,10 @@ func (s *sender) lossDetected() {
 // (the ACK echoes a segment sent before the first retransmission): the
 // segments it retransmitted were reordered, not lost. As Linux's
 // tcp_try_undo_recovery, the congestion window and slow start threshold go
-// back to what they were, segments marked lost are unmarked, and, as
-// Linux's reordering counts it, the connection is known to reorder, so
-// that RACK keeps a reordering window from then on.
+// back to what they were and segments marked lost are unmarked; as Linux
+// counts reordering then, the connection is known to reorder, so that RACK
+// keeps a reordering window (min RTT/4) from then on instead of marking
+// the next late segment lost at once.
 //
 // +checklocks:s.ep.mu
 func (s *sender) undoRecovery() {
@@ -1989,31 +1975,4 @@ func (s *sender) corkTimerExpired() tcpip.Error {
 	// Drain all the segments.
 	s.sendData()
 	return nil
-}
-
-var dbgRTO = os.Getenv("DBG_RTO") != ""
-
-var dbgOld = os.Getenv("DBG_OLD") != ""
-
-var dbgNoUndo = os.Getenv("DBG_NOUNDO") != ""
-
-// DebugState is a temporary debugging aid.
-func (e *Endpoint) DebugState() string {
-	e.LockUser()
-	defer e.UnlockUser()
-	s := e.snd
-	if s == nil {
-		return fmt.Sprintf("state=%v no sender", e.EndpointState())
-	}
-	nseg, nx := 0, 0
-	for x := s.writeList.Front(); x != nil; x = x.Next() {
-		nseg++
-		if x.xmitCount > 0 {
-			nx++
-		}
-	}
-	return fmt.Sprintf("ep=%v snd{state=%v cwnd=%d ssth=%d out=%d sackedOut=%d una=%v nxt=%v sndwnd=%d fr=%v rto=%v resendTimer=%v probe=%v reorderT=%v zwp=%v writeList=%d xmitted=%d writeNextNil=%v sbSacked=%d} rcv{nxt=%v wnd=%v pendingRcv=%d rcvQueued=%d rcvBufSize=%d sndQueued=%d sndBufUsed=%d}",
-		e.EndpointState(), s.state, s.SndCwnd, s.Ssthresh, s.Outstanding, s.SackedOut, s.SndUna, s.SndNxt, s.SndWnd, s.FastRecovery.Active, s.RTO,
-		s.resendTimer.enabled(), s.probeTimer.enabled(), s.reorderTimer.enabled(), s.zeroWindowProbing, nseg, nx, s.writeNext == nil, e.scoreboard.Sacked(),
-		e.rcv.RcvNxt, e.rcv.RcvAcc, e.rcv.pendingRcvdSegments.Len(), e.RcvBufUsed, e.ops.GetReceiveBufferSize(), e.sndQueueInfo.SndBufUsed, e.sndQueueInfo.SndBufUsed)
 }
