@@ -1542,7 +1542,10 @@ func (s *sender) detectSpuriousRecovery(hasDSACK bool, tsEchoReply uint32) {
 	if s.state == tcpip.RTORecovery {
 		s.ep.stack.Stats().TCP.SpuriousRTORecovery.Increment()
 	}
-	if s.state == tcpip.SACKRecovery && s.undoCwnd > 0 {
+	// Undo only on an echoed timestamp (as Linux's tcp_packet_delayed:
+	// rcv_tsecr != 0): an ACK without the option has TSEcr 0, which the
+	// check above takes for an early echo.
+	if s.state == tcpip.SACKRecovery && s.undoCwnd > 0 && tsEchoReply != 0 {
 		s.undoRecovery()
 	}
 }
