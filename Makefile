@@ -16,12 +16,14 @@ build:
 deps:
 	@bash e2e/deps.sh
 
-## vet: formatting and static checks.
+## vet: formatting and static checks; the patched gVisor copy is upstream +
+## netstack/third_party/gvisor-patches (update.sh --check).
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@GO=$(GO) bash overlay/third_party/wireguard-patches/update.sh --check
+	@GO=$(GO) bash netstack/third_party/gvisor-patches/update.sh --check
 	@sc=$$(command -v staticcheck || echo "$$($(GO) env GOPATH)/bin/staticcheck"); \
 	  if [ ! -x "$$sc" ]; then echo "installing staticcheck $(STATICCHECK)"; \
 	    $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) || { echo "staticcheck could not be installed: skipped"; exit 0; }; fi; \

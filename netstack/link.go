@@ -34,10 +34,13 @@ const linkGSOMaxSize = 1 << 16
 // only when their options (timestamps, SACK blocks) are byte-for-byte
 // equal. Out-of-order data that arrives in one batch becomes one segment
 // and so one duplicate ACK instead of several; RACK (tcpopts.go) does not
-// count them. GSO only shapes first transmissions: gVisor retransmits in
-// MSS-sized pieces. Measured with GRO off, or GSO off, on the loss matrix
-// (e2e TestLossMatrix): no better at 2% or 5% loss (the stall described at
-// tcpMinRTO dominates).
+// count them. GSO did hide losses from the sender's RACK: a 64 KiB segment
+// whose middle packet was lost and the rest SACKed stayed un-SACKed in
+// gVisor's scoreboard, so nothing looked delivered after the hole until the
+// retransmission timeout; gVisor patch 0001 (third_party/gvisor-patches)
+// splits such segments at the SACK block's edges. Measured with GRO off, or
+// GSO off, on the loss matrix before that patch (e2e TestLossMatrix): no
+// better at 2% or 5% loss.
 type link struct {
 	mtu uint32
 

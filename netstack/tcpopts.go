@@ -40,20 +40,23 @@ const (
 	// 6.8 s in the same run): on a busy host rttvar keeps the timeout
 	// above a few milliseconds anyway.
 	//
-	// Patching gVisor as Linux counts packets in flight (SetPipe leaving
-	// out RACK-lost segments, and RACK's retransmit loop stopping at the
-	// receive window; tried 2026-12-06) did not remove the cost, so no
-	// patch is carried. Three same-run
-	// matrices, medians, patched vs this build: 2% 0.62/0.77, 0.56/0.71,
-	// 0.44/0.51 s; 5% 7.0/4.4, 2.5/3.5, 3.2/5.1 s (ranges overlap:
-	// 1.5-9 s); burst 33/49 s (this run's burst case was 30-60 s for
-	// every variant). With the patch and gVisor's own 200 ms floor: 2%
-	// 5.4 s, 5% 72 s, so the short floor stays. gVisor's counters with
-	// the patch, one 16 MiB transfer at 5% (2.1 s): 178 timeouts, 250
-	// SACK recoveries, 746 retransmissions; the timeouts still dominate.
-	// Neither skipping the second ssthresh cut when RACK enters recovery
-	// right after a timeout, nor Reno's ssthresh from max(pipe, cwnd)
-	// instead of pipe changed 5% (4.5 s, 4.9 s vs 2.5-3.2 s).
+	// The stall above had causes in gVisor's TCP, now patched
+	// (netstack/third_party/gvisor-patches, each patch with its reason
+	// and numbers): a GSO segment that the receiver SACKed in part stayed
+	// un-SACKed, so RACK never saw the hole in it and the timeout repaired
+	// it (0001; at 5% loss 110 timeouts per 16 MiB -> 30-38 in the
+	// netstack lab, TestLossyTransfer); SACKed segments stayed counted in
+	// flight outside recovery (0002); a recovery the timestamps showed
+	// spurious (a reordered packet) halved cwnd for good (0003; 20 ms one
+	// way with 1% of packets 2 ms late: 33 s -> 2 s for 16 MiB); a lost
+	// retransmission waited for the timeout when nothing else was sent
+	// (0004); and a lost tail with the in-flight estimate at 0 armed no
+	// timer at all, so the transfer never ended (0005; about 1 in 25
+	// transfers at 5% loss before, 0 in 60 after). An earlier patch,
+	// SetPipe leaving out RACK-lost segments, measured no gain in two
+	// sessions and is not carried. The short floor stays: lost
+	// retransmissions still end in timeouts (about 20-30 per 16 MiB at
+	// 5% loss).
 	tcpMinRTO = 5 * time.Millisecond
 	// tcpMaxRTO caps the timeout's exponential backoff (gVisor: 120 s).
 	// Erlang distribution sends its ticks in the same stream as the data,
