@@ -20,10 +20,16 @@ import (
 	"github.com/nodewire/nodewire/peers"
 )
 
-// attackTools builds the adversary (e2e/nwattack) and stock wireguard-go.
+// attackTools builds the adversary (e2e/nwattack) and finds stock
+// wireguard-go: Debian's package (e2e/deps.sh), not the module this repo
+// builds with, which is a trimmed, patched copy without its command.
 func attackTools(t *testing.T) (nwattack, wireguardGo string) {
-	bins := cluster.BuildBinaries(t, "github.com/nodewire/nodewire/e2e/nwattack", "golang.zx2c4.com/wireguard")
-	return bins["nwattack"], bins["wireguard"]
+	wgGo, err := exec.LookPath("wireguard-go")
+	if err != nil {
+		t.Fatalf("stock wireguard-go (Debian's wireguard-go, installed by e2e/deps.sh): %v", err)
+	}
+	bins := cluster.BuildBinaries(t, "github.com/nodewire/nodewire/e2e/nwattack")
+	return bins["nwattack"], wgGo
 }
 
 // words parses nwattack's "k=v k=v" line.

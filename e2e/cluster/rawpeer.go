@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// RawPeer is a host that runs stock wireguard-go (built from the module's
-// own dependency) on a kernel TUN device, with the Linux TCP/IP stack
-// behind it: a WireGuard peer that obeys no overlayd, for tests that play
+// RawPeer is a host that runs stock wireguard-go (Debian's package, not
+// the patched in-repo copy this module builds with) on a kernel TUN
+// device, with the Linux TCP/IP stack behind it: a WireGuard peer that
+// obeys no overlayd, for tests that play
 // an adversary (raw packets, forged addresses, floods) or a plain `wg`
 // peer.
 type RawPeer struct {
