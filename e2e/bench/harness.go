@@ -252,8 +252,8 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			rep.Busy = append(rep.Busy, *rr.busy)
 		}
 	}
-	judge(rep.Rows, rows)
-	judge(rep.Busy, rows)
+	judge(rep.Rows, rows, false)
+	judge(rep.Busy, rows, true)
 
 	for _, n := range cfg.ScalePeers {
 		reaches := []int{n}
@@ -390,8 +390,8 @@ func measureRound(rr *rowRun, res *RowResult, cpu map[string][]float64, sz Sizes
 // judge fills in, per metric, the ratio of every row of results to the
 // better of the baseline rows (measured in the same condition: the lower
 // latency, the higher throughput) and, for judged rows, whether each target
-// is met.
-func judge(results []RowResult, rows []Row) {
+// is met (busy: the busy host's targets).
+func judge(results []RowResult, rows []Row, busy bool) {
 	judged, baseline := map[string]bool{}, map[string]bool{}
 	for _, r := range rows {
 		judged[r.ID], baseline[r.ID] = r.Judged, r.Baseline
@@ -419,12 +419,16 @@ func judge(results []RowResult, rows []Row) {
 				continue
 			}
 			s.Ratio, s.Against = s.Median/ref, best.ID
-			if judged[r.ID] && m.Target != 0 {
-				meets := s.Ratio <= m.Target
+			target := m.Target
+			if busy && m.BusyTarget != 0 {
+				target = m.BusyTarget
+			}
+			if judged[r.ID] && target != 0 {
+				meets := s.Ratio <= target
 				if m.Higher {
-					meets = s.Ratio >= m.Target
+					meets = s.Ratio >= target
 				}
-				s.Meets = &meets
+				s.Meets, s.Target = &meets, target
 			}
 			r.Metrics[m.Key] = s
 		}

@@ -15,16 +15,20 @@ type Metric struct {
 	// Target is the issue's bound on a judged row's ratio to the baseline:
 	// at least Target when Higher, at most Target otherwise. 0: none.
 	Target float64
+	// BusyTarget, if set, replaces Target on the busy host (issue 12: bulk
+	// at least 2.0x TLS idle, where TLS's vCPU wake-ups flatter nodewire,
+	// and at least 1.0x busy).
+	BusyTarget float64
 }
 
 // Metrics in table order.
 var Metrics = []Metric{
-	{Key: "bulk_mbps", Label: "bulk, 1 sender", Unit: "MB/s", Higher: true, Target: 2.0},
+	{Key: "bulk_mbps", Label: "bulk, 1 sender", Unit: "MB/s", Higher: true, Target: 2.0, BusyTarget: 1.0},
 	{Key: "parallel_mbps", Label: "bulk, 8 senders", Unit: "MB/s", Higher: true},
 	{Key: "pingpong_p50_us", Label: "64 B ping-pong p50", Unit: "µs", Target: 1.0},
-	{Key: "pingpong_p99_us", Label: "64 B ping-pong p99", Unit: "µs", Target: 1.0},
+	{Key: "pingpong_p99_us", Label: "64 B ping-pong p99", Unit: "µs", Target: 1.2},
 	{Key: "erpc_p50_us", Label: "erpc:call p50", Unit: "µs", Target: 1.0},
-	{Key: "erpc_p99_us", Label: "erpc:call p99", Unit: "µs", Target: 1.0},
+	{Key: "erpc_p99_us", Label: "erpc:call p99", Unit: "µs", Target: 1.2},
 	{Key: "cold_p50_ms", Label: "cold connect p50", Unit: "ms", Target: 0.5},
 	{Key: "cold_max_ms", Label: "cold connect max", Unit: "ms"},
 }
@@ -41,8 +45,10 @@ type Stat struct {
 	// one); Against is that row's ID.
 	Ratio   float64 `json:"ratio_to_baseline,omitempty"`
 	Against string  `json:"ratio_against,omitempty"`
-	// Meets is set on judged rows for metrics with a target.
-	Meets *bool `json:"meets_target,omitempty"`
+	// Meets is set on judged rows for metrics with a target; Target is
+	// the bound it was judged against (per condition, see BusyTarget).
+	Meets  *bool   `json:"meets_target,omitempty"`
+	Target float64 `json:"target,omitempty"`
 }
 
 func summarize(rounds []float64) Stat {

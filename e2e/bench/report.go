@@ -137,7 +137,7 @@ func printMetrics(w io.Writer, rows []RowResult) {
 				if *s.Meets {
 					verdict = "met"
 				}
-				target = fmt.Sprintf("%s%.1fx %s", op, m.Target, verdict)
+				target = fmt.Sprintf("%s%.1fx %s", op, s.Target, verdict)
 			}
 			name := r.Name
 			if r.ID == s.Against {
