@@ -144,10 +144,11 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 	each(func(p *peers.Peer) { w.Sample(float64(conns[p.Name].Open), "peer", p.Name) })
 	w.Family("nodewire_peer_connections_total", promtext.Counter, "Forwarded connections carried with the peer, both directions.")
 	each(func(p *peers.Peer) { w.Sample(float64(conns[p.Name].Total), "peer", p.Name) })
-	w.Family("nodewire_peer_denials_total", promtext.Counter, "Connections and EPMD requests refused: dir=in arriving from the peer, dir=out from local processes to the peer's face.")
+	w.Family("nodewire_peer_denials_total", promtext.Counter, "Connections and EPMD requests refused: dir=in arriving from the peer (and, from a peer the policy keeps out, its handshakes WireGuard dropped), dir=out from local processes to the peer's face.")
+	handshakes := d.strangers.refusals() // as status counts them
 	each(func(p *peers.Peer) {
 		c := conns[p.Name]
-		w.Sample(float64(c.DeniedIn), "peer", p.Name, "dir", "in")
+		w.Sample(float64(c.DeniedIn+handshakes[p.Name]), "peer", p.Name, "dir", "in")
 		w.Sample(float64(c.DeniedOut), "peer", p.Name, "dir", "out")
 	})
 	w.Family("nodewire_peer_face_error", promtext.Gauge, "1 when a listener on the peer's face could not be opened (overlayctl status says why).")
