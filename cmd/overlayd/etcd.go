@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodewire/nodewire/overlay"
 	"github.com/nodewire/nodewire/overlay/etcdsource"
+	"github.com/nodewire/nodewire/peers"
 	"github.com/nodewire/nodewire/peers/sshsig"
 )
 
@@ -131,17 +132,17 @@ func (m *etcdMode) writeSplit(b []byte) error {
 	}
 	if sig == nil {
 		os.Remove(m.peerFile + sshsig.SigExt)
-	} else if err := etcdsource.WriteFileAtomic(m.peerFile+sshsig.SigExt, sig); err != nil {
+	} else if err := peers.WriteFileAtomic(m.peerFile+sshsig.SigExt, sig, 0o600); err != nil {
 		return err
 	}
-	return etcdsource.WriteFileAtomic(m.peerFile, file)
+	return peers.WriteFileAtomic(m.peerFile, file, 0o600)
 }
 
 // run watches the key until ctx ends, applying each new value to d.
 // first, if not nil, is the value the daemon started from, now accepted.
 func (m *etcdMode) run(ctx context.Context, wg *sync.WaitGroup, d *overlay.Daemon, first []byte) {
 	if first != nil {
-		if err := etcdsource.WriteFileAtomic(m.cache, first); err != nil {
+		if err := peers.WriteFileAtomic(m.cache, first, 0o600); err != nil {
 			m.log.Error("etcd cache not written", slog.Any("err", err))
 		}
 	}
@@ -158,7 +159,7 @@ func (m *etcdMode) run(ctx context.Context, wg *sync.WaitGroup, d *overlay.Daemo
 			}
 			// The bundle first: a start splits it again, so a crash
 			// between the writes leaves nothing older in charge.
-			if err := etcdsource.WriteFileAtomic(m.cache, value); err != nil {
+			if err := peers.WriteFileAtomic(m.cache, value, 0o600); err != nil {
 				m.log.Error("etcd cache not written", slog.Any("err", err))
 			} else if err := m.writeSplit(value); err != nil {
 				m.log.Error("peer file in the state directory not written", slog.Any("err", err))

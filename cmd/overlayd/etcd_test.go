@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodewire/nodewire/overlay/etcdsource"
 	"github.com/nodewire/nodewire/overlay/etcdsource/etcdtest"
+	"github.com/nodewire/nodewire/peers"
 	"github.com/nodewire/nodewire/peers/sshsig"
 )
 
@@ -63,7 +64,7 @@ func TestEtcdModePrepare(t *testing.T) {
 	checkSplit(t, m, "serial: 1\n", testSig)
 
 	// A damaged cache is passed over for etcd's value.
-	if err := etcdsource.WriteFileAtomic(m.cache, []byte("x\n-----BEGIN SSH SIGNATURE-----\n!!\n-----END SSH SIGNATURE-----\n")); err != nil {
+	if err := peers.WriteFileAtomic(m.cache, []byte("x\n-----BEGIN SSH SIGNATURE-----\n!!\n-----END SSH SIGNATURE-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := m.prepare(ctx); err != nil || !bytes.Equal(got, bundle) {
@@ -72,7 +73,7 @@ func TestEtcdModePrepare(t *testing.T) {
 
 	// A cache wins over etcd (which may be down): it is what was applied.
 	cached := sshsig.Bundle([]byte("serial: 7\n"), []byte(testSig))
-	if err := etcdsource.WriteFileAtomic(m.cache, cached); err != nil {
+	if err := peers.WriteFileAtomic(m.cache, cached, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.Stop()

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/nodewire/nodewire/overlay/control"
+	"github.com/nodewire/nodewire/peers"
 )
 
 // Config is what a Source needs.
@@ -224,7 +224,7 @@ func (s *Source) offer(ctx context.Context, rev int64, value []byte) {
 		s.log.Debug("peer file from etcd refused; keeping the last good one", slog.Int64("revision", rev), slog.Any("err", err))
 		return
 	}
-	if err := WriteFileAtomic(s.cfg.Cache, value); err != nil {
+	if err := peers.WriteFileAtomic(s.cfg.Cache, value, 0o600); err != nil {
 		s.log.Error("etcd cache not written: a restart with etcd down would start from an older file", slog.Any("err", err))
 	}
 	s.mu.Lock()
@@ -232,31 +232,4 @@ func (s *Source) offer(ctx context.Context, rev int64, value []byte) {
 	s.st.Revision, s.st.AppliedAt, s.st.LastError = rev, time.Now(), ""
 	s.mu.Unlock()
 	s.log.Info("peer file from etcd applied", slog.Int64("revision", rev), slog.Int("bytes", len(value)))
-}
-
-// WriteFileAtomic writes b to path with mode 0600 through a temporary file
-// in the same directory and a rename, so a reader (or a crash) sees the old
-// file or the new one, never half of one.
-func WriteFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename: no such file
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

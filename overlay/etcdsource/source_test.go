@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nodewire/nodewire/overlay/etcdsource/etcdtest"
+	"github.com/nodewire/nodewire/peers"
 )
 
 // applier records what a Source applied and refuses values starting "bad".
@@ -122,7 +123,7 @@ func TestSourceAppliesRefusesCachesAndReconnects(t *testing.T) {
 func TestSourceStartsFromCache(t *testing.T) {
 	e := startEtcd(t)
 	cache := filepath.Join(t.TempDir(), "peers.cache")
-	if err := WriteFileAtomic(cache, []byte("v1")); err != nil {
+	if err := peers.WriteFileAtomic(cache, []byte("v1"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rev := put(t, e, "/k", "v1")
