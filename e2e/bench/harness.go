@@ -233,22 +233,10 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			m.Host = h
 			rr.res.Daemons = append(rr.res.Daemons, m)
 		}
-		for k, v := range rr.res.raw {
-			rr.res.Metrics[k] = summarize(v)
-		}
-		rr.res.BulkCPU = map[string]Stat{}
-		for k, v := range rr.cpu {
-			rr.res.BulkCPU[k] = summarize(v)
-		}
+		rr.res.summarize(rr.cpu)
 		rep.Rows = append(rep.Rows, *rr.res)
 		if cfg.Busy {
-			for k, v := range rr.busy.raw {
-				rr.busy.Metrics[k] = summarize(v)
-			}
-			rr.busy.BulkCPU = map[string]Stat{}
-			for k, v := range rr.busyCPU {
-				rr.busy.BulkCPU[k] = summarize(v)
-			}
+			rr.busy.summarize(rr.busyCPU)
 			rep.Busy = append(rep.Busy, *rr.busy)
 		}
 	}
@@ -385,6 +373,18 @@ func measureRound(rr *rowRun, res *RowResult, cpu map[string][]float64, sz Sizes
 	add("cold_p50_ms", millis(percentile(cold, 50)))
 	add("cold_max_ms", millis(cold[len(cold)-1]))
 	return nil
+}
+
+// summarize turns the row's rounds, and cpu (each process's CPU share
+// during bulk, per round), into its figures.
+func (res *RowResult) summarize(cpu map[string][]float64) {
+	for k, v := range res.raw {
+		res.Metrics[k] = summarize(v)
+	}
+	res.BulkCPU = map[string]Stat{}
+	for k, v := range cpu {
+		res.BulkCPU[k] = summarize(v)
+	}
 }
 
 // judge fills in, per metric, the ratio of every row of results to the
