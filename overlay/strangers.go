@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -104,9 +105,5 @@ func (s *strangers) refused(endpoint string) {
 func (s *strangers) refusals() map[string]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]uint64, len(s.refusal))
-	for k, v := range s.refusal {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.refusal)
 }
