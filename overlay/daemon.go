@@ -368,6 +368,7 @@ func (d *Daemon) applyLocked(ctx context.Context, source string, read func() (fi
 	if err != nil {
 		return err
 	}
+	d.refreshKeys()
 	f, version, err := d.checkPeerFile(source, file, sig)
 	if err != nil {
 		return err

@@ -171,3 +171,42 @@ func TestStatusSerial(t *testing.T) {
 		}
 	}
 }
+
+func TestSignExpires(t *testing.T) {
+	dir := t.TempDir()
+	key, trust, _ := adminKey(t, dir, "admin", "")
+	file := writeFixture(t, "# the fleet\nserial: 7\n"+fixture)
+
+	r := runCmd("", "sign", "--key", key, "--expires", "30d", file)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "signed "+file+" (serial 8, expires ") || !strings.Contains(r.stdout, "(in 720h0m0s)") {
+		t.Fatalf("sign --expires 30d: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "# the fleet\nserial: 8\nexpires: ") || !strings.HasSuffix(string(data), fixture) {
+		t.Errorf("file after sign --expires:\n%s", data)
+	}
+	if r := runCmd("", "verify", "--trust", trust, file); r.code != 0 || !strings.Contains(r.stdout, "serial: 8\nexpires: ") {
+		t.Errorf("verify after sign --expires: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd("", "sign", "--key", key, "--expires", "2099-01-01T00:00:00+01:00", file)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "signed "+file+" (serial 9, expires 2098-12-31T23:00:00Z (in ") {
+		t.Errorf("sign --expires RFC 3339: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct{ arg, want string }{
+		{"soon", `--expires: "soon" is not a duration (720h, 30d) or an RFC 3339 time (2027-01-31T00:00:00Z)`},
+		{"2020-01-01T00:00:00Z", "--expires: 2020-01-01T00:00:00Z is not in the future"},
+		{"-1h", "is not in the future"},
+		{"xd", `--expires: "xd" is not a number of days`},
+	} {
+		before, _ := os.ReadFile(file)
+		if r := runCmd("", "sign", "--key", key, "--expires", tc.arg, file); r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("sign --expires %s: %d %q, want %q", tc.arg, r.code, r.stderr, tc.want)
+		}
+		if after, _ := os.ReadFile(file); string(after) != string(before) {
+			t.Errorf("sign --expires %s changed the file", tc.arg)
+		}
+	}
+}
