@@ -36,6 +36,8 @@ func main() {
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	wan := flag.Bool("wan", false, "run the real-network matrix instead (`make wan`): every row across one lossy, slow link per cell; -rounds defaults to 2, -quick picks "+strings.Join(QuickCells, ","))
 	cells := flag.String("cells", "", "with -wan: comma-separated cell IDs to run (default all; clean always runs)")
+	idle := flag.Duration("idle", 0, "instead of the rows, measure the idle CPU of overlayd with -idle-peers quiet peers over a window this long, both modes")
+	idlePeers := flag.Int("idle-peers", 10, "peers of the -idle overlay besides the measured host")
 	flag.Parse()
 
 	log.SetFlags(log.Ltime)
@@ -53,6 +55,19 @@ func main() {
 		path, err := writeJSONAs(*out, "budget", rep.Started, rep)
 		if err != nil {
 			tb.Fatalf("budget: %v", err)
+		}
+		fmt.Printf("\nresults: %s\n", path)
+		return
+	}
+	if *idle > 0 {
+		rep, err := Idle(tb, *idlePeers, *idle, log.Printf)
+		if err != nil {
+			tb.Fatalf("idle: %v", err)
+		}
+		PrintIdle(os.Stdout, rep)
+		path, err := writeJSONAs(*out, "idle", rep.Started, rep)
+		if err != nil {
+			tb.Fatalf("idle: %v", err)
 		}
 		fmt.Printf("\nresults: %s\n", path)
 		return
