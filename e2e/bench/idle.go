@@ -29,21 +29,30 @@ type IdleResult struct {
 	// NodeDowns is how many nodedowns the connected node saw in the
 	// window: a quiet cluster must not lose its connections.
 	NodeDowns int `json:"nodedowns"`
-	// MeshRounds is how many passes of pings the full mesh took to form
+	// MeshMs is how long the full mesh took to form (formMesh; 0: not
+	// within 20 s), and MeshRounds how many passes of pings it took
 	// (1: every connection held at the first try).
-	MeshRounds int `json:"mesh_rounds"`
+	MeshMs     float64 `json:"mesh_ms"`
+	MeshRounds int     `json:"mesh_rounds"`
 }
 
 // IdleReport is a -idle run.
 type IdleReport struct {
-	Started time.Time    `json:"started"`
-	Machine Machine      `json:"machine"`
-	Results []IdleResult `json:"results"`
+	Started time.Time `json:"started"`
+	Machine Machine   `json:"machine"`
+	// PlainMeshMs is formMesh with plain distribution, same host count.
+	PlainMeshMs float64      `json:"plain_mesh_ms"`
+	Results     []IdleResult `json:"results"`
 }
 
 // Idle measures the idle cost of overlayd in userspace and TUN mode.
 func Idle(tb cluster.TB, peers int, window time.Duration, logf func(string, ...any)) (*IdleReport, error) {
 	rep := &IdleReport{Started: time.Now(), Machine: machine()}
+	mesh, err := measurePlainMesh(tb, peers+1)
+	if err != nil {
+		return nil, fmt.Errorf("plain distribution: %w", err)
+	}
+	rep.PlainMeshMs = millis(mesh)
 	for i, mode := range []string{"userspace", "tun"} {
 		logf("idle: %s mode, %d quiet peers, %s", mode, peers, window)
 		res, err := measureIdle(tb, mode, fmt.Sprintf("10.%d.0.0/16", 84+i), peers, window)
@@ -84,35 +93,16 @@ func measureIdle(tb cluster.TB, mode, prefix string, peers int, window time.Dura
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), window+3*time.Minute)
 	defer cancel()
-	// Connect every node to every other (Erlang's default full mesh does
-	// once the first node knows them all). A node that lacks some of the
-	// others pings them again: under load, OTP's global may drop a
-	// connection that formed in the burst "to prevent overlapping
-	// partitions", and nothing else brings it back.
-	first := hosts[0].Node
-	names := make([]string, len(hosts))
+	nodes := make([]*cluster.Node, len(hosts))
 	for i, oh := range hosts {
-		names[i] = "'" + oh.Node.Name + "'"
+		nodes[i] = oh.Node
 	}
-	all := "[" + strings.Join(names, ",") + "]"
-	rounds := 0
-	err := cluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		rounds++
-		for _, oh := range hosts {
-			missing, err := oh.Node.Eval(ctx, fmt.Sprintf("[N || N <- %s -- [node() | nodes()], net_adm:ping(N) =/= pong]", all))
-			if err != nil {
-				return false, err
-			}
-			if missing != "[]" {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
+	first := nodes[0]
+	mesh, passes, err := formMesh(ctx, nodes)
 	if err != nil {
-		return res, fmt.Errorf("full mesh of nodes: %w", err)
+		return res, err
 	}
-	res.MeshRounds = rounds
+	res.MeshMs, res.MeshRounds = millis(mesh), passes
 	downs0, err := first.NodeDowns(ctx)
 	if err != nil {
 		return res, err
@@ -155,14 +145,95 @@ func measureIdle(tb cluster.TB, mode, prefix string, peers int, window time.Dura
 	return res, nil
 }
 
+// formMesh connects nodes into a full mesh as a cluster forms one: the
+// first node pings each other node in turn, and OTP's global connects the
+// rest, every pair at about the same moment. mesh is the time from the
+// first ping until every node is connected to every other (zero if that
+// did not happen within meshWait). Then any node that lacks some of the
+// others pings them, until none does: under load, global may drop a
+// connection that formed in the burst "to prevent overlapping partitions",
+// and nothing else brings it back. passes counts those rounds (1: none
+// was needed).
+func formMesh(ctx context.Context, nodes []*cluster.Node) (mesh time.Duration, passes int, err error) {
+	const meshWait = 20 * time.Second
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = "'" + n.Name + "'"
+	}
+	all := "[" + strings.Join(names, ",") + "]"
+	want := fmt.Sprint(len(nodes) - 1)
+	t0 := time.Now()
+	for _, n := range nodes[1:] {
+		if ok, err := nodes[0].Ping(ctx, n.Name); err != nil || !ok {
+			return 0, 0, fmt.Errorf("%s cannot reach %s: %v", nodes[0].Name, n.Name, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, meshWait)
+	defer cancel()
+	err = cluster.Poll(wctx, 10*time.Millisecond, func() (bool, error) {
+		for _, n := range nodes {
+			if got, err := n.Eval(wctx, "length(nodes())"); err != nil || got != want {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err == nil {
+		mesh = time.Since(t0)
+	}
+	err = cluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		passes++
+		for _, n := range nodes {
+			missing, err := n.Eval(ctx, fmt.Sprintf("[N || N <- %s -- [node() | nodes()], net_adm:ping(N) =/= pong]", all))
+			if err != nil {
+				return false, err
+			}
+			if missing != "[]" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return mesh, passes, fmt.Errorf("full mesh of nodes: %w", err)
+	}
+	return mesh, passes, nil
+}
+
+// measurePlainMesh is formMesh's baseline: the same number of hosts with
+// plain distribution over the veth.
+func measurePlainMesh(tb cluster.TB, hosts int) (time.Duration, error) {
+	c := cluster.New(tb, "meshp")
+	var nodes []*cluster.Node
+	for i := range hosts {
+		h := c.AddHost(fmt.Sprintf("p%d", i))
+		if _, err := h.StartEPMD(nil); err != nil {
+			return 0, err
+		}
+		n, err := h.StartNode(cluster.NodeOptions{Name: "app@" + h.Addr.String()})
+		if err != nil {
+			return 0, err
+		}
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mesh, _, err := formMesh(ctx, nodes)
+	for _, n := range nodes {
+		n.Stop()
+	}
+	return mesh, err
+}
+
 // PrintIdle writes the idle table: per mode, the daemons' CPU share and
 // wake-ups over the window, median and range.
 func PrintIdle(w io.Writer, rep *IdleReport) {
 	fmt.Fprintf(w, "\nIdle overlayd (%s): every node connected to every other, no traffic but distribution ticks\n\n", rep.Machine)
-	fmt.Fprintf(w, "| mode | peers | window | CPU, %% of a core: median (range) | wake-ups/s: median (range) | nodedowns | mesh passes |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| mode | peers | window | CPU, %% of a core: median (range) | wake-ups/s: median (range) | nodedowns | full mesh formed in | mesh passes |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %s | %d | %.0f s | %s | %s | %d | %d |\n", r.Mode, r.Peers, r.Window, medRange(r.CPUPct, 3), medRange(r.Wakeups, 1), r.NodeDowns, r.MeshRounds)
+		fmt.Fprintf(w, "| %s | %d | %.0f s | %s | %s | %d | %.0f ms | %d |\n", r.Mode, r.Peers, r.Window, medRange(r.CPUPct, 3), medRange(r.Wakeups, 1), r.NodeDowns, r.MeshMs, r.MeshRounds)
 	}
+	fmt.Fprintf(w, "\nplain distribution, same %d hosts: full mesh formed in %.0f ms (0: not within 20 s)\n", len(rep.Results[0].CPUPct), rep.PlainMeshMs)
 }
 
 func medRange(v []float64, prec int) string {
