@@ -110,6 +110,8 @@ func cmdVerify(e *env, args []string) error {
 		`Checks the peer file FILE and its signature FILE.sig as overlayd
 --trust TRUST does before applying it: a valid signature by a key of TRUST
 (authorized_keys or allowed_signers lines), a valid file, not expired.
+FILE may also be a bundle as overlayctl publish stores it (the file with
+its signature appended: etcdctl get KEY --print-value-only > FILE).
 Prints the signing key's fingerprint, the serial and the expiry; exits 1
 on refusal, saying why. (Whether the serial is higher than the one a host
 runs, only that host knows: overlayctl status there, or the
@@ -124,6 +126,7 @@ nodewire_peerfile_serial metric.)`)
 		return err
 	}
 	path := pos[0]
+	sigFlag := *sigPath
 	if *sigPath == "" {
 		*sigPath = path + sshsig.SigExt
 	}
@@ -138,6 +141,13 @@ nodewire_peerfile_serial metric.)`)
 	sig, err := os.ReadFile(*sigPath)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if sig == nil && sigFlag == "" && sshsig.IsBundle(data) {
+		// A bundle, as a store carries it (etcdctl get KEY
+		// --print-value-only): the file with its signature appended.
+		if data, sig, err = sshsig.SplitBundle(data); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	now := time.Now()
 	v, err := peers.CheckUpdate(keys, peers.Version{}, path, data, sig, now)

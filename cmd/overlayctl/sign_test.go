@@ -210,3 +210,38 @@ func TestSignExpires(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyBundle: verify takes a bundle as a store carries it (the file
+// with its signature appended) when there is no FILE.sig.
+func TestVerifyBundle(t *testing.T) {
+	dir := t.TempDir()
+	key, trust, fp := adminKey(t, dir, "admin", "")
+	file := writeFixture(t, "serial: 3\n"+fixture)
+	if r := runCmd("", "sign", "--key", key, file); r.code != 0 {
+		t.Fatalf("sign: %d %q", r.code, r.stderr)
+	}
+	data, sig := mustReadFile(t, file), mustReadFile(t, file+".sig")
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.WriteFile(bundle, append(data, sig...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCmd("", "verify", "--trust", trust, bundle); r.code != 0 || !strings.HasPrefix(r.stdout, bundle+": good signature by ssh-ed25519 "+fp+"\nserial: 3\n") {
+		t.Errorf("verify of a bundle: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	tampered := filepath.Join(dir, "tampered")
+	if err := os.WriteFile(tampered, append(append(data, "# edited\n"...), sig...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCmd("", "verify", "--trust", trust, tampered); r.code != 1 || !strings.Contains(r.stderr, "refused (bad_signature)") {
+		t.Errorf("verify of a tampered bundle: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
