@@ -19,8 +19,9 @@ import (
 // parser collects every error of one file instead of stopping at the first,
 // so that one reload shows the operator everything to fix.
 type parser struct {
-	name string
-	errs Errors
+	name   string
+	errs   Errors
+	noFast bool // tests: yaml.v3 alone, to compare fastDecode with
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
@@ -62,6 +63,11 @@ func (p *parser) decode(data []byte) (root *yaml.Node) {
 			root = nil
 		}
 	}()
+	if !p.noFast {
+		if root, ok := fastDecode(data); ok {
+			return root
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
