@@ -101,6 +101,7 @@ var fastCases = []struct {
 	{"mixed with comments", "  # the lab\n  a: {network: lab, public_key: $K1, address: 10.77.1.1}  # first\n\n# aside\n  b:   # second\n    network: lab # where\n    public_key: $K2\n    address: 10.77.1.2\n", true},
 	{"errors", "  a: {network: lab, public_key: $K1, address: 10.77.1.1, adress: 1}\n  a: {network: nope, public_key: $K1, address: 10.77.9.1, endpoint: x:0}\n  B-: {network: null, public_key: $K2, address: 300.1.1.1, keepalive: 1.5s}\n", true},
 	{"names that are numbers", "  1: {network: lab, public_key: $K1, address: 10.77.1.1}\n  true: {network: lab, public_key: $K2, address: 10.77.1.2}\n", true},
+	{"values that are numbers and times", "  a: {network: lab, public_key: $K1, address: 10.77.1.1, x: 0x1F, y: 1e3, z: 2001-12-14, w: +.inf, v: 0b101, u: 1_000, t: 0o17, s: +12, r: 12.5, q: 1.2.3, p: +1e-5, o: 2001-12-14t21:59:43.10-05:00, n: null, m: True, l: off, k: 0xZ, j: 12:30}\n", true},
 	{"wide spacing", "    a: {  network:   lab ,public_key: $K1,  address: 10.77.1.1  }\n", true},
 	{"quoted", "  a: {network: \"lab\", public_key: $K1, address: 10.77.1.1}\n", false},
 	{"ipv6 endpoint", "  a: {network: lab, public_key: $K1, address: 10.77.1.1, endpoint: '[::1]:5'}\n", false},
