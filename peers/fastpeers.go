@@ -282,7 +282,7 @@ done:
 		return nil, 0, false
 	}
 	n := a.node()
-	*n = yaml.Node{Kind: yaml.ScalarNode, Value: string(l[start:i]), Line: line, Column: start + 1}
+	*n = yaml.Node{Kind: yaml.ScalarNode, Value: a.text(l[start:i], key), Line: line, Column: start + 1}
 	n.Tag = plainTag(n)
 	if n.Tag == "!!merge" {
 		return nil, 0, false
@@ -328,8 +328,30 @@ func alnum(c byte) bool {
 }
 
 // nodeArena hands out nodes from blocks: a 10,000-peer section has some
-// 120,000 of them, and one allocation each was a third of its parse.
-type nodeArena struct{ free []yaml.Node }
+// 120,000 of them, and one allocation each was a third of its parse. It
+// also keeps one copy of each short key (network, address, ...), which
+// every peer repeats.
+type nodeArena struct {
+	free []yaml.Node
+	keys map[string]string
+}
+
+func (a *nodeArena) text(b []byte, key bool) string {
+	if !key || len(b) > 16 {
+		return string(b)
+	}
+	if s, ok := a.keys[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(a.keys) < 64 {
+		if a.keys == nil {
+			a.keys = make(map[string]string)
+		}
+		a.keys[s] = s
+	}
+	return s
+}
 
 func (a *nodeArena) node() *yaml.Node {
 	if len(a.free) == 0 {
