@@ -116,7 +116,9 @@ func lineAt(data []byte, i int) (line []byte, next int) {
 // fastPeers builds the mapping node of a peers section whose first line is
 // line first, nil for a section of only blank and comment lines.
 func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
-	var a nodeArena
+	// Values are cut from one copy of the section; keys, which the File
+	// keeps as peer names, get their own so as not to pin it.
+	a := nodeArena{src: string(sec)}
 	// Comments are dropped unread: make sure that they hold nothing
 	// yaml.v3 would refuse (control characters, bad UTF-8).
 	for _, c := range sec {
@@ -130,6 +132,7 @@ func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
 	line := first
 	for i := 0; i < len(sec); line++ {
 		l, next := lineAt(sec, i)
+		a.base = i
 		i = next
 		col := 0
 		for col < len(l) && l[col] == ' ' {
@@ -282,7 +285,7 @@ done:
 		return nil, 0, false
 	}
 	n := a.node()
-	*n = yaml.Node{Kind: yaml.ScalarNode, Value: a.text(l[start:i], key), Line: line, Column: start + 1}
+	*n = yaml.Node{Kind: yaml.ScalarNode, Value: a.text(l, start, i, key), Line: line, Column: start + 1}
 	n.Tag = plainTag(n)
 	if n.Tag == "!!merge" {
 		return nil, 0, false
@@ -334,10 +337,17 @@ func alnum(c byte) bool {
 type nodeArena struct {
 	free []yaml.Node
 	keys map[string]string
+	src  string // the section
+	base int    // where in src the line being read starts
 }
 
-func (a *nodeArena) text(b []byte, key bool) string {
-	if !key || len(b) > 16 {
+// text is l[start:end] as a string; l is the line at a.base in a.src.
+func (a *nodeArena) text(l []byte, start, end int, key bool) string {
+	if !key {
+		return a.src[a.base+start : a.base+end]
+	}
+	b := l[start:end]
+	if len(b) > 16 {
 		return string(b)
 	}
 	if s, ok := a.keys[string(b)]; ok {
