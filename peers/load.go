@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -245,9 +246,15 @@ func (p *fileParser) parseNetworks(n *yaml.Node) {
 }
 
 func (p *fileParser) parsePeers(n *yaml.Node) {
-	byKey := map[Key]*Peer{}
-	byAddr := map[netip.Addr]*Peer{}
-	for _, e := range p.entries(n, "peers") {
+	es := p.entries(n, "peers")
+	// Sized up front: growing them was a tenth of a 10,000-peer parse.
+	byKey := make(map[Key]*Peer, len(es))
+	byAddr := make(map[netip.Addr]*Peer, len(es))
+	p.f.Peers = slices.Grow(p.f.Peers, len(es))
+	if len(p.peers) == 0 {
+		p.peers = make(map[string]*Peer, len(es))
+	}
+	for _, e := range es {
 		path := join("peers", e.name)
 		p.checkName(e.name, e.key.Line, path)
 		peer := &Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
