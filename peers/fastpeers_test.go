@@ -103,6 +103,8 @@ var fastCases = []struct {
 	{"names that are numbers", "  1: {network: lab, public_key: $K1, address: 10.77.1.1}\n  true: {network: lab, public_key: $K2, address: 10.77.1.2}\n", true},
 	{"values that are numbers and times", "  a: {network: lab, public_key: $K1, address: 10.77.1.1, x: 0x1F, y: 1e3, z: 2001-12-14, w: +.inf, v: 0b101, u: 1_000, t: 0o17, s: +12, r: 12.5, q: 1.2.3, p: +1e-5, o: 2001-12-14t21:59:43.10-05:00, n: null, m: True, l: off, k: 0xZ, j: 12:30}\n", true},
 	{"wide spacing", "    a: {  network:   lab ,public_key: $K1,  address: 10.77.1.1  }\n", true},
+	{"peers twice", "  a: {network: lab, public_key: $K1, address: 10.77.1.1}\npeers:\n  b: {network: lab, public_key: $K2, address: 10.77.1.2}\n", true},
+	{"a second document", "  a: {network: lab, public_key: $K1, address: 10.77.1.1}\n---\nx: 1\n", false},
 	{"quoted", "  a: {network: \"lab\", public_key: $K1, address: 10.77.1.1}\n", false},
 	{"ipv6 endpoint", "  a: {network: lab, public_key: $K1, address: 10.77.1.1, endpoint: '[::1]:5'}\n", false},
 	{"list", "  a: {network: lab, public_key: $K1, address: 10.77.1.1, expose: [9100]}\n", false},
