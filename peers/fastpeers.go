@@ -1,7 +1,7 @@
 package peers
 
 // A fast path for the peers section of a big file. yaml.v3's scanner costs
-// some 6 µs a peer, most of a 10,000-peer file's parse (issue 13: adding
+// several µs a peer, most of a 10,000-peer file's parse (issue 13: adding
 // one peer to such an overlay must apply in 50 ms). Peer entries are
 // almost always written in one of two plain shapes, the one overlayctl
 // writes and the one people write by hand:
@@ -116,9 +116,6 @@ func lineAt(data []byte, i int) (line []byte, next int) {
 // fastPeers builds the mapping node of a peers section whose first line is
 // line first, nil for a section of only blank and comment lines.
 func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
-	// Values are cut from one copy of the section; keys, which the File
-	// keeps as peer names, get their own so as not to pin it.
-	a := nodeArena{src: string(sec)}
 	// Comments are dropped unread: make sure that they hold nothing
 	// yaml.v3 would refuse (control characters, bad UTF-8).
 	for _, c := range sec {
@@ -126,6 +123,9 @@ func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
 			return nil, false
 		}
 	}
+	// Values are cut from one copy of the section; keys, which the File
+	// keeps as peer names, get their own so as not to pin it.
+	a := nodeArena{src: string(sec)}
 	var m *yaml.Node
 	indent, fieldIndent := -1, -1
 	var block *yaml.Node // the block mapping of the entry being read
