@@ -233,6 +233,14 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 		}
 	}
 	s.countEPMD(peers.Outbound, p.Name, epmdRequestLabel(tag), true)
+	var name string // asked for, copied: the reply is read into buf
+	if tag == erldist.TagPortPlease2Req {
+		name = string(body[1:])
+		client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
+		if s.answerFromCache(client, p, name, frame) {
+			return
+		}
+	}
 
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, s.epmdPort))
 	if err != nil {
@@ -273,6 +281,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 			reply = []byte{erldist.TagPort2Resp, 1}
 		}
 	}
+	s.epmd.learn(p, name, reply)
 	client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
 	if _, err := client.Write(reply); err != nil {
 		s.log.Debug("netstack: write PORT2_RESP to local client", "peer", p.Name, "err", err)
