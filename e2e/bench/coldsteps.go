@@ -15,7 +15,7 @@ import (
 
 // The cold-connect breakdown (-cold-steps N): the chosen rows (and -before
 // rows) set up as for the table, then N cold connects per row and round,
-// rows interleaved, idle and (with -busy) busy, each timed step by step
+// rows interleaved (each round starting at the next row), idle and (with -busy) busy, each timed step by step
 // inside Erlang (benchwork:cold_steps traces the setup process): when the
 // EPMD lookup returned, the TCP connect, and the distribution handshake's
 // replies. Where a row's figure for a step grows over the plain row's is
@@ -93,7 +93,10 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 	all := map[string][][]float64{} // "id/cond" -> samples of steps
 	var order []string
 	measure := func(cond string, round int) error {
-		for _, r := range runs {
+		// Each round starts at another row, so no row always follows
+		// the same one (a row's teardown traffic, a load that drifts).
+		for i := range runs {
+			r := runs[(i+round)%len(runs)]
 			key := r.id + "/" + cond
 			if _, ok := all[key]; !ok {
 				order = append(order, key)
