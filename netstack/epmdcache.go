@@ -28,6 +28,7 @@ package netstack
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -223,53 +224,205 @@ func (s *Stack) lookupPeer(p *peers.Peer, frame, buf []byte) ([]byte, error) {
 // found the node gone.
 var errNodeGone = errors.New("the node the cached EPMD answer named is no longer registered")
 
+// maxKept bounds what a client may send before its check ends: the
+// handshake's first message is a few hundred bytes, and the client waits
+// for the answer to it.
+const maxKept = 16 << 10
+
 // dialDist dials p's port for a local connection to its face. When the port
-// came from a cached answer whose check is pending, it dials while the
-// check runs and keeps that connection only if the check confirms the
-// port; at another port it dials that one; at none it fails. Nothing is
-// sent on a connection before dialDist returns it.
-func (s *Stack) dialDist(p *peers.Peer, port uint16) (*overlayConn, error) {
-	addr := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(p.Address, port) }
+// came from a cached answer whose check is still running, the connection
+// it returns is a checkedConn.
+func (s *Stack) dialDist(p *peers.Peer, port uint16) (HalfCloser, error) {
 	chk := s.epmd.pending(p.Name, port)
 	if chk == nil {
-		return s.dialOverlay(s.ctx, addr(port))
+		return s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, port))
 	}
+	c := &checkedConn{s: s, p: p, port: port, chk: chk, closing: make(chan struct{})}
 	select {
 	case <-chk.done:
+		return c.settle()
 	default:
-		type dialed struct {
-			c   *overlayConn
-			err error
+	}
+	// Dial the cached port while the check runs. A refusal (nothing
+	// listens there any more) is no answer yet: the check says where to go.
+	if conn, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, port)); err == nil {
+		c.conn = conn
+	}
+	return c, nil
+}
+
+// checkedConn is a connection dialled on a cached EPMD answer before the
+// answer's check ended (see the top of this file). What the client sends
+// goes out at once and is kept; nothing from the far end reaches the client
+// before the check ends. If the check confirms the port, the connection
+// simply goes on. If the node moved, the kept bytes are sent again on a
+// connection to its new port, which replaces this one, so the client's
+// handshake reaches the node it asked for and never completes with another
+// (whatever listened on the old port saw only a handshake that was cut
+// off). If the node is gone, the connection fails.
+type checkedConn struct {
+	s       *Stack
+	p       *peers.Peer
+	port    uint16
+	chk     *epmdCheck
+	closing chan struct{} // closed by Close
+
+	mu      sync.Mutex
+	conn    *overlayConn // nil while the dial to the cached port failed
+	kept    []byte       // what the client sent before settling
+	settled bool
+	err     error
+	closed  bool
+}
+
+// settle waits for the check and decides the connection; after it,
+// conn and err never change.
+func (c *checkedConn) settle() (*checkedConn, error) {
+	select {
+	case <-c.chk.done:
+	case <-c.closing:
+	case <-c.s.ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled {
+		return c, c.err
+	}
+	c.settled = true
+	to := c.port
+	select {
+	case <-c.chk.done:
+		to = c.chk.port
+	default:
+	}
+	switch {
+	case c.closed:
+		c.err = net.ErrClosed
+	case c.s.ctx.Err() != nil:
+		c.err = c.s.ctx.Err()
+	case to == 0:
+		c.err = errNodeGone
+	case to == c.port && c.conn != nil:
+	default:
+		if c.conn != nil {
+			c.conn.abort()
+			c.conn = nil
 		}
-		res := make(chan dialed, 1)
-		go func() { // waited for below
-			c, err := s.dialOverlay(s.ctx, addr(port))
-			res <- dialed{c, err}
-		}()
-		select {
-		case <-chk.done:
-		case <-s.ctx.Done():
+		if to != c.port {
+			c.s.log.Debug("netstack: dial redirected by an EPMD check", "peer", c.p.Name, "cached", c.port, "now", to)
 		}
-		d := <-res
-		if s.ctx.Err() != nil {
-			if d.c != nil {
-				d.c.abort()
+		conn, err := c.s.dialOverlay(c.s.ctx, netip.AddrPortFrom(c.p.Address, to))
+		if err == nil && len(c.kept) > 0 {
+			if _, err = conn.Write(c.kept); err != nil {
+				conn.abort()
 			}
-			return nil, s.ctx.Err()
 		}
-		if chk.port == port {
-			return d.c, d.err
-		}
-		if d.c != nil {
-			d.c.abort()
+		if err != nil {
+			c.err = err
+		} else {
+			c.conn = conn
 		}
 	}
-	switch chk.port {
-	case 0:
-		return nil, errNodeGone
-	case port:
-	default:
-		s.log.Debug("netstack: dial redirected by an EPMD check", "peer", p.Name, "cached", port, "now", chk.port)
+	if c.err != nil && c.conn != nil {
+		c.conn.abort()
+		c.conn = nil
 	}
-	return s.dialOverlay(s.ctx, addr(chk.port))
+	c.kept = nil
+	return c, c.err
+}
+
+func (c *checkedConn) Read(b []byte) (int, error) {
+	if _, err := c.settle(); err != nil {
+		return 0, err
+	}
+	return c.conn.Read(b)
+}
+
+func (c *checkedConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	if !c.settled && len(c.kept)+len(b) <= maxKept {
+		select {
+		case <-c.chk.done:
+		default:
+			c.kept = append(c.kept, b...)
+			if c.conn != nil {
+				if _, err := c.conn.Write(b); err != nil {
+					// Refused or reset: the check decides what follows.
+					c.conn.abort()
+					c.conn = nil
+				}
+			}
+			c.mu.Unlock()
+			return len(b), nil
+		}
+	}
+	c.mu.Unlock()
+	if _, err := c.settle(); err != nil {
+		return 0, err
+	}
+	return c.conn.Write(b)
+}
+
+func (c *checkedConn) CloseWrite() error {
+	if _, err := c.settle(); err != nil {
+		return err
+	}
+	return c.conn.CloseWrite()
+}
+
+func (c *checkedConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		close(c.closing)
+	}
+	if c.conn != nil {
+		return c.conn.Close()
+	}
+	return nil
+}
+
+// current is the connection as it stands (nil before a redirect's dial).
+func (c *checkedConn) current() *overlayConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+func (c *checkedConn) LocalAddr() net.Addr {
+	if cur := c.current(); cur != nil {
+		return cur.LocalAddr()
+	}
+	return &net.TCPAddr{}
+}
+
+func (c *checkedConn) RemoteAddr() net.Addr {
+	if cur := c.current(); cur != nil {
+		return cur.RemoteAddr()
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(c.p.Address, c.port))
+}
+
+// Deadlines apply to the connection as it stands: nothing sets one before
+// the connection settles.
+func (c *checkedConn) SetDeadline(t time.Time) error {
+	if cur := c.current(); cur != nil {
+		return cur.SetDeadline(t)
+	}
+	return nil
+}
+
+func (c *checkedConn) SetReadDeadline(t time.Time) error {
+	if cur := c.current(); cur != nil {
+		return cur.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (c *checkedConn) SetWriteDeadline(t time.Time) error {
+	if cur := c.current(); cur != nil {
+		return cur.SetWriteDeadline(t)
+	}
+	return nil
 }

@@ -117,4 +117,26 @@ func TestEPMDCache(t *testing.T) {
 			t.Fatalf("lookup after the check: %+v, want not found", r)
 		}
 	})
+
+	t.Run("another node took the cached port: the handshake still reaches the node asked for", func(t *testing.T) {
+		thirdLn := serveTCP(t, netip.AddrPortFrom(paySelf, 0), echo)
+		third := uint16(thirdLn.Addr().(*net.TCPAddr).Port)
+		p.pay.epmd.register("app", third)
+		if r := lookup(t); !r.OK() || r.Port != third {
+			t.Fatalf("lookup: %+v, want port %d", r, third)
+		}
+		thirdLn.Close()
+		fourth := startEcho(t, netip.AddrPortFrom(paySelf, 0))
+		p.pay.epmd.register("app", fourth)
+		// Another node listens on the old port, and answers at once.
+		serveTCP(t, netip.AddrPortFrom(paySelf, third), func(c *net.TCPConn) {
+			c.Write([]byte("impostor"))
+			io.Copy(io.Discard, c)
+		})
+		p.pay.epmd.register("other", third)
+		if r := lookup(t); !r.OK() || r.Port != third {
+			t.Fatalf("cached lookup: %+v, want the cached port %d", r, third)
+		}
+		distHello(t, dial(t, third), "app@mon-1") // the echo, from fourth
+	})
 }
