@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodewire/nodewire/netstack/erldist"
@@ -273,6 +274,9 @@ type checkedConn struct {
 	settled bool
 	err     error
 	closed  bool
+	// final is set once settled: conn and err are then read without mu,
+	// so a settled connection costs one atomic load per Read or Write.
+	final atomic.Bool
 }
 
 // settle waits for the check and decides the connection; after it,
@@ -328,17 +332,29 @@ func (c *checkedConn) settle() (*checkedConn, error) {
 		c.conn = nil
 	}
 	c.kept = nil
+	c.final.Store(true)
 	return c, c.err
 }
 
 func (c *checkedConn) Read(b []byte) (int, error) {
-	if _, err := c.settle(); err != nil {
-		return 0, err
+	if !c.final.Load() {
+		if _, err := c.settle(); err != nil {
+			return 0, err
+		}
+	}
+	if c.err != nil {
+		return 0, c.err
 	}
 	return c.conn.Read(b)
 }
 
 func (c *checkedConn) Write(b []byte) (int, error) {
+	if c.final.Load() {
+		if c.err != nil {
+			return 0, c.err
+		}
+		return c.conn.Write(b)
+	}
 	c.mu.Lock()
 	if !c.settled && len(c.kept)+len(b) <= maxKept {
 		select {
