@@ -137,6 +137,20 @@ func erpcRTT(ctx context.Context, a, b *cluster.Node, n int) ([]time.Duration, e
 // starts over.
 // retries counts the starts over.
 func coldConnect(ctx context.Context, a, b *cluster.Node) (d time.Duration, retries int, err error) {
+	out, retries, err := coldRun(ctx, a, b, "cold")
+	if err != nil {
+		return 0, retries, err
+	}
+	ns, err := strconv.ParseInt(out, 10, 64)
+	if err != nil {
+		return 0, retries, fmt.Errorf("benchwork:cold: unexpected result %s", out)
+	}
+	return time.Duration(ns), retries, nil
+}
+
+// coldRun drops a's and b's connection as coldConnect describes and runs
+// benchwork:fn(b, ...) on a, returning its result.
+func coldRun(ctx context.Context, a, b *cluster.Node, fn string) (out string, retries int, err error) {
 	aAtom, bAtom := cluster.Atom(a.Name), cluster.Atom(b.Name)
 	for ; retries < 10; retries++ {
 		// b's side too: a's disconnect alone leaves b free to dial a
@@ -146,7 +160,7 @@ func coldConnect(ctx context.Context, a, b *cluster.Node) (d time.Duration, retr
 			other string
 		}{{a, bAtom}, {b, aAtom}} {
 			if _, err := d.n.Eval(ctx, fmt.Sprintf("benchwork:disconnect(%s, 10000).", d.other)); err != nil {
-				return 0, retries, err
+				return "", retries, err
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -166,18 +180,15 @@ func coldConnect(ctx context.Context, a, b *cluster.Node) (d time.Duration, retr
 		if err != nil {
 			continue // reconnected meanwhile: drop it again
 		}
-		out, err := a.Eval(ctx, fmt.Sprintf("benchwork:cold(%s, %d).", bAtom, erlTimeout(ctx)))
+		expr := fmt.Sprintf("benchwork:%s(%s, %d).", fn, bAtom, erlTimeout(ctx))
+		out, err := a.Eval(ctx, expr)
 		if err != nil {
-			return 0, retries, err
+			return "", retries, err
 		}
 		if out == "already_connected" {
 			continue
 		}
-		ns, err := strconv.ParseInt(out, 10, 64)
-		if err != nil {
-			return 0, retries, fmt.Errorf("benchwork:cold: unexpected result %s", out)
-		}
-		return time.Duration(ns), retries, nil
+		return out, retries, nil
 	}
-	return 0, retries, fmt.Errorf("%s and %s kept reconnecting; no cold sample", a.Name, b.Name)
+	return "", retries, fmt.Errorf("%s and %s kept reconnecting; no cold sample", a.Name, b.Name)
 }
