@@ -227,12 +227,21 @@ type PacketCounts struct {
 	// Retransmits are TCP segments sent again, Timeouts the
 	// retransmission timeouts among them (the slow way to recover).
 	Retransmits, Timeouts uint64
+	// Recoveries count how TCP found its losses: fast recovery entered
+	// (Fast), of it by SACK (SACK), tail loss probes (TLP), and the
+	// recoveries the timestamps later showed needless (Spurious, and
+	// SpuriousRTO for timeouts): a packet was late, not lost.
+	Recoveries struct{ Fast, SACK, TLP, Spurious, SpuriousRTO uint64 }
 }
 
 // Packets reads the gVisor stack's IP and TCP counters and the link's.
 func (s *Stack) Packets() PacketCounts {
 	st := s.ip.Stats()
-	return PacketCounts{Received: st.IP.PacketsReceived.Value(), Sent: st.IP.PacketsSent.Value(),
+	pc := PacketCounts{Received: st.IP.PacketsReceived.Value(), Sent: st.IP.PacketsSent.Value(),
 		Dropped: st.DroppedPackets.Value(), LinkFull: s.tun.link.full.Load(),
 		Retransmits: st.TCP.Retransmits.Value(), Timeouts: st.TCP.Timeouts.Value()}
+	r := &pc.Recoveries
+	r.Fast, r.SACK, r.TLP = st.TCP.FastRecovery.Value(), st.TCP.SACKRecovery.Value(), st.TCP.TLPRecovery.Value()
+	r.Spurious, r.SpuriousRTO = st.TCP.SpuriousRecovery.Value(), st.TCP.SpuriousRTORecovery.Value()
+	return pc
 }

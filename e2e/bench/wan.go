@@ -192,6 +192,10 @@ type WANFig struct {
 	// Undrained counts rounds whose bulk window had not drained when the
 	// next measurement began.
 	Undrained int `json:"undrained,omitempty"`
+	// Path sums, over the rounds, the counters past the wire that moved
+	// during the row's turns (wandrops.go): "a." the sending host, "b."
+	// the receiving one, e.g. b.wg_udp_drops, a.stack_rto.
+	Path map[string]uint64 `json:"path_counters,omitempty"`
 }
 
 // Outcome is one figure over the rounds: the median of the rounds that
@@ -464,7 +468,7 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
+	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs, DaemonArgs: wanDaemonArgs}
 	link, err := newWANLink(c, tb)
 	if err != nil {
 		return nil, err
@@ -506,10 +510,18 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 			for i := range runs {
 				rr := runs[(i+ci+round)%len(runs)]
 				fig := res.Rows[rr.row.ID]
+				s0 := samplePair(rr.pair)
 				measureWAN(rr.pair, cfg.Sizes, &fig, logf)
+				drops := samplePair(rr.pair).since(s0)
+				if fig.Path == nil {
+					fig.Path = map[string]uint64{}
+				}
+				for k, v := range drops {
+					fig.Path[k] += v
+				}
 				res.Rows[rr.row.ID] = fig
-				logf("cell %s round %d/%d row %s: connect %s, goodput %s MB/s, erpc p50 %s p99 %s ms", cell.ID, round+1, cfg.Rounds, rr.row.ID,
-					lastFig(fig.ConnectMs), lastFig(fig.GoodputMBps), lastFig(fig.P50Ms), lastFig(fig.P99Ms))
+				logf("cell %s round %d/%d row %s: connect %s, goodput %s MB/s, erpc p50 %s p99 %s ms; path: %s", cell.ID, round+1, cfg.Rounds, rr.row.ID,
+					lastFig(fig.ConnectMs), lastFig(fig.GoodputMBps), lastFig(fig.P50Ms), lastFig(fig.P99Ms), formatDrops(drops))
 			}
 		}
 		if res.Link, err = link.stopWire(); err != nil {
