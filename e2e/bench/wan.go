@@ -475,7 +475,9 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	}
 	rows := slices.Clone(Rows)
 	for i, rev := range cfg.Before {
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), true)
+		// The TUN before-row runs when the TUN row does.
+		tun := len(cfg.Rows) == 0 || slices.Contains(cfg.Rows, "nwtun")
+		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun)
 		if err != nil {
 			return nil, err
 		}

@@ -46,7 +46,7 @@ func samplePath(ns string) pathCounters {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "sh", "-c",
-		"cat /proc/net/snmp; echo eth0_rx_dropped $(cat /sys/class/net/eth0/statistics/rx_dropped); curl -s -m 3 http://"+wanMetricsAddr+"/metrics").Output()
+		"cat /proc/net/snmp /proc/net/netstat; echo eth0_rx_dropped $(cat /sys/class/net/eth0/statistics/rx_dropped); curl -s -m 3 http://"+wanMetricsAddr+"/metrics").Output()
 	if err != nil && len(out) == 0 {
 		return pc
 	}
@@ -60,7 +60,13 @@ func samplePath(ns string) pathCounters {
 			if hdr, seen := snmp[proto]; seen && len(hdr) == len(f) {
 				for i := 1; i < len(f); i++ {
 					switch k := proto + "." + hdr[i]; k {
-					case "Udp.RcvbufErrors", "Udp.InErrors", "Tcp.RetransSegs":
+					case "Udp.RcvbufErrors", "Udp.InErrors", "Tcp.RetransSegs",
+						// The kernel TCP of the host (plain rows' distribution; the
+						// loopback hop between erl and overlayd in nodewire rows):
+						// drops at its receive queue, and how it recovered.
+						"TcpExt.TCPBacklogDrop", "TcpExt.TCPRcvQDrop", "TcpExt.TCPZeroWindowDrop", "TcpExt.TCPOFODrop",
+						"TcpExt.PruneCalled", "TcpExt.TCPLossProbes", "TcpExt.TCPTimeouts", "TcpExt.TCPSpuriousRTOs",
+						"TcpExt.TCPToZeroWindowAdv", "TcpExt.TCPWantZeroWindowAdv":
 						v, _ := strconv.ParseUint(f[i], 10, 64)
 						pc[strings.ToLower(strings.ReplaceAll(k, ".", "_"))] = v
 					}
