@@ -32,26 +32,37 @@ type pathCounters map[string]uint64
 
 // overlaydCounters are the metrics samples read, by the name logged.
 var overlaydCounters = map[string]string{
-	"nodewire_udp_receive_drops_total":                     "wg_udp_drops",
-	`nodewire_stack_dropped_packets_total{where="stack"}`:  "stack_drops",
-	`nodewire_stack_dropped_packets_total{where="link"}`:   "link_full",
-	`nodewire_stack_tcp_retransmits_total{kind="segment"}`: "stack_retrans",
-	`nodewire_stack_tcp_retransmits_total{kind="timeout"}`: "stack_rto",
+	"nodewire_udp_receive_drops_total":                             "wg_udp_drops",
+	`nodewire_stack_dropped_packets_total{where="stack"}`:          "stack_drops",
+	`nodewire_stack_dropped_packets_total{where="link"}`:           "link_full",
+	`nodewire_stack_tcp_retransmits_total{kind="segment"}`:         "stack_retrans",
+	`nodewire_stack_tcp_retransmits_total{kind="timeout"}`:         "stack_rto",
+	`nodewire_stack_tcp_recoveries_total{kind="fast"}`:             "stack_fastrec",
+	`nodewire_stack_tcp_recoveries_total{kind="tlp"}`:              "stack_tlp",
+	`nodewire_stack_tcp_recoveries_total{kind="spurious"}`:         "stack_spurious",
+	`nodewire_stack_tcp_recoveries_total{kind="spurious_timeout"}`: "stack_spurious_rto",
 }
 
 // samplePath reads a host namespace's counters. What cannot be read
 // (plain rows have no overlayd) is left out.
 func samplePath(ns string) pathCounters {
-	pc := pathCounters{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "sh", "-c",
 		"cat /proc/net/snmp /proc/net/netstat; echo eth0_rx_dropped $(cat /sys/class/net/eth0/statistics/rx_dropped); curl -s -m 3 http://"+wanMetricsAddr+"/metrics").Output()
 	if err != nil && len(out) == 0 {
-		return pc
+		return pathCounters{}
 	}
+	return parsePathCounters(string(out))
+}
+
+// parsePathCounters picks the counters out of /proc/net/snmp and
+// /proc/net/netstat (a header line, then a value line, per protocol), an
+// "eth0_rx_dropped N" line and overlayd's metrics text.
+func parsePathCounters(out string) pathCounters {
+	pc := pathCounters{}
 	snmp := map[string][]string{} // "Udp" -> header, then values
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue
