@@ -181,6 +181,11 @@ type LinkStats struct {
 	// RxDrops are frames the kernel dropped because the wire did not read
 	// them in time: loss the cell did not ask for.
 	RxDrops uint64 `json:"rx_drops"`
+	// Late frames left the wire more than 2 ms after they were due
+	// (LateMaxUs the worst, in µs): the wire was starved of CPU, so the
+	// cell had more delay and jitter than it asked for.
+	Late      uint64 `json:"late_frames"`
+	LateMaxUs uint64 `json:"late_max_us"`
 }
 
 // WANFig is one row's figures in one cell.
@@ -417,7 +422,8 @@ func (l *wanLink) stopWire() (LinkStats, error) {
 		return st, fmt.Errorf("wire printed no counters: %s", b)
 	}
 	st = LinkStats{FramesAB: kv["frames_ab"], FramesBA: kv["frames_ba"], GSO: kv["gso"], Reordered: kv["reordered"],
-		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"], RxDrops: kv["rx_drops"]}
+		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"], RxDrops: kv["rx_drops"],
+		Late: kv["late"], LateMaxUs: kv["late_max_us"]}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.sw, "nft", "list", "table", "bridge", nftTable).Output(); err == nil {

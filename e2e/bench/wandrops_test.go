@@ -22,7 +22,7 @@ func TestParsePathCounters(t *testing.T) {
 		"tcpext_tcpzerowindowdrop": 0, "tcpext_tcpofodrop": 0, "tcpext_tcptimeouts": 3, "tcpext_tcpspuriousrtos": 1,
 		"tcpext_tcptozerowindowadv": 57, "tcpext_tcpwantzerowindowadv": 207,
 		"eth0_rx_dropped": 1,
-		"wg_udp_drops": 12, "stack_drops": 3, "link_full": 0, "stack_retrans": 91, "stack_rto": 1,
+		"wg_udp_drops":    12, "stack_drops": 3, "link_full": 0, "stack_retrans": 91, "stack_rto": 1,
 		"stack_fastrec": 2, "stack_tlp": 4, "stack_spurious": 0, "stack_spurious_rto": 0,
 	}
 	if !maps.Equal(got, want) {
