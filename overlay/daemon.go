@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 
@@ -73,6 +74,7 @@ type Daemon struct {
 	tun   *deviceTUN    // the plane's TUN as dev reads it (drain.go)
 	bind  *quietBind    // dev's bind
 	tcp   *tcpbind.Bind // inside bind: UDP, and TLS/TCP for peers that need it
+	udp   conn.Bind     // inside tcp: the UDP sockets (metrics read their drops)
 	uapi  net.Listener
 	ctl   net.Listener
 	mtx   net.Listener // metrics, or nil
@@ -177,7 +179,8 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	if d.tcp, err = tcpbind.New(newBind(d.log), tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log}); err != nil {
+	d.udp = newBind(d.log)
+	if d.tcp, err = tcpbind.New(d.udp, tcpbind.Config{Listen: cfg.TCPListen, Dial: cfg.TCPDial, Logger: d.log}); err != nil {
 		return nil, err
 	}
 	d.tun, d.bind = newDeviceTUN(traceTUN(d.plane.TUN())), &quietBind{Bind: traceBind(d.plane.Bind(d.tcp))}
