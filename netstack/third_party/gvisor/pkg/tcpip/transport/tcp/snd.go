@@ -1882,7 +1882,11 @@ func (s *sender) sendSegment(seg *segment) tcpip.Error {
 	// retransmission), if SACK is enabled and we are retransmitting data
 	// then use the conservative timer described in RFC6675 Section 6.0,
 	// otherwise follow the standard time described in RFC6298 Section 5.1.
-	if err != nil && seg.payloadSize() != 0 {
+	// Only for a segment that went out: this read err != nil, so a fast
+	// retransmission never restarted the timer and it expired one RTO
+	// after the ACK that started recovery, before the retransmission's
+	// ACK could be back.
+	if err == nil && seg.payloadSize() != 0 {
 		if s.FastRecovery.Active && seg.xmitCount > 1 && s.ep.SACKPermitted {
 			s.resendTimer.enable(s.RTO)
 		} else {
