@@ -104,6 +104,9 @@ type Daemon struct {
 
 	reloadFails uint64               // rejected reloads, for metrics; guarded by mu
 	trust       *trust               // nil without Config.Trust; guarded by mu
+	// parser parses every peer file applied, reusing the previous parse
+	// for unchanged peers: adding one to 10,000 parses one (issue 13).
+	parser peers.Parser
 	paths       map[string]pathState // per partner; replaced whole, never modified; guarded by mu
 
 	source func() control.SourceStatus // see SetSource; guarded by mu

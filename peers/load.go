@@ -100,6 +100,9 @@ func (p *parser) parseFile(data []byte) *File {
 	}
 	fp.parseNetworks(vals[1])
 	fp.parsePeers(vals[4])
+	if p.stale {
+		return nil // Parser parses it again without reuse
+	}
 	fp.checkNames()
 	fp.parseRules(vals[2])
 	fp.parseTests(vals[3])
@@ -254,16 +257,57 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 	if len(p.peers) == 0 {
 		p.peers = make(map[string]*Peer, len(es))
 	}
-	for _, e := range es {
+	// With a Parser: entries the last parse left are reused, and what
+	// this one parses without errors is left for the next.
+	sec := p.sec
+	if sec != nil && deref(n) != sec.node {
+		sec = nil
+	}
+	if sec != nil && sec.nhits > 0 && (p.reuse.overlay != p.f.Overlay || p.reuse.overlayOK != p.overlayOK) {
+		p.stale = true
+		return
+	}
+	if sec != nil {
+		p.next = &reuseCache{overlay: p.f.Overlay, overlayOK: p.overlayOK, entries: make(map[string]*reusable, len(es))}
+	}
+	// One block for every peer: one allocation each was a tenth of it.
+	block := make([]Peer, len(es))
+	for j, e := range es {
+		peer := &block[j]
+		if sec == nil {
+			p.parsePeer(e, peer, byKey, byAddr)
+			continue
+		}
+		text := sec.texts[e.i]
+		if r := sec.hits[e.i]; r != nil {
+			if !p.reusePeer(e, r, peer, byKey, byAddr) {
+				p.stale = true
+				return
+			}
+			p.next.entries[text] = r
+			continue
+		}
+		errs := len(p.errs)
+		keyLine, addrLine := p.parsePeer(e, peer, byKey, byAddr)
+		if len(p.errs) == errs {
+			p.next.entries[text] = newReusable(e, peer, keyLine, addrLine)
+		}
+	}
+}
+
+// parsePeer parses entry e of peers into peer, and returns the lines of
+// its public_key and address.
+func (p *fileParser) parsePeer(e entry, peer *Peer, byKey map[Key]*Peer, byAddr map[netip.Addr]*Peer) (keyLine, addrLine int) {
+	{
 		path := join("peers", e.name)
 		p.checkName(e.name, e.key.Line, path)
-		peer := &Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
+		*peer = Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
 		p.f.Peers = append(p.f.Peers, peer)
 		p.peers[e.name] = peer
 		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode", "tcp_endpoint", "transport")
 		if !ok {
 			p.policyBroken = true
-			continue
+			return 0, 0
 		}
 		for i, f := range []string{"network", "public_key", "address"} {
 			if keys[i] == nil {
@@ -283,6 +327,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		}
 		// public_key
 		if keys[1] != nil {
+			keyLine = vals[1].Line
 			if s, ok := p.strAt(vals[1], path, "public_key"); ok {
 				line := vals[1].Line
 				if k, err := ParseKey(strings.TrimSpace(s)); err != nil {
@@ -297,6 +342,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		}
 		// address
 		if keys[2] != nil {
+			addrLine = vals[2].Line
 			p.parseAddress(peer, vals[2], path, byAddr)
 		}
 		if keys[3] != nil {
@@ -351,6 +397,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 			}
 		}
 	}
+	return keyLine, addrLine
 }
 
 // parseAddress parses the address of the peer at peerPath (peers.NAME).

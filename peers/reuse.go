@@ -1,0 +1,125 @@
+package peers
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Parser parses successive versions of one peer file, as a daemon does on
+// every reload, and reuses the previous parse for peer entries whose text
+// has not changed. Adding one peer to a 10,000-peer file then decodes and
+// validates one entry, not 10,000 (issue 13: such an edit applies in at
+// most 50 ms). Its results and errors are Parse's, line numbers included
+// (FuzzParserReuse checks it).
+//
+// An entry is reused when its lines are byte for byte those of an entry
+// of the previous parse that had no errors, and what its checks depend on
+// is unchanged: overlay.prefix, faces and port, and its network's prefix.
+// Checks across peers (duplicate keys, addresses and names) run over every
+// peer each time. Only peers sections in the shapes of the fast path
+// (fastpeers.go) are reused; other files are parsed as Parse does.
+//
+// The zero Parser is ready to use; it is safe for concurrent use.
+type Parser struct {
+	mu     sync.Mutex
+	cache  *reuseCache // entries of the last parse through the fast path
+	reused int         // entries the last parse reused, for tests
+}
+
+// reuseCache is what one parse leaves for the next.
+type reuseCache struct {
+	overlay   Overlay
+	overlayOK bool
+	entries   map[string]*reusable // by the entry's text, lines included
+}
+
+// reusable is a peer entry parsed without errors, as it would parse again
+// in the same overlay and network.
+type reusable struct {
+	peer     Peer // Network nil, Line and ID to be set; strings its own
+	keyTag   string
+	network  string       // the network's name
+	prefix   netip.Prefix // and prefix when parsed
+	keyLine  int          // public_key's and address's lines, from the entry's first line
+	addrLine int
+}
+
+// Parse is Parse(name, data), reusing what it can of the last parse.
+func (c *Parser) Parse(name string, data []byte) (*File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reuse := c.cache
+	if reuse == nil {
+		reuse = &reuseCache{}
+	}
+	p := &parser{name: name, reuse: reuse}
+	f := p.parseFile(data)
+	if p.stale {
+		// The overlay or a network changed under reused entries: parse
+		// everything anew.
+		p = &parser{name: name, reuse: &reuseCache{}}
+		f = p.parseFile(data)
+	}
+	if p.next != nil {
+		c.cache = p.next
+	}
+	c.reused = 0
+	if p.sec != nil {
+		c.reused = p.sec.nhits
+	}
+	if len(p.errs) > 0 {
+		p.errs.sort()
+		return nil, p.errs
+	}
+	return f, nil
+}
+
+// CheckUpdate is CheckUpdate parsing with c.
+func (c *Parser) CheckUpdate(trusted []ssh.PublicKey, running Version, source string, file, sig []byte, now time.Time) (*Verified, error) {
+	return checkUpdate(c.Parse, trusted, running, source, file, sig, now)
+}
+
+// reusePeer adds the peer of entry e from r, checking it against the
+// peers before it as parsePeers does; it reports false when r does not
+// hold in this file, which must then be parsed anew.
+func (p *fileParser) reusePeer(e entry, r *reusable, peer *Peer, byKey map[Key]*Peer, byAddr map[netip.Addr]*Peer) bool {
+	nw := p.nets[r.network]
+	if nw == nil || nw.Prefix != r.prefix {
+		return false
+	}
+	*peer = r.peer
+	peer.Network, peer.Line, peer.ID = nw, e.key.Line, len(p.f.Peers)
+	p.f.Peers = append(p.f.Peers, peer)
+	p.peers[e.name] = peer
+	if other := byKey[peer.PublicKey]; other != nil {
+		p.errorf(peer.Line+r.keyLine, join("peers", e.name)+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
+		peer.PublicKey = Key{}
+	} else {
+		byKey[peer.PublicKey] = peer
+	}
+	if other := byAddr[peer.Address]; other != nil {
+		p.errorf(peer.Line+r.addrLine, join("peers", e.name)+".address", "%s is already the address of peer %s (line %d)", peer.Address, other.Name, other.Line)
+		peer.Address, peer.Face = netip.Addr{}, netip.Addr{}
+	} else {
+		byAddr[peer.Address] = peer
+	}
+	return true
+}
+
+// newReusable is the reusable form of peer, parsed without errors from
+// entry e; keyLine and addrLine are where its public_key and address are.
+func newReusable(e entry, peer *Peer, keyLine, addrLine int) *reusable {
+	r := &reusable{peer: *peer, keyTag: e.key.Tag, network: peer.Network.Name, prefix: peer.Network.Prefix,
+		keyLine: keyLine - peer.Line, addrLine: addrLine - peer.Line}
+	// Values are cut from the copy of the section the File keeps: own
+	// copies, so that the cache pins no old section.
+	r.peer.Network = nil
+	r.peer.Name = strings.Clone(peer.Name)
+	r.peer.Endpoint = strings.Clone(peer.Endpoint)
+	r.peer.TCPEndpoint = strings.Clone(peer.TCPEndpoint)
+	return r
+}
