@@ -87,8 +87,12 @@ var reuseCases = []struct {
 	{"one peer added", func(s string) string {
 		return strings.Replace(s, "  c:", "  e: {network: lab, public_key: $K5, address: 10.77.1.5}\n  c:", 1)
 	}, 4},
-	{"lines shifted", func(s string) string { return "# a comment\n\n" + strings.Replace(s, "networks:", "# nets\nnetworks:", 1) }, 4},
-	{"peer removed", func(s string) string { return strings.Replace(s, "  a: {network: lab, public_key: $K1, address: 10.77.1.1, endpoint: 192.0.2.1}\n", "", 1) }, 3},
+	{"lines shifted", func(s string) string {
+		return "# a comment\n\n" + strings.Replace(s, "networks:", "# nets\nnetworks:", 1)
+	}, 4},
+	{"peer removed", func(s string) string {
+		return strings.Replace(s, "  a: {network: lab, public_key: $K1, address: 10.77.1.1, endpoint: 192.0.2.1}\n", "", 1)
+	}, 3},
 	{"peers swapped", func(s string) string {
 		c := "  c: {network: far, public_key: $K3, address: 10.77.2.3, mode: tun}  # c\n"
 		d := "  d: {network: far, public_key: $K4, address: 10.77.2.4, tcp_endpoint: 192.0.2.4, transport: tcp}\n"
@@ -107,13 +111,19 @@ var reuseCases = []struct {
 	{"new peer differs in case", func(s string) string {
 		return strings.Replace(s, "  a:", "  C: {network: lab, public_key: $K5, address: 10.77.1.5}\n  a:", 1)
 	}, 4},
-	{"network named like a peer", func(s string) string { return strings.Replace(s, "networks:\n", "networks:\n  d: {prefix: 10.77.3.0/24}\n", 1) }, 4},
+	{"network named like a peer", func(s string) string {
+		return strings.Replace(s, "networks:\n", "networks:\n  d: {prefix: 10.77.3.0/24}\n", 1)
+	}, 4},
 	{"network prefix changed", func(s string) string { return strings.Replace(s, "10.77.2.0/24", "10.77.2.0/25", 1) }, 0},
 	{"network moved away", func(s string) string { return strings.Replace(s, "10.77.2.0/24", "10.77.4.0/24", 1) }, 0},
 	{"network removed", func(s string) string { return strings.Replace(s, "  far: {prefix: 10.77.2.0/24}\n", "", 1) }, 0},
 	{"network renamed", func(s string) string { return strings.Replace(s, "  far: {", "  away: {", 1) }, 0},
-	{"overlay port", func(s string) string { return strings.Replace(s, "prefix: 10.77.0.0/16}", "prefix: 10.77.0.0/16, port: 7000}", 1) }, 0},
-	{"overlay faces", func(s string) string { return strings.Replace(s, "prefix: 10.77.0.0/16}", "prefix: 10.77.0.0/16, faces: 127.78.0.0/16}", 1) }, 0},
+	{"overlay port", func(s string) string {
+		return strings.Replace(s, "prefix: 10.77.0.0/16}", "prefix: 10.77.0.0/16, port: 7000}", 1)
+	}, 0},
+	{"overlay faces", func(s string) string {
+		return strings.Replace(s, "prefix: 10.77.0.0/16}", "prefix: 10.77.0.0/16, faces: 127.78.0.0/16}", 1)
+	}, 0},
 	{"overlay broken", func(s string) string { return strings.Replace(s, "prefix: 10.77.0.0/16}", "prefix: 10.77.0.0/33}", 1) }, 0},
 	{"a test added", func(s string) string {
 		return s + "tests:\n  - {from: a, to: c, port: 9100, expect: allow}\n  - {from: c, to: a, port: 9100, expect: allow}\n"
