@@ -143,6 +143,7 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 		}
 	}
 	var fs *fastSection
+	want, misses := 0, 0 // the entry of reuse expected next; see find
 	if reuse != nil {
 		fs = &fastSection{}
 	}
@@ -179,7 +180,7 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 				// they were when reuse was made from them.
 				end, more := entryEnd(sec, i, indent)
 				text := a.src[a.base:end]
-				r := reuse.entries[text]
+				r := reuse.find(text, &want, &misses)
 				fs.texts = append(fs.texts, text)
 				fs.hits = append(fs.hits, r)
 				if r != nil {

@@ -257,6 +257,9 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 	if len(p.peers) == 0 {
 		p.peers = make(map[string]*Peer, len(es))
 	}
+	// byAddr holds exactly the peers whose address is set: it is the
+	// File's index by address.
+	p.f.peerByAddr = byAddr
 	// With a Parser: entries the last parse left are reused, and what
 	// this one parses without errors is left for the next.
 	sec := p.sec
@@ -268,7 +271,7 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 		return
 	}
 	if sec != nil {
-		p.next = &reuseCache{overlay: p.f.Overlay, overlayOK: p.overlayOK, entries: make(map[string]*reusable, len(es))}
+		p.next = &reuseCache{overlay: p.f.Overlay, overlayOK: p.overlayOK, seq: make([]reuseEntry, 0, len(es))}
 	}
 	// One block for every peer: one allocation each was a tenth of it.
 	block := make([]Peer, len(es))
@@ -284,13 +287,13 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 				p.stale = true
 				return
 			}
-			p.next.entries[text] = r
+			p.next.seq = append(p.next.seq, reuseEntry{text, r})
 			continue
 		}
 		errs := len(p.errs)
 		keyLine, addrLine := p.parsePeer(e, peer, byKey, byAddr)
 		if len(p.errs) == errs {
-			p.next.entries[text] = newReusable(e, peer, keyLine, addrLine)
+			p.next.seq = append(p.next.seq, reuseEntry{text, newReusable(e, peer, keyLine, addrLine)})
 		}
 	}
 }
@@ -718,11 +721,11 @@ func verdict(allow bool) string {
 	return "deny"
 }
 
-// index builds the lookup maps of a parsed file.
+// index builds the lookup maps of a parsed file; the one by address is
+// parsePeers'.
 func (p *fileParser) index() {
 	f := p.f
 	f.peerByName = make(map[string]*Peer, len(f.Peers))
-	f.peerByAddr = make(map[netip.Addr]*Peer, len(f.Peers))
 	f.peerByFace = make(map[netip.Addr]*Peer, len(f.Peers))
 	f.netByName = make(map[string]*Network, len(f.Networks))
 	for _, nw := range f.Networks {
@@ -730,9 +733,6 @@ func (p *fileParser) index() {
 	}
 	for _, peer := range f.Peers {
 		f.peerByName[strings.ToLower(peer.Name)] = peer
-		if peer.Address.IsValid() {
-			f.peerByAddr[peer.Address] = peer
-		}
 		if peer.Face.IsValid() {
 			f.peerByFace[peer.Face] = peer
 		}

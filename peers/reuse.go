@@ -34,7 +34,47 @@ type Parser struct {
 type reuseCache struct {
 	overlay   Overlay
 	overlayOK bool
-	entries   map[string]*reusable // by the entry's text, lines included
+	seq       []reuseEntry // in file order
+	// index is seq by text, made on the first miss that the order of the
+	// file does not explain: most edits add, change or remove a peer or
+	// two, and the next parse finds its entries in the same order.
+	index map[string]int
+}
+
+// reuseEntry is a reusable entry and its text, lines included.
+type reuseEntry struct {
+	text string
+	r    *reusable
+}
+
+// find returns the entry whose text is text, or nil. The next entry
+// expected is seq[*next] (or the one after, for a peer removed); a hit
+// elsewhere moves it on. The first entry not found there is not looked
+// for elsewhere (it is most likely the peer added): *misses counts them.
+func (c *reuseCache) find(text string, next, misses *int) *reusable {
+	for i := *next; i < len(c.seq) && i <= *next+1; i++ {
+		if c.seq[i].text == text {
+			*next = i + 1
+			return c.seq[i].r
+		}
+	}
+	if *misses++; *misses == 1 && c.index == nil {
+		return nil
+	}
+	if c.index == nil {
+		c.index = make(map[string]int, len(c.seq))
+		for i, e := range c.seq {
+			if _, dup := c.index[e.text]; !dup {
+				c.index[e.text] = i
+			}
+		}
+	}
+	i, ok := c.index[text]
+	if !ok {
+		return nil
+	}
+	*next = i + 1
+	return c.seq[i].r
 }
 
 // reusable is a peer entry parsed without errors, as it would parse again

@@ -97,7 +97,17 @@ var reuseCases = []struct {
 		c := "  c: {network: far, public_key: $K3, address: 10.77.2.3, mode: tun}  # c\n"
 		d := "  d: {network: far, public_key: $K4, address: 10.77.2.4, tcp_endpoint: 192.0.2.4, transport: tcp}\n"
 		return strings.Replace(s, c+d, d+c, 1)
-	}, 4},
+	}, 3}, // c is parsed again: an entry out of order is looked for only after a second
+	{"two peers removed", func(s string) string {
+		return strings.Replace(s, "  a: {network: lab, public_key: $K1, address: 10.77.1.1, endpoint: 192.0.2.1}\n  b:\n    network: lab\n    public_key: $K2\n    address: 10.77.1.2\n    keepalive: 25s\n", "", 1)
+	}, 1},
+	{"peers reversed", func(s string) string {
+		a := "  a: {network: lab, public_key: $K1, address: 10.77.1.1, endpoint: 192.0.2.1}\n"
+		b := "  b:\n    network: lab\n    public_key: $K2\n    address: 10.77.1.2\n    keepalive: 25s\n  # about c\n\n"
+		c := "  c: {network: far, public_key: $K3, address: 10.77.2.3, mode: tun}  # c\n"
+		d := "  d: {network: far, public_key: $K4, address: 10.77.2.4, tcp_endpoint: 192.0.2.4, transport: tcp}\n"
+		return strings.Replace(s, a+b+c+d, d+c+b+a, 1)
+	}, 3},
 	{"field changed", func(s string) string { return strings.Replace(s, "keepalive: 25s", "keepalive: 30s", 1) }, 3},
 	{"new peer takes a reused key", func(s string) string {
 		return strings.Replace(s, "  a:", "  e: {network: lab, public_key: $K2, address: 10.77.1.5}\n  a:", 1)
