@@ -39,9 +39,9 @@ func fastDecode(data []byte) (*yaml.Node, bool) {
 
 // fastSection is a peers section as fastPeers read it, for Parser.
 type fastSection struct {
-	node  *yaml.Node  // the peers mapping
-	texts []string    // the text of each entry, its lines, in order
-	hits  []*reusable // per entry: reused from the last parse, or nil
+	node  *yaml.Node    // the peers mapping
+	texts []string      // the text of each entry, its lines, in order
+	hits  []*reuseEntry // per entry: reused from the last parse, or nil
 	nhits int
 }
 

@@ -260,8 +260,8 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 	// byAddr holds exactly the peers whose address is set: it is the
 	// File's index by address.
 	p.f.peerByAddr = byAddr
-	// With a Parser: entries the last parse left are reused, and what
-	// this one parses without errors is left for the next.
+	// With a Parser: entries the last parse left are reused, and this
+	// one's are left for the next (if it has no errors: Parser.Parse).
 	sec := p.sec
 	if sec != nil && deref(n) != sec.node {
 		sec = nil
@@ -287,14 +287,15 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 				p.stale = true
 				return
 			}
-			p.next.seq = append(p.next.seq, reuseEntry{text, r})
+			p.next.seq = append(p.next.seq, reuseEntry{text, peer, r.keyTag, r.keyLine, r.addrLine})
 			continue
 		}
-		errs := len(p.errs)
 		keyLine, addrLine := p.parsePeer(e, peer, byKey, byAddr)
-		if len(p.errs) == errs {
-			p.next.seq = append(p.next.seq, reuseEntry{text, newReusable(e, peer, keyLine, addrLine)})
-		}
+		// Values are cut from the copy of the section: own copies, so
+		// that a File of a Parser pins no section (and a peer reused
+		// from reload to reload no section of an old file).
+		peer.Endpoint, peer.TCPEndpoint = strings.Clone(peer.Endpoint), strings.Clone(peer.TCPEndpoint)
+		p.next.seq = append(p.next.seq, reuseEntry{text, peer, e.key.Tag, int32(keyLine - peer.Line), int32(addrLine - peer.Line)})
 	}
 }
 

@@ -2,7 +2,6 @@ package peers
 
 import (
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,8 +16,10 @@ import (
 // (FuzzParserReuse checks it).
 //
 // An entry is reused when its lines are byte for byte those of an entry
-// of the previous parse that had no errors, and what its checks depend on
+// of the last file parsed without errors, and what its checks depend on
 // is unchanged: overlay.prefix, faces and port, and its network's prefix.
+// The Parser keeps that File's peers (read only) and the text of its
+// peers section; the File it returned pins no section text.
 // Checks across peers (duplicate keys, addresses and names) run over every
 // peer each time. Only peers sections in the shapes of the fast path
 // (fastpeers.go) are reused; other files are parsed as Parse does.
@@ -30,32 +31,35 @@ type Parser struct {
 	reused int         // entries the last parse reused, for tests
 }
 
-// reuseCache is what one parse leaves for the next.
+// reuseCache is what one parse without errors leaves for the next.
 type reuseCache struct {
 	overlay   Overlay
 	overlayOK bool
-	seq       []reuseEntry // in file order
+	seq       []reuseEntry // every peer entry, in file order
 	// index is seq by text, made on the first miss that the order of the
 	// file does not explain: most edits add, change or remove a peer or
 	// two, and the next parse finds its entries in the same order.
 	index map[string]int
 }
 
-// reuseEntry is a reusable entry and its text, lines included.
+// reuseEntry is a peer entry of a File parsed without errors.
 type reuseEntry struct {
-	text string
-	r    *reusable
+	text   string // its lines
+	peer   *Peer  // in that File, read only
+	keyTag string // of its name
+	// public_key's and address's lines, from the entry's first line
+	keyLine, addrLine int32
 }
 
 // find returns the entry whose text is text, or nil. The next entry
 // expected is seq[*next] (or the one after, for a peer removed); a hit
 // elsewhere moves it on. The first entry not found there is not looked
 // for elsewhere (it is most likely the peer added): *misses counts them.
-func (c *reuseCache) find(text string, next, misses *int) *reusable {
+func (c *reuseCache) find(text string, next, misses *int) *reuseEntry {
 	for i := *next; i < len(c.seq) && i <= *next+1; i++ {
 		if c.seq[i].text == text {
 			*next = i + 1
-			return c.seq[i].r
+			return &c.seq[i]
 		}
 	}
 	if *misses++; *misses == 1 && c.index == nil {
@@ -74,18 +78,7 @@ func (c *reuseCache) find(text string, next, misses *int) *reusable {
 		return nil
 	}
 	*next = i + 1
-	return c.seq[i].r
-}
-
-// reusable is a peer entry parsed without errors, as it would parse again
-// in the same overlay and network.
-type reusable struct {
-	peer     Peer // Network nil, Line and ID to be set; strings its own
-	keyTag   string
-	network  string       // the network's name
-	prefix   netip.Prefix // and prefix when parsed
-	keyLine  int          // public_key's and address's lines, from the entry's first line
-	addrLine int
+	return &c.seq[i]
 }
 
 // Parse is Parse(name, data), reusing what it can of the last parse.
@@ -104,7 +97,10 @@ func (c *Parser) Parse(name string, data []byte) (*File, error) {
 		p = &parser{name: name, reuse: &reuseCache{}}
 		f = p.parseFile(data)
 	}
-	if p.next != nil {
+	// The entries of a file with errors are not kept: they may be
+	// incomplete. A file with no peers section in the fast path's shapes
+	// leaves nothing to reuse.
+	if len(p.errs) == 0 {
 		c.cache = p.next
 	}
 	c.reused = 0
@@ -126,40 +122,26 @@ func (c *Parser) CheckUpdate(trusted []ssh.PublicKey, running Version, source st
 // reusePeer adds the peer of entry e from r, checking it against the
 // peers before it as parsePeers does; it reports false when r does not
 // hold in this file, which must then be parsed anew.
-func (p *fileParser) reusePeer(e entry, r *reusable, peer *Peer, byKey map[Key]*Peer, byAddr map[netip.Addr]*Peer) bool {
-	nw := p.nets[r.network]
-	if nw == nil || nw.Prefix != r.prefix {
+func (p *fileParser) reusePeer(e entry, r *reuseEntry, peer *Peer, byKey map[Key]*Peer, byAddr map[netip.Addr]*Peer) bool {
+	nw := p.nets[r.peer.Network.Name]
+	if nw == nil || nw.Prefix != r.peer.Network.Prefix {
 		return false
 	}
-	*peer = r.peer
+	*peer = *r.peer
 	peer.Network, peer.Line, peer.ID = nw, e.key.Line, len(p.f.Peers)
 	p.f.Peers = append(p.f.Peers, peer)
 	p.peers[e.name] = peer
 	if other := byKey[peer.PublicKey]; other != nil {
-		p.errorf(peer.Line+r.keyLine, join("peers", e.name)+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
+		p.errorf(peer.Line+int(r.keyLine), join("peers", e.name)+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
 		peer.PublicKey = Key{}
 	} else {
 		byKey[peer.PublicKey] = peer
 	}
 	if other := byAddr[peer.Address]; other != nil {
-		p.errorf(peer.Line+r.addrLine, join("peers", e.name)+".address", "%s is already the address of peer %s (line %d)", peer.Address, other.Name, other.Line)
+		p.errorf(peer.Line+int(r.addrLine), join("peers", e.name)+".address", "%s is already the address of peer %s (line %d)", peer.Address, other.Name, other.Line)
 		peer.Address, peer.Face = netip.Addr{}, netip.Addr{}
 	} else {
 		byAddr[peer.Address] = peer
 	}
 	return true
-}
-
-// newReusable is the reusable form of peer, parsed without errors from
-// entry e; keyLine and addrLine are where its public_key and address are.
-func newReusable(e entry, peer *Peer, keyLine, addrLine int) *reusable {
-	r := &reusable{peer: *peer, keyTag: e.key.Tag, network: peer.Network.Name, prefix: peer.Network.Prefix,
-		keyLine: keyLine - peer.Line, addrLine: addrLine - peer.Line}
-	// Values are cut from the copy of the section the File keeps: own
-	// copies, so that the cache pins no old section.
-	r.peer.Network = nil
-	r.peer.Name = strings.Clone(peer.Name)
-	r.peer.Endpoint = strings.Clone(peer.Endpoint)
-	r.peer.TCPEndpoint = strings.Clone(peer.TCPEndpoint)
-	return r
 }

@@ -154,9 +154,13 @@ func TestParserReuse(t *testing.T) {
 			checkReuse(t, []byte(edited), []byte(base))
 		})
 	}
-	t.Run("an entry with errors is parsed again", func(t *testing.T) {
+	t.Run("a file with errors leaves nothing to reuse", func(t *testing.T) {
 		bad := keys.Replace(reuseHead + strings.Replace(reusePeers, "address: 10.77.1.1", "address: 10.77.2.1", 1))
-		if got := checkReuse(t, []byte(bad), []byte(bad)); got != 3 {
+		if got := checkReuse(t, []byte(bad), []byte(bad)); got != 0 {
+			t.Errorf("reused %d entries, want 0", got)
+		}
+		// Parsed after the good file, the bad one reuses its other entries.
+		if got := checkReuse(t, []byte(base), []byte(bad)); got != 3 {
 			t.Errorf("reused %d entries, want 3", got)
 		}
 	})
