@@ -302,102 +302,100 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 // parsePeer parses entry e of peers into peer, and returns the lines of
 // its public_key and address.
 func (p *fileParser) parsePeer(e entry, peer *Peer, byKey map[Key]*Peer, byAddr map[netip.Addr]*Peer) (keyLine, addrLine int) {
-	{
-		path := join("peers", e.name)
-		p.checkName(e.name, e.key.Line, path)
-		*peer = Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
-		p.f.Peers = append(p.f.Peers, peer)
-		p.peers[e.name] = peer
-		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode", "tcp_endpoint", "transport")
-		if !ok {
-			p.policyBroken = true
-			return 0, 0
+	path := join("peers", e.name)
+	p.checkName(e.name, e.key.Line, path)
+	*peer = Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
+	p.f.Peers = append(p.f.Peers, peer)
+	p.peers[e.name] = peer
+	keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode", "tcp_endpoint", "transport")
+	if !ok {
+		p.policyBroken = true
+		return 0, 0
+	}
+	for i, f := range []string{"network", "public_key", "address"} {
+		if keys[i] == nil {
+			p.errorf(e.key.Line, path+"."+f, "missing")
 		}
-		for i, f := range []string{"network", "public_key", "address"} {
-			if keys[i] == nil {
-				p.errorf(e.key.Line, path+"."+f, "missing")
+	}
+	// network
+	if keys[0] != nil {
+		if s, ok := p.strAt(vals[0], path, "network"); ok {
+			if peer.Network = p.nets[s]; peer.Network == nil {
+				p.errorf(vals[0].Line, path+".network", "unknown network %q%s", s, p.hint(s, true, false))
 			}
 		}
-		// network
-		if keys[0] != nil {
-			if s, ok := p.strAt(vals[0], path, "network"); ok {
-				if peer.Network = p.nets[s]; peer.Network == nil {
-					p.errorf(vals[0].Line, path+".network", "unknown network %q%s", s, p.hint(s, true, false))
-				}
+	}
+	if peer.Network == nil {
+		p.policyBroken = true
+	}
+	// public_key
+	if keys[1] != nil {
+		keyLine = vals[1].Line
+		if s, ok := p.strAt(vals[1], path, "public_key"); ok {
+			line := vals[1].Line
+			if k, err := ParseKey(strings.TrimSpace(s)); err != nil {
+				p.errorf(line, path+".public_key", "%v", err)
+			} else if other := byKey[k]; other != nil {
+				p.errorf(line, path+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
+			} else {
+				peer.PublicKey = k
+				byKey[k] = peer
 			}
 		}
-		if peer.Network == nil {
-			p.policyBroken = true
-		}
-		// public_key
-		if keys[1] != nil {
-			keyLine = vals[1].Line
-			if s, ok := p.strAt(vals[1], path, "public_key"); ok {
-				line := vals[1].Line
-				if k, err := ParseKey(strings.TrimSpace(s)); err != nil {
-					p.errorf(line, path+".public_key", "%v", err)
-				} else if other := byKey[k]; other != nil {
-					p.errorf(line, path+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
-				} else {
-					peer.PublicKey = k
-					byKey[k] = peer
-				}
+	}
+	// address
+	if keys[2] != nil {
+		addrLine = vals[2].Line
+		p.parseAddress(peer, vals[2], path, byAddr)
+	}
+	if keys[3] != nil {
+		if s, ok := p.strAt(vals[3], path, "endpoint"); ok {
+			if ep, err := parseEndpoint(s, p.f.Overlay.Port); err != nil {
+				p.errorf(vals[3].Line, path+".endpoint", "%v", err)
+			} else {
+				peer.Endpoint = ep
 			}
 		}
-		// address
-		if keys[2] != nil {
-			addrLine = vals[2].Line
-			p.parseAddress(peer, vals[2], path, byAddr)
-		}
-		if keys[3] != nil {
-			if s, ok := p.strAt(vals[3], path, "endpoint"); ok {
-				if ep, err := parseEndpoint(s, p.f.Overlay.Port); err != nil {
-					p.errorf(vals[3].Line, path+".endpoint", "%v", err)
-				} else {
-					peer.Endpoint = ep
-				}
+	}
+	if keys[4] != nil {
+		if s, ok := p.strAt(vals[4], path, "keepalive"); ok {
+			if d, err := parseKeepalive(s); err != nil {
+				p.errorf(vals[4].Line, path+".keepalive", "%v", err)
+			} else {
+				peer.Keepalive = d
 			}
 		}
-		if keys[4] != nil {
-			if s, ok := p.strAt(vals[4], path, "keepalive"); ok {
-				if d, err := parseKeepalive(s); err != nil {
-					p.errorf(vals[4].Line, path+".keepalive", "%v", err)
-				} else {
-					peer.Keepalive = d
-				}
+	}
+	if keys[5] != nil {
+		ports, _ := p.ports(vals[5], path+".expose", false)
+		peer.Expose = ports.Ranges
+	}
+	if keys[6] != nil {
+		if s, ok := p.strAt(vals[6], path, "mode"); ok {
+			if m, err := ParseMode(strings.TrimSpace(s)); err != nil {
+				p.errorf(vals[6].Line, path+".mode", "%v", err)
+			} else {
+				peer.Mode = m
 			}
 		}
-		if keys[5] != nil {
-			ports, _ := p.ports(vals[5], path+".expose", false)
-			peer.Expose = ports.Ranges
-		}
-		if keys[6] != nil {
-			if s, ok := p.strAt(vals[6], path, "mode"); ok {
-				if m, err := ParseMode(strings.TrimSpace(s)); err != nil {
-					p.errorf(vals[6].Line, path+".mode", "%v", err)
-				} else {
-					peer.Mode = m
-				}
+	}
+	if keys[7] != nil {
+		if s, ok := p.strAt(vals[7], path, "tcp_endpoint"); ok {
+			if ep, err := parseEndpoint(s, DefaultTCPPort); err != nil {
+				p.errorf(vals[7].Line, path+".tcp_endpoint", "%v", err)
+			} else {
+				peer.TCPEndpoint = ep
 			}
 		}
-		if keys[7] != nil {
-			if s, ok := p.strAt(vals[7], path, "tcp_endpoint"); ok {
-				if ep, err := parseEndpoint(s, DefaultTCPPort); err != nil {
-					p.errorf(vals[7].Line, path+".tcp_endpoint", "%v", err)
-				} else {
-					peer.TCPEndpoint = ep
-				}
-			}
-		}
-		if keys[8] != nil {
-			if s, ok := p.strAt(vals[8], path, "transport"); ok {
-				if t, err := ParseTransport(strings.TrimSpace(s)); err != nil {
-					p.errorf(vals[8].Line, path+".transport", "%v", err)
-				} else if t == TransportTCP && keys[7] == nil {
-					p.errorf(vals[8].Line, path+".transport", "tcp needs a tcp_endpoint to dial")
-				} else {
-					peer.Transport = t
-				}
+	}
+	if keys[8] != nil {
+		if s, ok := p.strAt(vals[8], path, "transport"); ok {
+			if t, err := ParseTransport(strings.TrimSpace(s)); err != nil {
+				p.errorf(vals[8].Line, path+".transport", "%v", err)
+			} else if t == TransportTCP && keys[7] == nil {
+				p.errorf(vals[8].Line, path+".transport", "tcp needs a tcp_endpoint to dial")
+			} else {
+				peer.Transport = t
 			}
 		}
 	}

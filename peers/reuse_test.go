@@ -167,7 +167,7 @@ func TestParserReuse(t *testing.T) {
 	t.Run("big", func(t *testing.T) {
 		data := string(bigFile(t))
 		i := strings.Index(data, "\n  p-3-7:")
-		more := data[:i+1] + "  extra: {network: net-3, public_key: " + key1 + ", address: 10.77.4.250}\n" + data[i+1:]
+		more := data[:i+1] + "  extra: {network: net-3, public_key: " + key1 + ", address: 10.77.4.253}\n" + data[i+1:]
 		if got, want := checkReuse(t, []byte(data), []byte(more)), strings.Count(data, "public_key:"); got != want {
 			t.Errorf("reused %d entries, want %d", got, want)
 		}
