@@ -95,7 +95,7 @@ type wantedFace struct {
 // wantedFaces lists the listeners snap asks for, in a stable order: for
 // every peer but self, its epmd port and its exposed ports.
 func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
-	var out []wantedFace
+	out := make([]wantedFace, 0, len(snap.File.Peers)) // one a peer, mostly
 	for _, p := range snap.File.Peers {
 		if p.Name == snap.Self.Name {
 			continue

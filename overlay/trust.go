@@ -117,11 +117,11 @@ func (d *Daemon) readPeerFile() (file, sig []byte, err error) {
 // nil without trust.
 func (d *Daemon) checkPeerFile(source string, file, sig []byte) (*peers.File, *peers.Version, error) {
 	if d.trust == nil {
-		f, err := peers.Parse(source, file)
+		f, err := d.parser.Parse(source, file)
 		return f, nil, err
 	}
 	t := d.trust
-	v, err := peers.CheckUpdate(t.keys, t.running, source, file, sig, t.now())
+	v, err := d.parser.CheckUpdate(t.keys, t.running, source, file, sig, t.now())
 	if err != nil {
 		var r *peers.RefusedError
 		if errors.As(err, &r) {

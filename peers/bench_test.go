@@ -57,6 +57,27 @@ func BenchmarkParse10000Peers(b *testing.B) {
 	}
 }
 
+// BenchmarkParserAddOne is a Parser that parsed the 10,000-peer file
+// parsing it with one peer more, then without it again (two parses an op):
+// what a daemon does on a reload that adds a peer.
+func BenchmarkParserAddOne(b *testing.B) {
+	data := string(bigFile(b))
+	i := strings.Index(data, "\n  p-3-7:")
+	more := []byte(data[:i+1] + "  extra: {network: net-3, public_key: " + key1 + ", address: 10.77.4.253}\n" + data[i+1:])
+	var c Parser
+	if _, err := c.Parse("peers.yaml", []byte(data)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, d := range [][]byte{more, []byte(data)} {
+			if _, err := c.Parse("peers.yaml", d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 func BenchmarkDecide(b *testing.B) {
 	f, err := Parse("peers.yaml", bigFile(b))
 	if err != nil {

@@ -33,14 +33,31 @@ import (
 // fastDecode returns the root node of data, or false if the fast path does
 // not apply; it reports no errors.
 func fastDecode(data []byte) (*yaml.Node, bool) {
+	root, _, ok := fastDecodeReuse(data, nil)
+	return root, ok
+}
+
+// fastSection is a peers section as fastPeers read it, for Parser.
+type fastSection struct {
+	node  *yaml.Node    // the peers mapping
+	texts []string      // the text of each entry, its lines, in order
+	hits  []*reuseEntry // per entry: reused from the last parse, or nil
+	nhits int
+}
+
+// fastDecodeReuse is fastDecode reusing entries of reuse, when not nil:
+// an entry found there is a mapping node without content in the tree,
+// and the returned section says which. The section is nil without reuse
+// or when the section holds no entries.
+func fastDecodeReuse(data []byte, reuse *reuseCache) (*yaml.Node, *fastSection, bool) {
 	start, end, ok := peersSection(data)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	firstLine := 1 + bytes.Count(data[:start], []byte{'\n'})
-	peers, ok := fastPeers(data[start:end], firstLine)
+	peers, sec, ok := fastPeers(data[start:end], firstLine, reuse)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	// The rest of the file with the section's lines left empty.
 	rest := make([]byte, 0, len(data)-(end-start)+bytes.Count(data[start:end], []byte{'\n'}))
@@ -52,14 +69,14 @@ func fastDecode(data []byte) (*yaml.Node, bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(rest))
 	var doc, extra yaml.Node
 	if dec.Decode(&doc) != nil || !errors.Is(dec.Decode(&extra), io.EOF) {
-		return nil, false
+		return nil, nil, false
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, false
+		return nil, nil, false
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode || root.Style != 0 || root.Column != 1 {
-		return nil, false
+		return nil, nil, false
 	}
 	// The key must be the root's, on the line where the section was found:
 	// not text inside a quoted or block scalar that happens to look like it.
@@ -71,14 +88,14 @@ func fastDecode(data []byte) (*yaml.Node, bool) {
 		}
 		if k.Kind != yaml.ScalarNode || k.Style != 0 || k.Value != "peers" || k.Column != 1 ||
 			v.Kind != yaml.ScalarNode || v.Style != 0 || v.Tag != "!!null" || v.Value != "" || v.Anchor != "" {
-			return nil, false
+			return nil, nil, false
 		}
 		if peers != nil {
 			root.Content[i+1] = peers
 		}
-		return root, true
+		return root, sec, true
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // peersSection finds a line "peers:" at column 0 (trailing spaces allowed)
@@ -114,14 +131,21 @@ func lineAt(data []byte, i int) (line []byte, next int) {
 }
 
 // fastPeers builds the mapping node of a peers section whose first line is
-// line first, nil for a section of only blank and comment lines.
-func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
+// line first, nil for a section of only blank and comment lines. With
+// reuse, it also returns the section's entries, and an entry whose text
+// reuse holds gets a mapping node without content.
+func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSection, bool) {
 	// Comments are dropped unread: make sure that they hold nothing
 	// yaml.v3 would refuse (control characters, bad UTF-8).
 	for _, c := range sec {
 		if (c < ' ' || c > '~') && c != '\n' {
-			return nil, false
+			return nil, nil, false
 		}
+	}
+	var fs *fastSection
+	want, misses := 0, 0 // the entry of reuse expected next; see find
+	if reuse != nil {
+		fs = &fastSection{}
 	}
 	// Values are cut from one copy of the section; keys, which the File
 	// keeps as peer names, get their own so as not to pin it.
@@ -144,24 +168,42 @@ func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
 		switch {
 		case indent < 0 || col == indent:
 			if block != nil && len(block.Content) == 0 {
-				return nil, false // an entry with no fields: null, not a mapping
+				return nil, nil, false // an entry with no fields: null, not a mapping
 			}
 			block = nil
 			indent, fieldIndent = col, -1
-			k, rest, ok := a.fastKey(l, col, line)
-			if !ok {
-				return nil, false
-			}
 			if m == nil {
 				m = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: col + 1}
+			}
+			if fs != nil {
+				// The entry's lines are read (and accepted) just as
+				// they were when reuse was made from them.
+				end, more := entryEnd(sec, i, indent)
+				text := a.src[a.base:end]
+				r := reuse.find(text, &want, &misses)
+				fs.texts = append(fs.texts, text)
+				fs.hits = append(fs.hits, r)
+				if r != nil {
+					k, v := a.node(), a.node()
+					*k = yaml.Node{Kind: yaml.ScalarNode, Tag: r.keyTag, Value: r.peer.Name, Line: line, Column: col + 1}
+					*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: col + 1}
+					m.Content = append(m.Content, k, v)
+					fs.nhits++
+					i, line = end, line+more
+					continue
+				}
+			}
+			k, rest, ok := a.fastKey(l, col, line)
+			if !ok {
+				return nil, nil, false
 			}
 			var v *yaml.Node
 			if rest < len(l) && l[rest] == '{' {
 				if v, ok = a.fastFlow(l, rest, line); !ok {
-					return nil, false
+					return nil, nil, false
 				}
 			} else if !endOfLine(l, rest) {
-				return nil, false
+				return nil, nil, false
 			} else {
 				v = a.node()
 				*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: make([]*yaml.Node, 0, 10)}
@@ -172,24 +214,47 @@ func fastPeers(sec []byte, first int) (*yaml.Node, bool) {
 			fieldIndent = col
 			k, rest, ok := a.fastKey(l, col, line)
 			if !ok || rest >= len(l) {
-				return nil, false
+				return nil, nil, false
 			}
 			v, end, ok := a.fastScalar(l, rest, line, false)
 			if !ok || !endOfLine(l, end) {
-				return nil, false
+				return nil, nil, false
 			}
 			if len(block.Content) == 0 {
 				block.Line, block.Column = line, col+1
 			}
 			block.Content = append(block.Content, k, v)
 		default:
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	if block != nil && len(block.Content) == 0 {
-		return nil, false
+		return nil, nil, false
 	}
-	return m, true
+	if fs == nil || m == nil {
+		return m, nil, true
+	}
+	fs.node = m
+	return m, fs, true
+}
+
+// entryEnd is where the entry whose first line ends at i (after its
+// newline) ends: before the next line, not blank nor a comment, indented
+// by at most indent; more is how many lines it has after the first.
+func entryEnd(sec []byte, i, indent int) (end, more int) {
+	for i < len(sec) {
+		l, next := lineAt(sec, i)
+		col := 0
+		for col < len(l) && l[col] == ' ' {
+			col++
+		}
+		if col < len(l) && l[col] != '#' && col <= indent {
+			break
+		}
+		i = next
+		more++
+	}
+	return i, more
 }
 
 // fastKey reads "key: " or "key:" at the end of the line, starting at col,

@@ -100,6 +100,9 @@ func (p *parser) parseFile(data []byte) *File {
 	}
 	fp.parseNetworks(vals[1])
 	fp.parsePeers(vals[4])
+	if p.stale {
+		return nil // Parser parses it again without reuse
+	}
 	fp.checkNames()
 	fp.parseRules(vals[2])
 	fp.parseTests(vals[3])
@@ -254,103 +257,149 @@ func (p *fileParser) parsePeers(n *yaml.Node) {
 	if len(p.peers) == 0 {
 		p.peers = make(map[string]*Peer, len(es))
 	}
-	for _, e := range es {
-		path := join("peers", e.name)
-		p.checkName(e.name, e.key.Line, path)
-		peer := &Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
-		p.f.Peers = append(p.f.Peers, peer)
-		p.peers[e.name] = peer
-		keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode", "tcp_endpoint", "transport")
-		if !ok {
-			p.policyBroken = true
+	// byAddr holds exactly the peers whose address is set: it is the
+	// File's index by address.
+	p.f.peerByAddr = byAddr
+	// With a Parser: entries the last parse left are reused, and this
+	// one's are left for the next (if it has no errors: Parser.Parse).
+	sec := p.sec
+	if sec != nil && deref(n) != sec.node {
+		sec = nil
+	}
+	if sec != nil && sec.nhits > 0 && (p.reuse.overlay != p.f.Overlay || p.reuse.overlayOK != p.overlayOK) {
+		p.stale = true
+		return
+	}
+	if sec != nil {
+		p.next = &reuseCache{overlay: p.f.Overlay, overlayOK: p.overlayOK, seq: make([]reuseEntry, 0, len(es))}
+	}
+	// One block for every peer: one allocation each was a tenth of it.
+	block := make([]Peer, len(es))
+	for j, e := range es {
+		peer := &block[j]
+		if sec == nil {
+			p.parsePeer(e, peer, byKey, byAddr)
 			continue
 		}
-		for i, f := range []string{"network", "public_key", "address"} {
-			if keys[i] == nil {
-				p.errorf(e.key.Line, path+"."+f, "missing")
+		text := sec.texts[e.i]
+		if r := sec.hits[e.i]; r != nil {
+			if !p.reusePeer(e, r, peer, byKey, byAddr) {
+				p.stale = true
+				return
 			}
+			p.next.seq = append(p.next.seq, reuseEntry{text, peer, r.keyTag, r.keyLine, r.addrLine})
+			continue
 		}
-		// network
-		if keys[0] != nil {
-			if s, ok := p.strAt(vals[0], path, "network"); ok {
-				if peer.Network = p.nets[s]; peer.Network == nil {
-					p.errorf(vals[0].Line, path+".network", "unknown network %q%s", s, p.hint(s, true, false))
-				}
-			}
+		keyLine, addrLine := p.parsePeer(e, peer, byKey, byAddr)
+		// Values are cut from the copy of the section: own copies, so
+		// that a File of a Parser pins no section (and a peer reused
+		// from reload to reload no section of an old file).
+		peer.Endpoint, peer.TCPEndpoint = strings.Clone(peer.Endpoint), strings.Clone(peer.TCPEndpoint)
+		p.next.seq = append(p.next.seq, reuseEntry{text, peer, e.key.Tag, int32(keyLine - peer.Line), int32(addrLine - peer.Line)})
+	}
+}
+
+// parsePeer parses entry e of peers into peer, and returns the lines of
+// its public_key and address.
+func (p *fileParser) parsePeer(e entry, peer *Peer, byKey map[Key]*Peer, byAddr map[netip.Addr]*Peer) (keyLine, addrLine int) {
+	path := join("peers", e.name)
+	p.checkName(e.name, e.key.Line, path)
+	*peer = Peer{Name: e.name, Line: e.key.Line, ID: len(p.f.Peers)}
+	p.f.Peers = append(p.f.Peers, peer)
+	p.peers[e.name] = peer
+	keys, vals, ok := p.fields(e.val, path, "network", "public_key", "address", "endpoint", "keepalive", "expose", "mode", "tcp_endpoint", "transport")
+	if !ok {
+		p.policyBroken = true
+		return 0, 0
+	}
+	for i, f := range []string{"network", "public_key", "address"} {
+		if keys[i] == nil {
+			p.errorf(e.key.Line, path+"."+f, "missing")
 		}
-		if peer.Network == nil {
-			p.policyBroken = true
-		}
-		// public_key
-		if keys[1] != nil {
-			if s, ok := p.strAt(vals[1], path, "public_key"); ok {
-				line := vals[1].Line
-				if k, err := ParseKey(strings.TrimSpace(s)); err != nil {
-					p.errorf(line, path+".public_key", "%v", err)
-				} else if other := byKey[k]; other != nil {
-					p.errorf(line, path+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
-				} else {
-					peer.PublicKey = k
-					byKey[k] = peer
-				}
-			}
-		}
-		// address
-		if keys[2] != nil {
-			p.parseAddress(peer, vals[2], path, byAddr)
-		}
-		if keys[3] != nil {
-			if s, ok := p.strAt(vals[3], path, "endpoint"); ok {
-				if ep, err := parseEndpoint(s, p.f.Overlay.Port); err != nil {
-					p.errorf(vals[3].Line, path+".endpoint", "%v", err)
-				} else {
-					peer.Endpoint = ep
-				}
-			}
-		}
-		if keys[4] != nil {
-			if s, ok := p.strAt(vals[4], path, "keepalive"); ok {
-				if d, err := parseKeepalive(s); err != nil {
-					p.errorf(vals[4].Line, path+".keepalive", "%v", err)
-				} else {
-					peer.Keepalive = d
-				}
-			}
-		}
-		if keys[5] != nil {
-			ports, _ := p.ports(vals[5], path+".expose", false)
-			peer.Expose = ports.Ranges
-		}
-		if keys[6] != nil {
-			if s, ok := p.strAt(vals[6], path, "mode"); ok {
-				if m, err := ParseMode(strings.TrimSpace(s)); err != nil {
-					p.errorf(vals[6].Line, path+".mode", "%v", err)
-				} else {
-					peer.Mode = m
-				}
-			}
-		}
-		if keys[7] != nil {
-			if s, ok := p.strAt(vals[7], path, "tcp_endpoint"); ok {
-				if ep, err := parseEndpoint(s, DefaultTCPPort); err != nil {
-					p.errorf(vals[7].Line, path+".tcp_endpoint", "%v", err)
-				} else {
-					peer.TCPEndpoint = ep
-				}
-			}
-		}
-		if keys[8] != nil {
-			if s, ok := p.strAt(vals[8], path, "transport"); ok {
-				if t, err := ParseTransport(strings.TrimSpace(s)); err != nil {
-					p.errorf(vals[8].Line, path+".transport", "%v", err)
-				} else if t == TransportTCP && keys[7] == nil {
-					p.errorf(vals[8].Line, path+".transport", "tcp needs a tcp_endpoint to dial")
-				} else {
-					peer.Transport = t
-				}
+	}
+	// network
+	if keys[0] != nil {
+		if s, ok := p.strAt(vals[0], path, "network"); ok {
+			if peer.Network = p.nets[s]; peer.Network == nil {
+				p.errorf(vals[0].Line, path+".network", "unknown network %q%s", s, p.hint(s, true, false))
 			}
 		}
 	}
+	if peer.Network == nil {
+		p.policyBroken = true
+	}
+	// public_key
+	if keys[1] != nil {
+		keyLine = vals[1].Line
+		if s, ok := p.strAt(vals[1], path, "public_key"); ok {
+			line := vals[1].Line
+			if k, err := ParseKey(strings.TrimSpace(s)); err != nil {
+				p.errorf(line, path+".public_key", "%v", err)
+			} else if other := byKey[k]; other != nil {
+				p.errorf(line, path+".public_key", "same key as peer %s (line %d)", other.Name, other.Line)
+			} else {
+				peer.PublicKey = k
+				byKey[k] = peer
+			}
+		}
+	}
+	// address
+	if keys[2] != nil {
+		addrLine = vals[2].Line
+		p.parseAddress(peer, vals[2], path, byAddr)
+	}
+	if keys[3] != nil {
+		if s, ok := p.strAt(vals[3], path, "endpoint"); ok {
+			if ep, err := parseEndpoint(s, p.f.Overlay.Port); err != nil {
+				p.errorf(vals[3].Line, path+".endpoint", "%v", err)
+			} else {
+				peer.Endpoint = ep
+			}
+		}
+	}
+	if keys[4] != nil {
+		if s, ok := p.strAt(vals[4], path, "keepalive"); ok {
+			if d, err := parseKeepalive(s); err != nil {
+				p.errorf(vals[4].Line, path+".keepalive", "%v", err)
+			} else {
+				peer.Keepalive = d
+			}
+		}
+	}
+	if keys[5] != nil {
+		ports, _ := p.ports(vals[5], path+".expose", false)
+		peer.Expose = ports.Ranges
+	}
+	if keys[6] != nil {
+		if s, ok := p.strAt(vals[6], path, "mode"); ok {
+			if m, err := ParseMode(strings.TrimSpace(s)); err != nil {
+				p.errorf(vals[6].Line, path+".mode", "%v", err)
+			} else {
+				peer.Mode = m
+			}
+		}
+	}
+	if keys[7] != nil {
+		if s, ok := p.strAt(vals[7], path, "tcp_endpoint"); ok {
+			if ep, err := parseEndpoint(s, DefaultTCPPort); err != nil {
+				p.errorf(vals[7].Line, path+".tcp_endpoint", "%v", err)
+			} else {
+				peer.TCPEndpoint = ep
+			}
+		}
+	}
+	if keys[8] != nil {
+		if s, ok := p.strAt(vals[8], path, "transport"); ok {
+			if t, err := ParseTransport(strings.TrimSpace(s)); err != nil {
+				p.errorf(vals[8].Line, path+".transport", "%v", err)
+			} else if t == TransportTCP && keys[7] == nil {
+				p.errorf(vals[8].Line, path+".transport", "tcp needs a tcp_endpoint to dial")
+			} else {
+				peer.Transport = t
+			}
+		}
+	}
+	return keyLine, addrLine
 }
 
 // parseAddress parses the address of the peer at peerPath (peers.NAME).
@@ -671,11 +720,11 @@ func verdict(allow bool) string {
 	return "deny"
 }
 
-// index builds the lookup maps of a parsed file.
+// index builds the lookup maps of a parsed file; the one by address is
+// parsePeers'.
 func (p *fileParser) index() {
 	f := p.f
 	f.peerByName = make(map[string]*Peer, len(f.Peers))
-	f.peerByAddr = make(map[netip.Addr]*Peer, len(f.Peers))
 	f.peerByFace = make(map[netip.Addr]*Peer, len(f.Peers))
 	f.netByName = make(map[string]*Network, len(f.Networks))
 	for _, nw := range f.Networks {
@@ -683,9 +732,6 @@ func (p *fileParser) index() {
 	}
 	for _, peer := range f.Peers {
 		f.peerByName[strings.ToLower(peer.Name)] = peer
-		if peer.Address.IsValid() {
-			f.peerByAddr[peer.Address] = peer
-		}
 		if peer.Face.IsValid() {
 			f.peerByFace[peer.Face] = peer
 		}

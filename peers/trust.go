@@ -104,6 +104,11 @@ type Verified struct {
 // *RefusedError. Accepting the running file again (same serial, same bytes)
 // is not a refusal: a reload of an unchanged file is harmless.
 func CheckUpdate(trusted []ssh.PublicKey, running Version, source string, file, sig []byte, now time.Time) (*Verified, error) {
+	return checkUpdate(Parse, trusted, running, source, file, sig, now)
+}
+
+// checkUpdate is CheckUpdate parsing with parse.
+func checkUpdate(parse func(name string, data []byte) (*File, error), trusted []ssh.PublicKey, running Version, source string, file, sig []byte, now time.Time) (*Verified, error) {
 	refuse := func(r RefusalReason, serial uint64, err error) (*Verified, error) {
 		return nil, &RefusedError{Source: source, Reason: r, Serial: serial, Running: running.Serial, Err: err}
 	}
@@ -121,7 +126,7 @@ func CheckUpdate(trusted []ssh.PublicKey, running Version, source string, file, 
 	case err != nil:
 		return refuse(ReasonBadSignature, claimedSerial(file), err)
 	}
-	f, err := Parse(source, file)
+	f, err := parse(source, file)
 	if err != nil {
 		return refuse(ReasonInvalid, claimedSerial(file), err)
 	}

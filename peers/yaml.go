@@ -22,6 +22,15 @@ type parser struct {
 	name   string
 	errs   Errors
 	noFast bool // tests: yaml.v3 alone, to compare fastDecode with
+
+	// Reuse of a previous parse (Parser): reuse is what it left, nil for
+	// Parse; sec the peers section as the fast path read it, nil when it
+	// did not apply; next what this parse leaves; stale that reuse did not
+	// hold (the overlay or a network changed).
+	reuse *reuseCache
+	sec   *fastSection
+	next  *reuseCache
+	stale bool
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
@@ -64,7 +73,8 @@ func (p *parser) decode(data []byte) (root *yaml.Node) {
 		}
 	}()
 	if !p.noFast {
-		if root, ok := fastDecode(data); ok {
+		if root, sec, ok := fastDecodeReuse(data, p.reuse); ok {
+			p.sec = sec
 			return root
 		}
 	}
@@ -160,6 +170,7 @@ func join(path, key string) string {
 type entry struct {
 	name     string
 	key, val *yaml.Node
+	i        int // index of the pair in the mapping
 }
 
 // entries returns the pairs of mapping n in file order, reporting and
@@ -198,7 +209,7 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 		if seen != nil {
 			seen[k.Value] = k.Line
 		}
-		out = append(out, entry{k.Value, k, v})
+		out = append(out, entry{k.Value, k, v, i / 2})
 	}
 	return out
 }
