@@ -208,6 +208,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.watchPaths(d.stop) }()
 
+	// The garbage of a big start goes back to the system before the
+	// control socket says the daemon is up.
+	returnMemory(len(want))
 	if d.ctl, err = listenControl(cfg.ControlPath); err != nil {
 		return nil, err
 	}
@@ -231,7 +234,6 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		go func() { defer d.wg.Done(); d.serveUAPI() }()
 	}
 
-	returnMemory(len(want)) // WireGuard peers: the bulk of a big start's garbage
 	d.log.Info("overlay up",
 		slog.String("self", self.Name), slog.String("mode", d.mode.String()), slog.String("network", self.Network.Name),
 		slog.String("address", self.Address.String()), slog.String("face", self.Face.String()),
