@@ -16,13 +16,15 @@ import (
 const BeforeRow = "before"
 
 // beforeRows are nodewire userspace (ID id) and, if tun is set, nodewire
-// TUN (ID id+"tun") with overlayd built at git revision rev of this
-// repository: the "before" of a change, measured in the same run as the
-// "after" (rows nwuser and nwtun). Everything but the daemon (overlayctl,
-// the peer file, epmd and erl flags) is this tree's, so the revision's
-// overlayd must accept today's flags and peer file.
+// TUN (ID id+"tun") with overlayd and overlayctl built at git revision rev
+// of this repository: the "before" of a change, measured in the same run as
+// the "after" (rows nwuser and nwtun). The revision's overlayctl writes the
+// peer file and prints the erl flags, so each row runs a coherent old
+// system (an older overlayd refuses fields today's overlayctl writes, such
+// as serial:); the harness around it (epmd, the benchmark's own erl flags
+// and overlayd flags) is this tree's.
 func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
-	bin, err := buildOverlaydAt(tb, rev)
+	bins, err := buildAt(tb, rev)
 	if err != nil {
 		return nil, fmt.Errorf("-before %s: %w", rev, err)
 	}
@@ -30,7 +32,7 @@ func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 		ID:   id,
 		Name: "nodewire userspace @" + shortRev(rev),
 		Setup: func(e *Env, id string) (*Pair, error) {
-			return setupOverlay(e, id, "", bin)
+			return setupOverlayWith(e, id, "", bins.overlayd, bins.ctl)
 		},
 	}}
 	if tun {
@@ -38,37 +40,43 @@ func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 			ID:   id + "tun",
 			Name: "nodewire TUN @" + shortRev(rev),
 			Setup: func(e *Env, id string) (*Pair, error) {
-				return setupOverlay(e, id, "tun", bin)
+				return setupOverlayWith(e, id, "tun", bins.overlayd, bins.ctl)
 			},
 		})
 	}
 	return rows, nil
 }
 
-// buildOverlaydAt exports the tree at rev (git archive, no worktree left
-// behind) into a temporary directory and builds its cmd/overlayd there.
-func buildOverlaydAt(tb cluster.TB, rev string) (string, error) {
+// revBinaries are overlayd and overlayctl built at one revision.
+type revBinaries struct{ overlayd, ctl string }
+
+// buildAt exports the tree at rev (git archive, no worktree left behind)
+// into a temporary directory and builds its cmd/overlayd and cmd/overlayctl
+// there.
+func buildAt(tb cluster.TB, rev string) (revBinaries, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", fmt.Errorf("cannot locate the repository")
+		return revBinaries{}, fmt.Errorf("cannot locate the repository")
 	}
 	repo := filepath.Dir(file)
 	dir, err := os.MkdirTemp("", "nodewire-before-")
 	if err != nil {
-		return "", err
+		return revBinaries{}, err
 	}
 	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	archive := exec.Command("bash", "-c", `git -C "$(git -C "$1" rev-parse --show-toplevel)" archive --format=tar "$2" | tar -x -C "$3"`, "archive", repo, rev, dir)
 	if out, err := archive.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("git archive: %v: %s", err, strings.TrimSpace(string(out)))
+		return revBinaries{}, fmt.Errorf("git archive: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	bin := filepath.Join(dir, "overlayd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/overlayd")
-	build.Dir = dir
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, strings.TrimSpace(string(out)))
+	bins := revBinaries{overlayd: filepath.Join(dir, "bin", "overlayd"), ctl: filepath.Join(dir, "bin", "overlayctl")}
+	for _, b := range []struct{ out, pkg string }{{bins.overlayd, "./cmd/overlayd"}, {bins.ctl, "./cmd/overlayctl"}} {
+		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+		build.Dir = dir
+		if out, err := build.CombinedOutput(); err != nil {
+			return revBinaries{}, fmt.Errorf("go build %s: %v: %s", b.pkg, err, strings.TrimSpace(string(out)))
+		}
 	}
-	return bin, nil
+	return bins, nil
 }
 
 func shortRev(rev string) string {

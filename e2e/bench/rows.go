@@ -163,8 +163,20 @@ func overlayRow(mode string) func(e *Env, id string) (*Pair, error) {
 // setupOverlay starts a nodewire row; overlayd, if set, is the daemon
 // binary to run instead of this tree's.
 func setupOverlay(e *Env, id, mode, overlayd string) (*Pair, error) {
+	return setupOverlayWith(e, id, mode, overlayd, "")
+}
+
+// setupOverlayWith is setupOverlay with, if ctl is set, that overlayctl
+// writing the peer file and saying how to start Erlang (with overlayd, a
+// pair built at one older revision: a coherent old system).
+func setupOverlayWith(e *Env, id, mode, overlayd, ctl string) (*Pair, error) {
 	var modeArgs, daemonArgs []string
-	o := cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
+	var o *cluster.Overlay
+	if ctl != "" {
+		o = cluster.NewOverlayWith(e.C, e.T, "10.78.0.0/16", overlayd, ctl)
+	} else {
+		o = cluster.NewOverlay(e.C, e.T, "10.78.0.0/16")
+	}
 	switch mode {
 	case "":
 	case modeTCP:

@@ -52,6 +52,14 @@ type OverlayHost struct {
 func NewOverlay(c *Cluster, t TB, prefix string) *Overlay {
 	t.Helper()
 	bins := BuildBinaries(t, "github.com/nodewire/nodewire/cmd/overlayd", "github.com/nodewire/nodewire/cmd/overlayctl")
+	return NewOverlayWith(c, t, prefix, bins["overlayd"], bins["overlayctl"])
+}
+
+// NewOverlayWith is NewOverlay with given overlayd and overlayctl binaries
+// (the benchmarks' rows at an older revision run that revision's pair, whose
+// peer file format may differ from today's).
+func NewOverlayWith(c *Cluster, t TB, prefix, overlayd, ctl string) *Overlay {
+	t.Helper()
 	// A run may hold several overlays (the benchmarks do): each its own file.
 	file := filepath.Join(c.Dir(), "peers.yaml")
 	for i := 2; ; i++ {
@@ -60,7 +68,7 @@ func NewOverlay(c *Cluster, t TB, prefix string) *Overlay {
 		}
 		file = filepath.Join(c.Dir(), fmt.Sprintf("peers-%d.yaml", i))
 	}
-	o := &Overlay{C: c, Overlayd: bins["overlayd"], Ctl: bins["overlayctl"], File: file, Hosts: map[string]*OverlayHost{}}
+	o := &Overlay{C: c, Overlayd: overlayd, Ctl: ctl, File: file, Hosts: map[string]*OverlayHost{}}
 	if _, err := o.Run("init", "--file", o.File, "--prefix", prefix); err != nil {
 		t.Fatalf("%v", err)
 	}
