@@ -464,9 +464,9 @@ func TestFaults(t *testing.T) {
 		must(t, o.StartDaemon(f2))
 		connected := waitPong(t, f1, f2, 120*time.Second)
 		// The restart reset f2's other connections too (Daemon.Close
-		// delivers its resets), so f3 reconnects to f2, which takes until
-		// f3's WireGuard drops its stale session with the old daemon (up
-		// to 15 s without an answer). Meanwhile global, which prevents
+		// delivers its resets), so f3 reconnects to f2 (f3's first message
+		// on its stale session makes f2's new daemon start a handshake:
+		// wireguard-go patch 0006). Meanwhile global, which prevents
 		// overlapping partitions, may have f1 drop f2: the cluster is
 		// whole again when f3 and then f1 reach f2.
 		waitPong(t, f3, f2, 120*time.Second)

@@ -286,6 +286,32 @@ func TestOverlay(t *testing.T) {
 		}
 	})
 
+	t.Run("a node restarted on another port is reached at the first try", func(t *testing.T) {
+		// pay-1's overlayd answers its node's next lookup of pay-2's node
+		// from its cache (the old port); the check that runs meanwhile
+		// finds the new port and the connection is carried there.
+		distPort := func(n *cluster.Node) string {
+			return eval(t, n, `{ok, [{_, P}]} = net_adm:names(), P`)
+		}
+		if got := eval(t, pay1.Node, fmt.Sprintf("erpc:call(%s, erlang, node, [])", atom(pay2))); got != atom(pay2) {
+			t.Fatalf("pay-1 -> pay-2 answered %s", got)
+		}
+		old := distPort(pay2.Node)
+		must(t, pay2.Node.Stop())
+		ctx := ctxFor(t, 30*time.Second)
+		must(t, cluster.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+			out, err := pay1.Node.Eval(ctx, fmt.Sprintf("lists:member(%s, nodes(connected))", atom(pay2)))
+			return out == "false", err
+		}))
+		n, err := pay2.StartNode(cluster.NodeOptions{Name: pay2.Node.Name, Env: pay2.ErlEnv, Args: pay2.ErlArgs})
+		must(t, err)
+		pay2.Node = n
+		t.Logf("pay-2's node listened on %s, now on %s", old, distPort(n))
+		if got := eval(t, pay1.Node, fmt.Sprintf("net_adm:ping(%s)", atom(pay2))); got != "pong" {
+			t.Fatalf("first ping of the restarted node: %s", got)
+		}
+	})
+
 	t.Run("status shows peers, handshakes and denials", func(t *testing.T) {
 		out, err := o.Run("status", "--control", pay1.Control)
 		must(t, err)

@@ -417,7 +417,7 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 		s.proxyEPMD(c, p, tc)
 		return
 	}
-	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, f.key.port))
+	remote, err := s.dialDist(p, f.key.port)
 	if err != nil {
 		s.logLimited(slog.LevelInfo, denylog.Key{Who: p.Name, Port: f.key.port, Dir: peers.Outbound, Why: "unreachable"},
 			"netstack: peer not reachable", "peer", p.Name, "port", f.key.port, "err", err)

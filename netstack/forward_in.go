@@ -218,7 +218,7 @@ func (s *Stack) newTracked(snap *peers.Snapshot, p *peers.Peer, dir peers.Direct
 
 // carry registers tc with both sockets and copies until both directions are
 // done. local is the host socket, overlay the stack's.
-func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay *overlayConn) {
+func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay HalfCloser) {
 	tc.attach(local)
 	tc.attach(overlay)
 	if !s.track(tc) {

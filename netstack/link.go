@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -52,6 +53,7 @@ type link struct {
 	head, n    int // ring[head] is the oldest of n queued packets
 
 	ready chan struct{} // holds a token while the queue may be non-empty
+	full  atomic.Uint64 // packets refused because the queue was full
 	gros  sync.Pool     // *gro.GRO: one per concurrent Write (one per peer at most)
 }
 
@@ -88,6 +90,7 @@ func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 		}
 	}
 	if n < pkts.Len() {
+		l.full.Add(uint64(pkts.Len() - n))
 		return n, &tcpip.ErrNoBufferSpace{}
 	}
 	return n, nil

@@ -212,13 +212,36 @@ func (s *Stack) LastRefusals() map[string]Refusal {
 
 // PacketCounts are the userspace stack's IP packet counters: every packet
 // that came out of WireGuard into the stack (Received) or went from the
-// stack into WireGuard (Sent), all peers together.
+// stack into WireGuard (Sent), all peers together; and what was lost or
+// sent again inside the stack, which the path did not cause and a bulk
+// transfer pays for as for loss on the wire.
 type PacketCounts struct {
 	Received, Sent uint64
+	// Dropped are packets the stack dropped, mostly TCP segments that
+	// arrived while the connection's receive memory was full (gVisor's
+	// DroppedPackets).
+	Dropped uint64
+	// LinkFull are packets the stack sent while the link's queue to
+	// WireGuard was full (linkQueueLen): lost before the wire.
+	LinkFull uint64
+	// Retransmits are TCP segments sent again, Timeouts the
+	// retransmission timeouts among them (the slow way to recover).
+	Retransmits, Timeouts uint64
+	// Recoveries count how TCP found its losses: fast recovery entered
+	// (Fast), of it by SACK (SACK), tail loss probes (TLP), and the
+	// recoveries the timestamps later showed needless (Spurious, and
+	// SpuriousRTO for timeouts): a packet was late, not lost.
+	Recoveries struct{ Fast, SACK, TLP, Spurious, SpuriousRTO uint64 }
 }
 
-// Packets reads the gVisor stack's IP counters.
+// Packets reads the gVisor stack's IP and TCP counters and the link's.
 func (s *Stack) Packets() PacketCounts {
-	st := s.ip.Stats().IP
-	return PacketCounts{Received: st.PacketsReceived.Value(), Sent: st.PacketsSent.Value()}
+	st := s.ip.Stats()
+	pc := PacketCounts{Received: st.IP.PacketsReceived.Value(), Sent: st.IP.PacketsSent.Value(),
+		Dropped: st.DroppedPackets.Value(), LinkFull: s.tun.link.full.Load(),
+		Retransmits: st.TCP.Retransmits.Value(), Timeouts: st.TCP.Timeouts.Value()}
+	r := &pc.Recoveries
+	r.Fast, r.SACK, r.TLP = st.TCP.FastRecovery.Value(), st.TCP.SACKRecovery.Value(), st.TCP.TLPRecovery.Value()
+	r.Spurious, r.SpuriousRTO = st.TCP.SpuriousRecovery.Value(), st.TCP.SpuriousRTORecovery.Value()
+	return pc
 }

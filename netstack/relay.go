@@ -14,6 +14,8 @@ package netstack
 // request passed on unfiltered (the destination filters), and an ok
 // PORT2_RESP makes this host open a face listener on the announced port
 // before the reply reaches the client, so the client's next dial finds it.
+// A name asked before is answered from a cache while the real lookup runs,
+// and the connection that follows is checked against it (epmdcache.go).
 //
 // Who closes a lookup's connection first matters: that end holds the
 // 4-tuple in TIME-WAIT. On the destination it would sit on a forwarder
@@ -233,6 +235,14 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 		}
 	}
 	s.countEPMD(peers.Outbound, p.Name, epmdRequestLabel(tag), true)
+	var name string // asked for, copied: the reply is read into buf
+	if tag == erldist.TagPortPlease2Req {
+		name = string(body[1:])
+		client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
+		if s.answerFromCache(client, p, name, frame) {
+			return
+		}
+	}
 
 	remote, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, s.epmdPort))
 	if err != nil {
@@ -273,6 +283,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 			reply = []byte{erldist.TagPort2Resp, 1}
 		}
 	}
+	s.epmd.learn(p, name, reply)
 	client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
 	if _, err := client.Write(reply); err != nil {
 		s.log.Debug("netstack: write PORT2_RESP to local client", "peer", p.Name, "err", err)

@@ -83,6 +83,7 @@ type Stack struct {
 	stats   *statsTable
 	faces   *faceSet
 	local   *localPorts
+	epmd    *epmdCache // peers' PORT2_RESPs (epmdcache.go)
 	limiter *denylog.Logger
 	fwd     *forwarder
 	group   group
@@ -134,6 +135,7 @@ func New(cfg Config, snap *peers.Snapshot) (*Stack, error) {
 	s.tun.admit = s.admit
 	s.faces = newFaceSet(s)
 	s.local = newLocalPorts(s.queryLocalNames)
+	s.epmd = newEPMDCache()
 	ip, err := newIPStack(s.tun, snap.Self.Address, snap.File.Overlay.Prefix)
 	if err != nil {
 		cancel()

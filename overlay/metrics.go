@@ -172,6 +172,23 @@ func (d *Daemon) WriteMetrics(out io.Writer) error {
 		w.Family("nodewire_stack_packets_total", promtext.Counter, "IP packets between WireGuard and the userspace stack, all peers: dir=rx into the stack, dir=tx out of it.")
 		w.Sample(float64(pk.Received), "dir", "rx")
 		w.Sample(float64(pk.Sent), "dir", "tx")
+		w.Family("nodewire_stack_dropped_packets_total", promtext.Counter, "Packets the userspace stack lost itself: where=stack dropped by gVisor (mostly TCP segments arriving while the connection's receive memory was full), where=link sent while the queue to WireGuard was full.")
+		w.Sample(float64(pk.Dropped), "where", "stack")
+		w.Sample(float64(pk.LinkFull), "where", "link")
+		w.Family("nodewire_stack_tcp_retransmits_total", promtext.Counter, "TCP segments the userspace stack sent again, all connections; kind=timeout counts the retransmission timeouts among the recoveries.")
+		w.Sample(float64(pk.Retransmits), "kind", "segment")
+		w.Sample(float64(pk.Timeouts), "kind", "timeout")
+		w.Family("nodewire_stack_tcp_recoveries_total", promtext.Counter, "How the userspace stack's TCP found its losses, all connections: kind=fast (fast recovery entered), sack (of those, by SACK), tlp (tail loss probes), spurious and spurious_timeout (recoveries and timeouts the timestamps showed needless: a packet was late, not lost).")
+		r := pk.Recoveries
+		w.Sample(float64(r.Fast), "kind", "fast")
+		w.Sample(float64(r.SACK), "kind", "sack")
+		w.Sample(float64(r.TLP), "kind", "tlp")
+		w.Sample(float64(r.Spurious), "kind", "spurious")
+		w.Sample(float64(r.SpuriousRTO), "kind", "spurious_timeout")
+	}
+	if ud, ok := d.udp.(interface{ ReceiveDrops() uint64 }); ok {
+		w.Family("nodewire_udp_receive_drops_total", promtext.Counter, "WireGuard datagrams the kernel dropped at this host's UDP sockets (receive buffer full: overlayd read too slowly), since they were opened.")
+		w.Sample(float64(ud.ReceiveDrops()))
 	}
 
 	w.Family("nodewire_reloads_total", promtext.Counter, "Reloads of the peer file, by result (ok, or error: rejected, the last good file kept).")

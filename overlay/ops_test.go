@@ -82,6 +82,9 @@ func TestDaemonOps(t *testing.T) {
 		"# TYPE nodewire_policy_decisions_total counter",
 		"# TYPE nodewire_epmd_requests_total counter",
 		`nodewire_stack_packets_total{dir="rx"} `,
+		`nodewire_stack_dropped_packets_total{where="link"} 0`,
+		`nodewire_stack_tcp_retransmits_total{kind="timeout"} `,
+		"nodewire_udp_receive_drops_total 0",
 		"nodewire_last_reload_ok 1",
 	} {
 		if !strings.Contains(m, want) {

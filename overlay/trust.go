@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,7 +21,8 @@ import (
 // a refused file is logged on one line, counted by reason
 // (nodewire_peerfile_refused_total) and changes nothing. The running
 // version is kept in Config.TrustState so that a restart refuses a rollback
-// too. Without Config.Trust, files are applied as they are, unsigned.
+// too. The trust file itself is read again on every apply. Without
+// Config.Trust, files are applied as they are, unsigned.
 
 // trust is the daemon's trust state; guarded by Daemon.mu.
 type trust struct {
@@ -57,6 +59,40 @@ func newTrust(cfg Config) (*trust, error) {
 		}
 	}
 	return t, nil
+}
+
+// refreshKeys reads the trust file again, so that adding or retiring an
+// admin key takes a reload, not a restart. A trust file that no longer
+// reads is logged and the keys in use are kept: an operator's typo must
+// not leave the host unable to follow (or able to follow anyone's) files.
+// Called with d.mu held.
+func (d *Daemon) refreshKeys() {
+	t := d.trust
+	if t == nil {
+		return
+	}
+	keys, err := sshsig.LoadTrust(d.cfg.Trust, sshsig.Namespace)
+	if err != nil {
+		d.log.Error("trust file not reloaded; still checking with the keys read before", slog.String("trust", d.cfg.Trust),
+			slog.Int("keys", len(t.keys)), slog.Any("err", err))
+		return
+	}
+	if !sameKeys(keys, t.keys) {
+		d.log.Info("trust file reloaded", slog.String("trust", d.cfg.Trust), slog.Int("keys", len(keys)), slog.Int("before", len(t.keys)))
+	}
+	t.keys = keys
+}
+
+func sameKeys(a, b []ssh.PublicKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i].Marshal(), b[i].Marshal()) {
+			return false
+		}
+	}
+	return true
 }
 
 // readPeerFile reads Config.PeerFile and, with trust, its detached

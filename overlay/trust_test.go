@@ -244,6 +244,42 @@ func TestDaemonSignedPeerFiles(t *testing.T) {
 	if got := peerNames(d); got != "serial 7 [a b c]" {
 		t.Fatalf("after the restart: %s", got)
 	}
+
+	// Key rotation takes a reload: a file signed by a key added to the
+	// trust file applies, one signed by the retired key no longer does.
+	successor := newAdmin(t)
+	if err := os.WriteFile(cfg.Trust, append([]byte("successor@nodewire "), ssh.MarshalAuthorizedKey(successor.PublicKey())...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eight := version(three, 8, "")
+	write(eight, sign(t, admin, sshsig.Namespace, eight))
+	var r *peers.RefusedError
+	logs.take()
+	if err := d.Reload(ctx); !errors.As(err, &r) || r.Reason != peers.ReasonUntrustedKey {
+		t.Fatalf("reload signed by the retired key: %v", err)
+	}
+	if line := logs.take(); !strings.Contains(line, `msg="trust file reloaded" trust=`+cfg.Trust+" keys=1 before=1") {
+		t.Errorf("trust reload logged as %q", line)
+	}
+	write(eight, sign(t, successor, sshsig.Namespace, eight))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatalf("reload signed by the new key: %v", err)
+	}
+	// A trust file that no longer reads keeps the keys in use.
+	if err := os.WriteFile(cfg.Trust, []byte("successor@nodewire ssh-ed25519 AAAA-broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nine := version(three, 9, "")
+	write(nine, sign(t, successor, sshsig.Namespace, nine))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatalf("reload with a broken trust file: %v", err)
+	}
+	if line := logs.take(); !strings.Contains(line, `msg="trust file not reloaded; still checking with the keys read before" trust=`+cfg.Trust+" keys=1") {
+		t.Errorf("broken trust file logged as %q", line)
+	}
+	if got := peerNames(d); got != "serial 9 [a b c]" {
+		t.Fatalf("after the reloads: %s", got)
+	}
 }
 
 // TestDaemonTrustStartErrors: a trust setup that cannot be honoured stops

@@ -94,3 +94,47 @@ func BumpSerial(data []byte) ([]byte, uint64, error) {
 	d.lines[v.Line-1] = line[:at] + strconv.FormatUint(next, 10) + line[at+len(v.Value):]
 	return d.bytes(), next, nil
 }
+
+// SetExpires returns data with its top-level `expires:` set to t (RFC 3339,
+// UTC), every other byte unchanged. A file without one gets it on its own
+// line just below `serial:` (or above the first top-level key): an admin
+// who signs with an expiry bounds how long a stolen or replayed copy of the
+// file stays applicable.
+func SetExpires(data []byte, t time.Time) ([]byte, error) {
+	d, err := newEditDoc(data)
+	if err != nil {
+		return nil, err
+	}
+	text := t.UTC().Format(time.RFC3339)
+	v := mapValue(d.root, "expires")
+	if v == nil {
+		at, ind := len(d.lines), d.rootIndent()
+		if s := mapValue(d.root, "serial"); s != nil && s.Line >= 1 && s.Line <= len(d.lines) {
+			at = s.Line
+		} else if d.root != nil && len(d.root.Content) > 0 {
+			at = d.root.Content[0].Line - 1
+			for at > 0 && d.comment(at) { // the key's head comment stays with it
+				at--
+			}
+		}
+		d.insert(at, []string{strings.Repeat(" ", ind) + "expires: " + text})
+		return d.bytes(), nil
+	}
+	if v.Kind != yaml.ScalarNode || v.Line < 1 || v.Line > len(d.lines) {
+		return nil, fmt.Errorf("line %d: expires: not a plain time; edit it by hand", v.Line)
+	}
+	line := d.lines[v.Line-1]
+	at := editByteCol(line, v.Column)
+	raw := v.Value
+	if v.Style == yaml.DoubleQuotedStyle || v.Style == yaml.SingleQuotedStyle {
+		q := line[at : at+1]
+		raw = q + v.Value + q
+	} else if v.Style != 0 {
+		return nil, fmt.Errorf("line %d: expires: not a plain time; edit it by hand", v.Line)
+	}
+	if !strings.HasPrefix(line[at:], raw) {
+		return nil, fmt.Errorf("line %d: expires: spans lines; edit it by hand", v.Line)
+	}
+	d.lines[v.Line-1] = line[:at] + text + line[at+len(raw):]
+	return d.bytes(), nil
+}

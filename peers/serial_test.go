@@ -97,3 +97,31 @@ func FuzzBumpSerial(f *testing.F) {
 		}
 	})
 }
+
+func TestSetExpires(t *testing.T) {
+	at := time.Date(2027, 1, 31, 12, 0, 0, 0, time.FixedZone("CET", 3600))
+	for _, tc := range []struct{ name, in, want string }{
+		{"absent, below serial", "# fleet\nserial: 4 # bumped\noverlay:\n  prefix: 10.77.0.0/16\n",
+			"# fleet\nserial: 4 # bumped\nexpires: 2027-01-31T11:00:00Z\noverlay:\n  prefix: 10.77.0.0/16\n"},
+		{"absent, no serial", "# the overlay\noverlay:\n  prefix: 10.77.0.0/16\n",
+			"expires: 2027-01-31T11:00:00Z\n# the overlay\noverlay:\n  prefix: 10.77.0.0/16\n"},
+		{"present", "serial: 4\nexpires: 2026-01-01T00:00:00Z   # a month\noverlay: {prefix: 10.77.0.0/16}\n",
+			"serial: 4\nexpires: 2027-01-31T11:00:00Z   # a month\noverlay: {prefix: 10.77.0.0/16}\n"},
+		{"quoted", "expires: \"2026-01-01T00:00:00Z\"\r\nserial: 4\r\n",
+			"expires: 2027-01-31T11:00:00Z\r\nserial: 4\r\n"},
+		{"empty", "", "expires: 2027-01-31T11:00:00Z\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := SetExpires([]byte(tc.in), at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("SetExpires =\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+	if _, err := SetExpires([]byte("expires: |\n  2026-01-01T00:00:00Z\n"), at); err == nil || !strings.Contains(err.Error(), "line 1: expires: not a plain time") {
+		t.Errorf("SetExpires of a block scalar = %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -116,7 +117,7 @@ func parseEndpoint(s string, defPort uint16) (string, error) {
 			return "", fmt.Errorf("%q: port must be 1-65535", s)
 		}
 	}
-	return net.JoinHostPort(host, fmt.Sprint(p)), nil
+	return net.JoinHostPort(host, strconv.Itoa(int(p))), nil
 }
 
 // checkHost accepts an IP address or a DNS name.

@@ -19,8 +19,9 @@ import (
 // parser collects every error of one file instead of stopping at the first,
 // so that one reload shows the operator everything to fix.
 type parser struct {
-	name string
-	errs Errors
+	name   string
+	errs   Errors
+	noFast bool // tests: yaml.v3 alone, to compare fastDecode with
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
@@ -62,6 +63,11 @@ func (p *parser) decode(data []byte) (root *yaml.Node) {
 			root = nil
 		}
 	}()
+	if !p.noFast {
+		if root, ok := fastDecode(data); ok {
+			return root
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -169,7 +175,12 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 		return nil
 	}
 	out := make([]entry, 0, len(n.Content)/2)
-	seen := make(map[string]int, len(n.Content)/2)
+	// A peer's mapping has a handful of keys: a scan of out finds a
+	// duplicate sooner than a map would be made.
+	var seen map[string]int
+	if len(n.Content) > 32 {
+		seen = make(map[string]int, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
 		if k == nil || k.Kind != yaml.ScalarNode {
@@ -180,14 +191,31 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 			p.errorf(k.Line, join(path, k.Value), "merge keys are not supported; write the fields out")
 			continue
 		}
-		if first, dup := seen[k.Value]; dup {
+		if first, dup := firstLine(seen, out, k.Value); dup {
 			p.errorf(k.Line, join(path, k.Value), "defined twice (first at line %d)", first)
 			continue
 		}
-		seen[k.Value] = k.Line
+		if seen != nil {
+			seen[k.Value] = k.Line
+		}
 		out = append(out, entry{k.Value, k, v})
 	}
 	return out
+}
+
+// firstLine is the line of key name among the entries so far: seen if
+// there is one, else a scan of out.
+func firstLine(seen map[string]int, out []entry, name string) (int, bool) {
+	if seen != nil {
+		line, ok := seen[name]
+		return line, ok
+	}
+	for _, e := range out {
+		if e.name == name {
+			return e.key.Line, true
+		}
+	}
+	return 0, false
 }
 
 // fields returns the values of the known fields of mapping n, nil where

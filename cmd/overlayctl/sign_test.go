@@ -171,3 +171,77 @@ func TestStatusSerial(t *testing.T) {
 		}
 	}
 }
+
+func TestSignExpires(t *testing.T) {
+	dir := t.TempDir()
+	key, trust, _ := adminKey(t, dir, "admin", "")
+	file := writeFixture(t, "# the fleet\nserial: 7\n"+fixture)
+
+	r := runCmd("", "sign", "--key", key, "--expires", "30d", file)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "signed "+file+" (serial 8, expires ") || !strings.Contains(r.stdout, "(in 720h0m0s)") {
+		t.Fatalf("sign --expires 30d: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "# the fleet\nserial: 8\nexpires: ") || !strings.HasSuffix(string(data), fixture) {
+		t.Errorf("file after sign --expires:\n%s", data)
+	}
+	if r := runCmd("", "verify", "--trust", trust, file); r.code != 0 || !strings.Contains(r.stdout, "serial: 8\nexpires: ") {
+		t.Errorf("verify after sign --expires: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd("", "sign", "--key", key, "--expires", "2099-01-01T00:00:00+01:00", file)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "signed "+file+" (serial 9, expires 2098-12-31T23:00:00Z (in ") {
+		t.Errorf("sign --expires RFC 3339: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct{ arg, want string }{
+		{"soon", `--expires: "soon" is not a duration (720h, 30d) or an RFC 3339 time (2027-01-31T00:00:00Z)`},
+		{"2020-01-01T00:00:00Z", "--expires: 2020-01-01T00:00:00Z is not in the future"},
+		{"-1h", "is not in the future"},
+		{"xd", `--expires: "xd" is not a number of days`},
+	} {
+		before, _ := os.ReadFile(file)
+		if r := runCmd("", "sign", "--key", key, "--expires", tc.arg, file); r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("sign --expires %s: %d %q, want %q", tc.arg, r.code, r.stderr, tc.want)
+		}
+		if after, _ := os.ReadFile(file); string(after) != string(before) {
+			t.Errorf("sign --expires %s changed the file", tc.arg)
+		}
+	}
+}
+
+// TestVerifyBundle: verify takes a bundle as a store carries it (the file
+// with its signature appended) when there is no FILE.sig.
+func TestVerifyBundle(t *testing.T) {
+	dir := t.TempDir()
+	key, trust, fp := adminKey(t, dir, "admin", "")
+	file := writeFixture(t, "serial: 3\n"+fixture)
+	if r := runCmd("", "sign", "--key", key, file); r.code != 0 {
+		t.Fatalf("sign: %d %q", r.code, r.stderr)
+	}
+	data, sig := mustReadFile(t, file), mustReadFile(t, file+".sig")
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.WriteFile(bundle, append(data, sig...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCmd("", "verify", "--trust", trust, bundle); r.code != 0 || !strings.HasPrefix(r.stdout, bundle+": good signature by ssh-ed25519 "+fp+"\nserial: 3\n") {
+		t.Errorf("verify of a bundle: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	tampered := filepath.Join(dir, "tampered")
+	if err := os.WriteFile(tampered, append(append(data, "# edited\n"...), sig...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCmd("", "verify", "--trust", trust, tampered); r.code != 1 || !strings.Contains(r.stderr, "refused (bad_signature)") {
+		t.Errorf("verify of a tampered bundle: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,7 +117,7 @@ func (m *etcdMode) get(ctx context.Context) ([]byte, error) {
 // split is a bundle's file and signature; a value with no signature block
 // is an unsigned file (which --trust refuses).
 func split(b []byte) (file, sig []byte, err error) {
-	if !bytes.Contains(b, []byte("-----BEGIN SSH SIGNATURE-----")) {
+	if !sshsig.IsBundle(b) {
 		return b, nil, nil
 	}
 	return sshsig.SplitBundle(b)

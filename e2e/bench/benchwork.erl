@@ -6,7 +6,7 @@
 %% with ~w: integers (bytes, nanoseconds) and lists of them.
 -module(benchwork).
 -export([sink/2, echo/0, stream/6, pingpong/4, erpc_rtt/3,
-         connected/1, disconnect/2, cold/2, goodput/6, erpc_for/6,
+         connected/1, disconnect/2, cold/2, cold_steps/2, goodput/6, erpc_for/6,
          tls_info/1]).
 
 %% sink acknowledges every message, so a sender can keep a fixed number in
@@ -182,6 +182,61 @@ cold(Node, _TimeoutMs) ->
             T0 = erlang:monotonic_time(),
             pong = net_adm:ping(Node),
             erlang:convert_time_unit(erlang:monotonic_time() - T0, native, nanosecond)
+    end.
+
+%% cold_steps is cold with the connection's steps timed: it traces the
+%% setup process net_kernel spawns (calls and returns, monotonic
+%% timestamps) and returns [Total | Steps], nanoseconds since the ping
+%% started at which each step returned, -1 for a step not seen (TLS
+%% connects with its own functions): the EPMD lookup, the TCP connect,
+%% recv_status (send_name answered: the far end accepted and read it),
+%% recv_challenge, recv_challenge_ack (handshake done). Total minus the
+%% last is nodeup and the ping's own call. Three round trips
+%% (erpc:call) on the new connection follow, each in nanoseconds.
+cold_steps(Node, _TimeoutMs) ->
+    case connected(Node) of
+        true ->
+            already_connected;
+        false ->
+            Steps = [{erl_epmd, port_please}, {inet_tcp, connect},
+                     {dist_util, recv_status}, {dist_util, recv_challenge},
+                     {dist_util, recv_challenge_ack}],
+            [erlang:trace_pattern({M, F, '_'}, [{'_', [], [{return_trace}]}], [local])
+             || {M, F} <- Steps],
+            erlang:trace(new_processes, true, [call, monotonic_timestamp, {tracer, self()}]),
+            %% Trace timestamps are monotonic_time(nanosecond).
+            T0 = erlang:monotonic_time(nanosecond),
+            Pong = net_adm:ping(Node),
+            T1 = erlang:monotonic_time(nanosecond),
+            erlang:trace(new_processes, false, [call]),
+            erlang:trace(processes, false, [call]),
+            [erlang:trace_pattern({M, F, '_'}, false, [local]) || {M, F} <- Steps],
+            Ref = erlang:trace_delivered(all),
+            receive {trace_delivered, all, Ref} -> ok after 5000 -> ok end,
+            Returns = drain_returns(#{}),
+            pong = Pong,
+            Ns = fun(T) -> T - T0 end,
+            %% Then three round trips on the new connection, each alone.
+            Rtts = [begin
+                        R0 = erlang:monotonic_time(nanosecond),
+                        Node = erpc:call(Node, erlang, node, []),
+                        erlang:monotonic_time(nanosecond) - R0
+                    end || _ <- [1, 2, 3]],
+            [Ns(T1) | [case Returns of #{MF := T} -> Ns(T); #{} -> -1 end || MF <- Steps]] ++ Rtts
+    end.
+
+%% drain_returns keeps the first return time of each traced function.
+drain_returns(Acc) ->
+    receive
+        {trace_ts, _, return_from, {inet_tcp, connect, _}, _, TS} ->
+            %% The last: erl_epmd connects with it too.
+            drain_returns(Acc#{{inet_tcp, connect} => TS});
+        {trace_ts, _, return_from, {M, F, _}, _, TS} ->
+            drain_returns(case Acc of #{{M, F} := _} -> Acc; #{} -> Acc#{{M, F} => TS} end);
+        {trace_ts, _, _, _, _} -> drain_returns(Acc);
+        {trace_ts, _, _, _, _, _} -> drain_returns(Acc)
+    after 0 ->
+        Acc
     end.
 
 %% goodput is the bulk transfer of the real-network matrix (e2e/bench/wan.go):

@@ -33,9 +33,12 @@ func main() {
 	busy := flag.Bool("busy", true, "also run every round with each CPU kept busy by an idle-priority loop, and report both conditions")
 	budget := flag.Bool("budget", false, "instead of the rows, measure the latency budget: per-hop times of a 64-byte round trip through overlayd built with -tags hoptrace, both modes")
 	budgetPings := flag.Int("budget-pings", 3000, "round trips per mode and condition for -budget")
+	coldSteps := flag.Int("cold-steps", 0, "instead of the table, time `N` cold connects per row and round step by step (EPMD lookup, TCP connect, handshake replies), idle and with -busy busy")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	wan := flag.Bool("wan", false, "run the real-network matrix instead (`make wan`): every row across one lossy, slow link per cell; -rounds defaults to 2, -quick picks "+strings.Join(QuickCells, ","))
 	cells := flag.String("cells", "", "with -wan: comma-separated cell IDs to run (default all; clean always runs)")
+	idle := flag.Duration("idle", 0, "instead of the rows, measure the idle CPU of overlayd with -idle-peers quiet peers over a window this long, both modes")
+	idlePeers := flag.Int("idle-peers", 10, "peers of the -idle overlay besides the measured host")
 	flag.Parse()
 
 	log.SetFlags(log.Ltime)
@@ -53,6 +56,19 @@ func main() {
 		path, err := writeJSONAs(*out, "budget", rep.Started, rep)
 		if err != nil {
 			tb.Fatalf("budget: %v", err)
+		}
+		fmt.Printf("\nresults: %s\n", path)
+		return
+	}
+	if *idle > 0 {
+		rep, err := Idle(tb, *idlePeers, *idle, log.Printf)
+		if err != nil {
+			tb.Fatalf("idle: %v", err)
+		}
+		PrintIdle(os.Stdout, rep)
+		path, err := writeJSONAs(*out, "idle", rep.Started, rep)
+		if err != nil {
+			tb.Fatalf("idle: %v", err)
 		}
 		fmt.Printf("\nresults: %s\n", path)
 		return
@@ -133,6 +149,19 @@ func main() {
 	cfg.ScaleReach = *scaleReach
 	if cfg.LoadedScalePeers, err = peerCounts(*loaded); err != nil {
 		tb.Fatalf("-loaded-scale: %v", err)
+	}
+	if *coldSteps > 0 {
+		rep, err := ColdSteps(tb, cfg, *coldSteps)
+		if err != nil {
+			tb.Fatalf("cold steps: %v", err)
+		}
+		PrintColdSteps(os.Stdout, rep)
+		path, err := writeJSONAs(*out, "coldsteps", rep.Started, rep)
+		if err != nil {
+			tb.Fatalf("cold steps: %v", err)
+		}
+		fmt.Printf("\nresults: %s\n", path)
+		return
 	}
 	rep, err := Run(tb, cfg)
 	if err != nil {

@@ -181,6 +181,11 @@ type LinkStats struct {
 	// RxDrops are frames the kernel dropped because the wire did not read
 	// them in time: loss the cell did not ask for.
 	RxDrops uint64 `json:"rx_drops"`
+	// Late frames left the wire more than 2 ms after they were due
+	// (LateMaxUs the worst, in µs): the wire was starved of CPU, so the
+	// cell had more delay and jitter than it asked for.
+	Late      uint64 `json:"late_frames"`
+	LateMaxUs uint64 `json:"late_max_us"`
 }
 
 // WANFig is one row's figures in one cell.
@@ -192,6 +197,10 @@ type WANFig struct {
 	// Undrained counts rounds whose bulk window had not drained when the
 	// next measurement began.
 	Undrained int `json:"undrained,omitempty"`
+	// Path sums, over the rounds, the counters past the wire that moved
+	// during the row's turns (wandrops.go): "a." the sending host, "b."
+	// the receiving one, e.g. b.wg_udp_drops, a.stack_rto.
+	Path map[string]uint64 `json:"path_counters,omitempty"`
 }
 
 // Outcome is one figure over the rounds: the median of the rounds that
@@ -413,7 +422,8 @@ func (l *wanLink) stopWire() (LinkStats, error) {
 		return st, fmt.Errorf("wire printed no counters: %s", b)
 	}
 	st = LinkStats{FramesAB: kv["frames_ab"], FramesBA: kv["frames_ba"], GSO: kv["gso"], Reordered: kv["reordered"],
-		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"], RxDrops: kv["rx_drops"]}
+		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"], RxDrops: kv["rx_drops"],
+		Late: kv["late"], LateMaxUs: kv["late_max_us"]}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.sw, "nft", "list", "table", "bridge", nftTable).Output(); err == nil {
@@ -464,14 +474,16 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
+	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs, DaemonArgs: wanDaemonArgs}
 	link, err := newWANLink(c, tb)
 	if err != nil {
 		return nil, err
 	}
 	rows := slices.Clone(Rows)
 	for i, rev := range cfg.Before {
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), true)
+		// The TUN before-row runs when the TUN row does.
+		tun := len(cfg.Rows) == 0 || slices.Contains(cfg.Rows, "nwtun")
+		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun)
 		if err != nil {
 			return nil, err
 		}
@@ -506,10 +518,18 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 			for i := range runs {
 				rr := runs[(i+ci+round)%len(runs)]
 				fig := res.Rows[rr.row.ID]
+				s0 := samplePair(rr.pair)
 				measureWAN(rr.pair, cfg.Sizes, &fig, logf)
+				drops := samplePair(rr.pair).since(s0)
+				if fig.Path == nil {
+					fig.Path = map[string]uint64{}
+				}
+				for k, v := range drops {
+					fig.Path[k] += v
+				}
 				res.Rows[rr.row.ID] = fig
-				logf("cell %s round %d/%d row %s: connect %s, goodput %s MB/s, erpc p50 %s p99 %s ms", cell.ID, round+1, cfg.Rounds, rr.row.ID,
-					lastFig(fig.ConnectMs), lastFig(fig.GoodputMBps), lastFig(fig.P50Ms), lastFig(fig.P99Ms))
+				logf("cell %s round %d/%d row %s: connect %s, goodput %s MB/s, erpc p50 %s p99 %s ms; path: %s", cell.ID, round+1, cfg.Rounds, rr.row.ID,
+					lastFig(fig.ConnectMs), lastFig(fig.GoodputMBps), lastFig(fig.P50Ms), lastFig(fig.P99Ms), formatDrops(drops))
 			}
 		}
 		if res.Link, err = link.stopWire(); err != nil {

@@ -113,6 +113,9 @@ func PrintWANTable(w io.Writer, rep *WANReport) {
 		if l.TailDrops > 0 || l.WriteErrs > 0 || l.RxDrops > 0 {
 			extra += fmt.Sprintf(", NOT ASKED FOR: %d frames the wire read too late, %d queue drops, %d write errors", l.RxDrops, l.TailDrops, l.WriteErrs)
 		}
+		if l.Late > 0 {
+			extra += fmt.Sprintf(", NOT ASKED FOR: %d frames left the wire over 2 ms late (worst %.1f ms): the wire was short of CPU", l.Late, float64(l.LateMaxUs)/1000)
+		}
 		if l.GSO > 0 {
 			extra += fmt.Sprintf(", WARNING %d frames longer than the MTU (GSO): their loss is not per packet", l.GSO)
 		}

@@ -261,8 +261,17 @@ func TestStartNodeWithoutEPMDFails(t *testing.T) {
 	}
 	t.Logf("as expected: %.300s", err)
 	// Nothing runs in the namespace: in particular erl did not start an
-	// untracked epmd.
-	pids, err := h.PIDs(context.Background())
+	// untracked epmd. The dead node's port programs (inet_gethost) exit
+	// when they see its end of their pipe close, which on a loaded machine
+	// can come a little after the node's own exit: wait for them, with a
+	// deadline. An epmd never exits on its own, so it is still caught.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pids []int
+	cluster.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		pids, err = h.PIDs(ctx)
+		return err == nil && len(pids) == 0, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

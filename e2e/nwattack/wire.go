@@ -84,9 +84,10 @@ func wire(args []string) error {
 			rxDrops += uint64(st.Drops)
 		}
 	}
-	fmt.Printf("frames_ab=%d frames_ba=%d bytes_ab=%d bytes_ba=%d gso=%d reordered=%d tail_drops=%d write_errors=%d rx_drops=%d\n",
+	fmt.Printf("frames_ab=%d frames_ba=%d bytes_ab=%d bytes_ba=%d gso=%d reordered=%d tail_drops=%d write_errors=%d rx_drops=%d late=%d late_max_us=%d\n",
 		ab.frames.Load(), ba.frames.Load(), ab.bytes.Load(), ba.bytes.Load(), ab.gso.Load()+ba.gso.Load(),
-		ab.reordered.Load()+ba.reordered.Load(), ab.tailDrops.Load()+ba.tailDrops.Load(), ab.writeErrs.Load()+ba.writeErrs.Load(), rxDrops)
+		ab.reordered.Load()+ba.reordered.Load(), ab.tailDrops.Load()+ba.tailDrops.Load(), ab.writeErrs.Load()+ba.writeErrs.Load(), rxDrops,
+		ab.late.Load()+ba.late.Load(), max(ab.lateMax.Load(), ba.lateMax.Load())/1000)
 	return err
 }
 
@@ -154,7 +155,15 @@ type direction struct {
 	pool sync.Pool
 
 	frames, bytes, gso, reordered, tailDrops, writeErrs atomic.Uint64
+	// late counts frames sent more than lateThreshold after they were
+	// due, lateMax is the worst lateness (ns): a wire starved of CPU adds
+	// delay and jitter the cell did not ask for.
+	late, lateMax atomic.Uint64
 }
+
+// lateThreshold is how late a frame may leave before it counts as late:
+// well above timer and scheduling noise on an idle host.
+const lateThreshold = 2 * time.Millisecond
 
 func newDirection(in, out int, outName string, im impairment) *direction {
 	d := &direction{in: in, out: out, outName: outName, im: im, wake: make(chan struct{}, 1)}
@@ -264,6 +273,15 @@ func (d *direction) sender() {
 			}
 			f := heap.Pop(&d.q).(frame)
 			d.mu.Unlock()
+			if late := time.Since(f.due); late > lateThreshold {
+				d.late.Add(1)
+				for ns := uint64(late); ; {
+					old := d.lateMax.Load()
+					if ns <= old || d.lateMax.CompareAndSwap(old, ns) {
+						break
+					}
+				}
+			}
 			d.write((*f.buf)[:f.n])
 			d.pool.Put(f.buf)
 			d.mu.Lock()

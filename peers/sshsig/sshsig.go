@@ -199,6 +199,9 @@ func Bundle(file, sig []byte) []byte {
 	return append(append(b, file...), sig...)
 }
 
+// IsBundle says whether b carries an armored signature, as a Bundle does.
+func IsBundle(b []byte) bool { return bytes.Contains(b, []byte(beginArmor)) }
+
 // SplitBundle splits a Bundle into the file and its armored signature. The
 // signature is the last armor block, so a file that mentions the armor line
 // (in a comment, say) still splits where Bundle joined. The file is exactly

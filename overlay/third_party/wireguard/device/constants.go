@@ -19,6 +19,12 @@ const (
 	RekeyTimeout            = time.Second * 5
 	MaxTimerHandshakes      = 90 / 5 /* RekeyAttemptTime / RekeyTimeout */
 	RekeyTimeoutJitterMaxMs = 334
+	// CrossedInitiationWindow is how long after sending an initiation an
+	// incoming one counts as crossed with it (ConsumeMessageInitiation).
+	// Past it, the response to ours is presumed lost and theirs is taken,
+	// so a peer whose initiations never reach us (a stale endpoint) is
+	// not ignored through our retries.
+	CrossedInitiationWindow = time.Second
 	RejectAfterTime         = time.Second * 180
 	KeepaliveTimeout        = time.Second * 10
 	CookieRefreshTime       = time.Second * 120

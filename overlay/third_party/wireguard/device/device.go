@@ -58,6 +58,10 @@ type Device struct {
 		keyMap       map[NoisePublicKey]*Peer
 	}
 
+	// unknownSessionAt is when unknownSession last looked for a peer
+	// (UnixNano).
+	unknownSessionAt atomic.Int64
+
 	rate struct {
 		underLoadUntil atomic.Int64
 		limiter        ratelimiter.Ratelimiter

@@ -6,6 +6,7 @@
 package device
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -437,6 +438,9 @@ func (device *Device) ConsumeMessageInitiation(msg *MessageInitiation) *Peer {
 
 	replay := !timestamp.After(handshake.lastTimestamp)
 	flood := time.Since(handshake.lastInitiationConsumption) <= HandshakeInitationRate
+	crossed := handshake.state == handshakeInitiationCreated &&
+		time.Since(handshake.lastSentHandshake) < CrossedInitiationWindow &&
+		bytes.Compare(device.staticIdentity.publicKey[:], peerPK[:]) > 0
 	handshake.mutex.RUnlock()
 	if replay {
 		device.log.Verbosef("%v - ConsumeMessageInitiation: handshake replay @ %v", peer, timestamp)
@@ -444,6 +448,16 @@ func (device *Device) ConsumeMessageInitiation(msg *MessageInitiation) *Peer {
 	}
 	if flood {
 		device.log.Verbosef("%v - ConsumeMessageInitiation: handshake flood", peer)
+		return nil
+	}
+	if crossed {
+		// Both sides initiated at once. Consuming this initiation would
+		// discard ours, and the peer, doing the same, would discard
+		// theirs: both would end as responders, neither confirming a
+		// session, until a retry RekeyTimeout later. The side with the
+		// higher public key keeps its own initiation; the other consumes
+		// it, so exactly one handshake completes.
+		device.log.Verbosef("%v - ConsumeMessageInitiation: crossed our initiation; keeping ours", peer)
 		return nil
 	}
 
