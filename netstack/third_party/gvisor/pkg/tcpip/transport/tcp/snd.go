@@ -488,13 +488,7 @@ func (s *sender) updateRTO(rtt time.Duration) {
 		s.rtt.TCPRTTState.SRTT = MinSRTT
 	}
 
-	// The margin above the round trip is at least half of it: with a
-	// timestamp on every ACK, 4 rttvar shrinks to a few milliseconds on a
-	// steady path, which one scheduling hiccup of a loaded host exceeds
-	// (spurious timeouts, and tail loss probes, whose timeout is capped
-	// at the retransmission timer's). Linux floors the same term at
-	// tcp_rto_min (200 ms).
-	s.RTO = s.rtt.TCPRTTState.SRTT + max(4*s.rtt.TCPRTTState.RTTVar, s.rtt.TCPRTTState.SRTT/2)
+	s.RTO = s.rtt.TCPRTTState.SRTT + 4*s.rtt.TCPRTTState.RTTVar
 	s.RTTState = s.rtt.TCPRTTState
 	s.rtt.Unlock()
 	if s.RTO < s.minRTO {
