@@ -64,6 +64,9 @@ type rackControl struct {
 	// a TLP retransmission.
 	tlpHighRxt seqnum.Value
 
+	// tlpTS is the timestamp value of the TLP retransmission.
+	tlpTS uint32
+
 	// snd is a reference to the sender.
 	snd *sender
 }
@@ -224,6 +227,7 @@ func (s *sender) probeTimerExpired() tcpip.Error {
 			if dataSent {
 				s.rc.tlpRxtOut = true
 				s.rc.tlpHighRxt = s.SndNxt
+				s.rc.tlpTS = s.ep.tsValNow()
 			}
 		}
 	}
@@ -263,7 +267,12 @@ func (s *sender) detectTLPRecovery(ack seqnum.Value, rcvdSeg *segment) {
 	if s.rc.tlpRxtOut && s.rc.tlpHighRxt.LessThanEq(ack) {
 		// TLP episode is complete.
 		s.rc.tlpRxtOut = false
-		if !checkDSACK(rcvdSeg) {
+		// No DSACK comes from a receiver that sends none (as this
+		// stack's): an ACK that echoes a timestamp from before the probe
+		// shows the original arrived as well, as a DSACK would.
+		tsEcr := rcvdSeg.parsedOptions.TSEcr
+		delayed := s.ep.SendTSOk && tsEcr != 0 && int32(tsEcr-s.rc.tlpTS) < 0
+		if !checkDSACK(rcvdSeg) && !delayed {
 			// Step 2. Either the original packet or the retransmission (in the
 			// form of a probe) was lost. Invoke a congestion control response
 			// equivalent to fast recovery.

@@ -609,7 +609,14 @@ func (s *sender) retransmitTimerExpired() tcpip.Error {
 	//     transmitted in the variable recover, and exit the fast recovery
 	//     procedure if applicable.
 	s.FastRecovery.Last = s.SndNxt - 1
-	s.undoCwnd = 0
+	// A first timeout (not one inside a recovery, whose undo state and
+	// RetransmitTS are gone above) keeps the congestion state it reduces
+	// for undoRecovery, as Linux's tcp_enter_loss keeps prior_cwnd and
+	// prior_ssthresh.
+	undoCwnd, undoSsthresh := 0, 0
+	if !s.inRecovery() {
+		undoCwnd, undoSsthresh = s.SndCwnd, s.Ssthresh
+	}
 
 	if s.FastRecovery.Active {
 		// We were attempting fast recovery but were not successful.
@@ -624,6 +631,7 @@ func (s *sender) retransmitTimerExpired() tcpip.Error {
 
 	s.state = tcpip.RTORecovery
 	s.cc.HandleRTOExpired()
+	s.undoCwnd, s.undoSsthresh = undoCwnd, undoSsthresh
 
 	// Mark the next segment to be sent as the first unacknowledged one and
 	// start sending again. Set the number of outstanding packets to 0 so
@@ -1497,6 +1505,22 @@ func (s *sender) detectSpuriousRecovery(hasDSACK bool, tsEchoReply uint32) {
 		return
 	}
 
+	// Undo as Linux's tcp_try_undo_recovery and tcp_try_undo_loss do on
+	// tcp_packet_delayed: the ACK echoes a timestamp sent before the first
+	// retransmission (and echoes one at all: an ACK without the option has
+	// TSEcr 0), so what it acknowledges arrived as first sent. Before the
+	// RFC 3522 steps below, which skip an ACK that acknowledges everything
+	// outstanding: the common case on a request/response connection, whose
+	// one late response then left ssthresh at a few segments for the next
+	// bulk transfer.
+	undo := s.undoCwnd > 0 && tsEchoReply != 0 && s.retransmitTS != 0 && int32(tsEchoReply-s.retransmitTS) < 0 &&
+		!hasDSACK && (s.state == tcpip.SACKRecovery || s.state == tcpip.RTORecovery)
+	defer func() {
+		if undo {
+			s.undoRecovery()
+		}
+	}()
+
 	// See: https://datatracker.ietf.org/doc/html/rfc3522#section-3.2 Step 4
 	//
 	// If the value of the Timestamp Echo Reply field of the acceptable ACK's
@@ -1542,12 +1566,6 @@ func (s *sender) detectSpuriousRecovery(hasDSACK bool, tsEchoReply uint32) {
 	if s.state == tcpip.RTORecovery {
 		s.ep.stack.Stats().TCP.SpuriousRTORecovery.Increment()
 	}
-	// Undo only on an echoed timestamp (as Linux's tcp_packet_delayed:
-	// rcv_tsecr != 0): an ACK without the option has TSEcr 0, which the
-	// check above takes for an early echo.
-	if s.state == tcpip.SACKRecovery && s.undoCwnd > 0 && tsEchoReply != 0 {
-		s.undoRecovery()
-	}
 }
 
 // lossDetected reduces the congestion state for a loss that starts fast
@@ -1570,16 +1588,30 @@ func (s *sender) lossDetected() {
 //
 // +checklocks:s.ep.mu
 func (s *sender) undoRecovery() {
+	rto := s.state == tcpip.RTORecovery
 	s.leaveRecovery()
 	s.SndCwnd = max(s.SndCwnd, s.undoCwnd)
 	s.Ssthresh = max(s.Ssthresh, s.undoSsthresh)
 	s.undoCwnd = 0
 	s.state = tcpip.Open
-	s.rc.Reord = true
+	if !rto {
+		s.rc.Reord = true
+	}
 	s.rc.exitRecovery()
 	s.reorderTimer.disable()
-	for seg := s.writeList.Front(); seg != nil && seg.xmitCount > 0; seg = seg.Next() {
+	// After a timeout everything sent was to go again (writeNext back at
+	// the front, nothing outstanding, as Linux marks it all lost); undone,
+	// what was sent is in flight again and only what was never sent goes
+	// next, as Linux's undo clears the lost marks.
+	outstanding := 0
+	seg := s.writeList.Front()
+	for ; seg != nil && seg.xmitCount > 0; seg = seg.Next() {
 		seg.lost = false
+		outstanding += s.pCount(seg, s.MaxPayloadSize)
+	}
+	if rto {
+		s.Outstanding = outstanding
+		s.updateWriteNext(seg)
 	}
 }
 
@@ -1783,7 +1815,9 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 		// If we are not in fast recovery then update the congestion
 		// window based on the number of acknowledged packets.
 		if !s.FastRecovery.Active {
-			s.cc.Update(originalOutstanding-s.Outstanding, bestRTT)
+			// Not below zero: undoing a timeout counts what it
+			// had sent as outstanding again.
+			s.cc.Update(max(originalOutstanding-s.Outstanding, 0), bestRTT)
 			if s.FastRecovery.Last.LessThan(s.SndUna) {
 				s.state = tcpip.Open
 				// Update RACK when we are exiting fast or RTO
