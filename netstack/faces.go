@@ -37,10 +37,9 @@ type faceKey struct {
 type face struct {
 	key      faceKey
 	addr     netip.AddrPort
-	peerAddr netip.Addr       // the peer's overlay address when opened
-	ln       *net.TCPListener // nil when dark
-	dark     bool             // served by darkSet: the policy lets self and the peer exchange nothing
-	darkFD   int              // the listening socket when dark
+	peerAddr netip.Addr // the peer's overlay address when opened
+	dark     bool       // the policy lets self and the peer exchange nothing
+	fd       int        // the listening socket, served by pollSet
 
 	epmd   bool                   // the peer's epmd port
 	expose atomic.Bool            // listed in the peer's expose
@@ -73,12 +72,12 @@ type faceSet struct {
 	mu     sync.Mutex
 	faces  map[faceKey]*face
 	closed bool
-	dark   *darkSet
+	poll   *pollSet
 }
 
 func newFaceSet(s *Stack) *faceSet {
 	fs := &faceSet{s: s, faces: make(map[faceKey]*face)}
-	fs.dark = newDarkSet(fs)
+	fs.poll = newPollSet(fs)
 	return fs
 }
 
@@ -89,7 +88,7 @@ type wantedFace struct {
 	peer   *peers.Peer
 	epmd   bool
 	expose bool
-	dark   bool // see darkSet
+	dark   bool // the policy lets self and the peer exchange nothing (peers.File.Exchange)
 }
 
 // wantedFaces lists the listeners snap asks for, in a stable order: for
@@ -163,9 +162,6 @@ func (fs *faceSet) openAll(snap *peers.Snapshot) error {
 		}
 		opened = append(opened, f)
 	}
-	for _, f := range opened {
-		fs.serve(f)
-	}
 	return nil
 }
 
@@ -190,9 +186,8 @@ func (fs *faceSet) sync(snap *peers.Snapshot) error {
 		switch {
 		case p == nil || p.Name == snap.Self.Name || p.Face != f.addr.Addr():
 			fs.closeLocked(f)
-		case w != nil && w.dark != f.dark:
-			fs.closeLocked(f) // reopened below, served the other way
 		case w != nil:
+			f.dark = w.dark // lit or darkened: the same socket serves on
 			f.expose.Store(w.expose)
 		case f.erlang.Load() && p.Address == f.peerAddr:
 			f.expose.Store(false) // still a learned dist port
@@ -206,7 +201,7 @@ func (fs *faceSet) sync(snap *peers.Snapshot) error {
 		if _, ok := fs.faces[w.key]; ok {
 			continue
 		}
-		f, err := fs.openLocked(w, snap.Self)
+		_, err := fs.openLocked(w, snap.Self)
 		if err != nil {
 			errs = append(errs, err)
 			if _, seen := failed[w.peer.Name]; !seen {
@@ -214,7 +209,6 @@ func (fs *faceSet) sync(snap *peers.Snapshot) error {
 			}
 			continue
 		}
-		fs.serve(f)
 	}
 	for _, p := range snap.File.Peers {
 		if p.Name != snap.Self.Name {
@@ -257,7 +251,6 @@ func (fs *faceSet) ensureDist(p *peers.Peer, port uint16, node string) error {
 	}
 	f.erlang.Store(true)
 	f.node.Store(&node)
-	fs.serve(f)
 	return nil
 }
 
@@ -292,20 +285,12 @@ func (f *face) nodeName() string {
 	return ""
 }
 
-// openLocked binds one face and records it; serve starts accepting.
+// openLocked binds one face, records it and has pollSet accept on it.
 func (fs *faceSet) openLocked(w wantedFace, self *peers.Peer) (*face, error) {
 	erlangPort := w.epmd || !w.expose
 	f := &face{key: w.key, addr: w.addr, peerAddr: w.peer.Address, epmd: w.epmd, dark: w.dark}
-	if w.dark {
-		if err := fs.dark.listen(f); err != nil {
-			return nil, faceError(w.addr, w.peer.Name, self, erlangPort, err)
-		}
-	} else {
-		ln, err := listenFace(w.addr, w.peer.Name, self, erlangPort)
-		if err != nil {
-			return nil, err
-		}
-		f.ln = ln
+	if err := fs.poll.listen(f); err != nil {
+		return nil, faceError(w.addr, w.peer.Name, self, erlangPort, err)
 	}
 	f.expose.Store(w.expose)
 	fs.faces[w.key] = f
@@ -315,11 +300,7 @@ func (fs *faceSet) openLocked(w wantedFace, self *peers.Peer) (*face, error) {
 // closeLocked stops a face listener. Connections accepted on it live on
 // until the policy or the peer's removal ends them.
 func (fs *faceSet) closeLocked(f *face) {
-	if f.dark {
-		fs.dark.close(f)
-	} else {
-		f.ln.Close()
-	}
+	fs.poll.close(f)
 	if fs.faces[f.key] == f {
 		delete(fs.faces, f.key)
 	}
@@ -333,7 +314,7 @@ func (fs *faceSet) closeAll() {
 	for _, f := range fs.faces {
 		fs.closeLocked(f)
 	}
-	fs.dark.closeAll()
+	fs.poll.closeAll()
 }
 
 // listening reports the ports open on peer's face, sorted (for tests and
@@ -349,43 +330,6 @@ func (fs *faceSet) listening(peer string) []uint16 {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
-}
-
-// serve starts f's accept loop.
-func (fs *faceSet) serve(f *face) {
-	if f.dark {
-		return // darkSet accepts on it
-	}
-	if !fs.s.group.spawn(func() { fs.accept(f) }) {
-		f.ln.Close()
-	}
-}
-
-// accept hands each connection on f to its own goroutine until f closes.
-func (fs *faceSet) accept(f *face) {
-	s := fs.s
-	backoff := 5 * time.Millisecond
-	for {
-		c, err := f.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: wait, do not spin.
-			s.logLimited(slog.LevelWarn, denylog.Key{Who: f.key.peer, Port: f.key.port, Why: "accept"},
-				"netstack: accept on face", "addr", f.addr, "err", err)
-			if !sleepCtx(s.ctx, backoff) {
-				return
-			}
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
-		if !s.group.spawn(func() { fs.handle(f, c) }) {
-			c.Close()
-			return
-		}
-	}
 }
 
 // handle judges one local connection to a peer's face and carries it.

@@ -1,11 +1,12 @@
 package netstack
 
-// Dark faces: the face listeners of peers this host exchanges nothing with
-// under the policy (peers.File.Exchange). A local dial there is refused
-// and logged like any other, but such dials are rare and there may be
-// thousands of such peers (a 10,000-peer file of which 200 are partners),
-// so they share one epoll goroutine instead of holding an accept goroutine
-// each: at 9,800 dark faces that is some 35 MiB of resident memory less.
+// Every face listener (one per peer and port, 10,000 and more in a big
+// overlay) is served by one epoll goroutine instead of an accept goroutine
+// each: local dials come now and then, and a parked accept goroutine holds
+// some 4-8 KiB of stack. At 9,800 dark faces (peers the policy lets this
+// host exchange nothing with) that was some 35 MiB of resident memory; at
+// 10,000 partners, 40-50 MiB more. Each accepted connection goes to
+// faceSet.handle on a goroutine of its own, as before.
 
 import (
 	"errors"
@@ -21,28 +22,27 @@ import (
 	"github.com/nodewire/nodewire/netstack/denylog"
 )
 
-// darkSet owns the dark face sockets and the goroutine that accepts on
-// them. Its lock is taken under faceSet.mu, never the other way round.
-type darkSet struct {
+// pollSet owns the face sockets and the goroutine that accepts on them. Its lock is taken under faceSet.mu, never the other way round.
+type pollSet struct {
 	fs *faceSet
 
 	mu      sync.Mutex
-	epfd    int           // -1 until the first dark face
+	epfd    int           // -1 until the first face
 	wake    int           // eventfd that ends the wait on close
-	byFD    map[int]*face // open dark faces by socket
+	byFD    map[int]*face // open faces by socket
 	closed  bool
 	running bool
 }
 
-func newDarkSet(fs *faceSet) *darkSet {
-	return &darkSet{fs: fs, epfd: -1, wake: -1, byFD: make(map[int]*face)}
+func newPollSet(fs *faceSet) *pollSet {
+	return &pollSet{fs: fs, epfd: -1, wake: -1, byFD: make(map[int]*face)}
 }
 
 // listen binds a non-blocking listening socket on addr (as net.ListenTCP
 // would: SO_REUSEADDR, the system's backlog) and adds it to the set; f is
 // filled in with it. The error is the bare system call's, for listenFace's
 // hints.
-func (d *darkSet) listen(f *face) error {
+func (d *pollSet) listen(f *face) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -84,7 +84,7 @@ func (d *darkSet) listen(f *face) error {
 		unix.Close(fd)
 		return &net.OpError{Op: "listen", Net: "tcp4", Addr: net.TCPAddrFromAddrPort(f.addr), Err: os.NewSyscallError("listen", err)}
 	}
-	f.darkFD = fd
+	f.fd = fd
 	d.byFD[fd] = f
 	if !d.running && d.fs.s.group.spawn(d.run) {
 		d.running = true
@@ -94,17 +94,17 @@ func (d *darkSet) listen(f *face) error {
 
 // close closes f's socket; a connection waiting in its backlog is reset
 // by the kernel.
-func (d *darkSet) close(f *face) {
+func (d *pollSet) close(f *face) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.byFD[f.darkFD] == f {
-		delete(d.byFD, f.darkFD)
-		unix.Close(f.darkFD) // leaves the epoll set with it
+	if d.byFD[f.fd] == f {
+		delete(d.byFD, f.fd)
+		unix.Close(f.fd) // leaves the epoll set with it
 	}
 }
 
-// closeAll closes every dark socket and ends run.
-func (d *darkSet) closeAll() {
+// closeAll closes every face socket and ends run.
+func (d *pollSet) closeAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
@@ -124,9 +124,10 @@ func (d *darkSet) closeAll() {
 	}
 }
 
-// run accepts on every dark socket and hands each connection to the face's
-// handler, which refuses and logs it, until closeAll.
-func (d *darkSet) run() {
+// run accepts on every face socket and hands each connection to the face's
+// handler, which judges it (a dark face's are refused and logged), until
+// closeAll.
+func (d *pollSet) run() {
 	d.mu.Lock()
 	epfd := d.epfd
 	d.mu.Unlock()
@@ -134,7 +135,7 @@ func (d *darkSet) run() {
 	for {
 		n, err := unix.EpollWait(epfd, events, -1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			d.fs.s.log.Warn("netstack: dark faces: epoll_wait", "err", err)
+			d.fs.s.log.Warn("netstack: faces: epoll_wait", "err", err)
 			n = 0
 		}
 		d.mu.Lock()
@@ -145,7 +146,7 @@ func (d *darkSet) run() {
 			d.mu.Unlock()
 			return
 		}
-		var conns []darkConn
+		var conns []polledConn
 		failed := false
 		for _, ev := range events[:max(n, 0)] {
 			// A socket closed since the wait may have been replaced by
@@ -169,7 +170,7 @@ func (d *darkSet) run() {
 	}
 }
 
-type darkConn struct {
+type polledConn struct {
 	f *face
 	c *net.TCPConn
 }
@@ -177,9 +178,9 @@ type darkConn struct {
 // acceptAllLocked takes every connection waiting on f's socket. It
 // reports false on an error that leaves the socket ready (out of file
 // descriptors): run then waits a little rather than spin.
-func (d *darkSet) acceptAllLocked(f *face, out []darkConn) ([]darkConn, bool) {
+func (d *pollSet) acceptAllLocked(f *face, out []polledConn) ([]polledConn, bool) {
 	for {
-		nfd, _, err := unix.Accept4(f.darkFD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		nfd, _, err := unix.Accept4(f.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
@@ -196,7 +197,7 @@ func (d *darkSet) acceptAllLocked(f *face, out []darkConn) ([]darkConn, bool) {
 			continue
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
-			out = append(out, darkConn{f, tc})
+			out = append(out, polledConn{f, tc})
 		} else {
 			c.Close()
 		}
