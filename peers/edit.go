@@ -527,8 +527,11 @@ func (d *editDoc) styleOf(s *editSection, es []editEntry, defFlow bool) editStyl
 		st.flow = body.Style&yaml.FlowStyle != 0
 		if body.Kind == yaml.MappingNode && !st.flow && body.Line == last.start {
 			st.dashGap = body.Column - last.col - 1
-			st.child = body.Column - 1
 		}
+		// A block mapping in a sequence item continues in the column of
+		// its first key, right after "- ", whatever the file's indent
+		// unit (a last entry that is a plain scalar says nothing else).
+		st.child = st.indent + 1 + st.dashGap
 	} else {
 		if body.Kind == yaml.MappingNode {
 			st.flow = body.Style&yaml.FlowStyle != 0
