@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/nodewire/nodewire/e2e/cluster"
@@ -43,6 +44,22 @@ func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 				return setupOverlayWith(e, id, "tun", bins.overlayd, bins.ctl)
 			},
 		})
+	}
+	return rows, nil
+}
+
+// withBeforeRows is Rows plus, for each -before revision, its rows
+// (beforeRows): the TUN one only when the run has the TUN row (wanted names
+// the rows asked for; none means all).
+func withBeforeRows(tb cluster.TB, revs, wanted []string) ([]Row, error) {
+	rows := slices.Clone(Rows)
+	tun := len(wanted) == 0 || slices.Contains(wanted, "nwtun")
+	for i, rev := range revs {
+		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, before...)
 	}
 	return rows, nil
 }

@@ -60,14 +60,9 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 		return nil, err
 	}
 	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
-	rows := slices.Clone(Rows)
-	withTUN := len(cfg.Rows) == 0 || slices.Contains(cfg.Rows, "nwtun")
-	for i, rev := range cfg.Before {
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), withTUN)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, before...)
+	rows, err := withBeforeRows(tb, cfg.Before, cfg.Rows)
+	if err != nil {
+		return nil, err
 	}
 	type run struct {
 		id   string

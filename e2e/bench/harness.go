@@ -146,14 +146,9 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 	}
 	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
 
-	rows := slices.Clone(Rows)
-	withTUN := len(cfg.Rows) == 0 || slices.Contains(cfg.Rows, "nwtun")
-	for i, rev := range cfg.Before {
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), withTUN)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, before...)
+	rows, err := withBeforeRows(tb, cfg.Before, cfg.Rows)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.StdBind {
 		rows = append(rows, stdBindRows()...)

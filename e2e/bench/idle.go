@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -240,8 +239,6 @@ func medRange(v []float64, prec int) string {
 	if len(v) == 0 {
 		return "–"
 	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	f := "%." + fmt.Sprint(prec) + "f"
-	return strings.Join([]string{fmt.Sprintf(f, s[len(s)/2]), " (", fmt.Sprintf(f, s[0]), "–", fmt.Sprintf(f, s[len(s)-1]), ")"}, "")
+	st := summarize(v)
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, st.Median, prec, st.Min, prec, st.Max)
 }

@@ -479,15 +479,9 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := slices.Clone(Rows)
-	for i, rev := range cfg.Before {
-		// The TUN before-row runs when the TUN row does.
-		tun := len(cfg.Rows) == 0 || slices.Contains(cfg.Rows, "nwtun")
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, before...)
+	rows, err := withBeforeRows(tb, cfg.Before, cfg.Rows)
+	if err != nil {
+		return nil, err
 	}
 	var runs []*wanRun
 	for _, row := range rows {
