@@ -65,14 +65,7 @@ func BumpSerial(data []byte) ([]byte, uint64, error) {
 	}
 	v := mapValue(d.root, "serial")
 	if v == nil {
-		at, ind := len(d.lines), d.rootIndent()
-		if d.root != nil && len(d.root.Content) > 0 {
-			at = d.root.Content[0].Line - 1
-			for at > 0 && d.comment(at) { // the key's head comment stays with it
-				at--
-			}
-		}
-		d.insert(at, []string{strings.Repeat(" ", ind) + "serial: 1"})
+		d.insert(d.topLine(), []string{strings.Repeat(" ", d.rootIndent()) + "serial: 1"})
 		return d.bytes(), 1, nil
 	}
 	if v.Kind != yaml.ScalarNode || v.Style != 0 || v.Line < 1 || v.Line > len(d.lines) {
@@ -95,6 +88,20 @@ func BumpSerial(data []byte) ([]byte, uint64, error) {
 	return d.bytes(), next, nil
 }
 
+// topLine is the index (0-based) at which a new top-level key goes to be
+// seen first: just above the first top-level key and that key's head
+// comment, or at the end of a file with none.
+func (d *editDoc) topLine() int {
+	if d.root == nil || len(d.root.Content) == 0 {
+		return len(d.lines)
+	}
+	at := d.root.Content[0].Line - 1
+	for at > 0 && d.comment(at) { // the key's head comment stays with it
+		at--
+	}
+	return at
+}
+
 // SetExpires returns data with its top-level `expires:` set to t (RFC 3339,
 // UTC), every other byte unchanged. A file without one gets it on its own
 // line just below `serial:` (or above the first top-level key): an admin
@@ -108,16 +115,11 @@ func SetExpires(data []byte, t time.Time) ([]byte, error) {
 	text := t.UTC().Format(time.RFC3339)
 	v := mapValue(d.root, "expires")
 	if v == nil {
-		at, ind := len(d.lines), d.rootIndent()
+		at := d.topLine()
 		if s := mapValue(d.root, "serial"); s != nil && s.Line >= 1 && s.Line <= len(d.lines) {
 			at = s.Line
-		} else if d.root != nil && len(d.root.Content) > 0 {
-			at = d.root.Content[0].Line - 1
-			for at > 0 && d.comment(at) { // the key's head comment stays with it
-				at--
-			}
 		}
-		d.insert(at, []string{strings.Repeat(" ", ind) + "expires: " + text})
+		d.insert(at, []string{strings.Repeat(" ", d.rootIndent()) + "expires: " + text})
 		return d.bytes(), nil
 	}
 	if v.Kind != yaml.ScalarNode || v.Line < 1 || v.Line > len(d.lines) {
