@@ -434,9 +434,7 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
 	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
 	d.configuredPathsLocked(have, want) // a changed endpoint may take another path
-	if added+removed >= bigApply {
-		returnMemory(added + removed)
-	}
+	returnMemory(added + removed)
 	return nil
 }
 
@@ -444,7 +442,8 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 // enough to be worth a collection afterwards.
 const bigApply = 1000
 
-// returnMemory hands the garbage of a big apply back to the system. Loading
+// returnMemory hands the garbage of an apply of peers peers (at least
+// bigApply) back to the system. Loading
 // 10,000 peers leaves tens of MiB of parse and set-up garbage that the Go
 // runtime would keep resident for minutes (issue 13: VmRSS within 128 MiB
 // with 10,000 peers); a collection costs some milliseconds per 100 MiB of
