@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -38,10 +39,30 @@ func newPollSet(fs *faceSet) *pollSet {
 	return &pollSet{fs: fs, epfd: -1, wake: -1, byFD: make(map[int]*face)}
 }
 
-// listen binds a non-blocking listening socket on addr (as net.ListenTCP
-// would: SO_REUSEADDR, the system's backlog) and adds it to the set; f is
-// filled in with it. The error is the bare system call's, for listenFace's
-// hints.
+// listenFD binds a non-blocking listening socket on addr, as net.ListenTCP
+// would (SO_REUSEADDR, the system's backlog). The error is the bare system
+// call's, for faceError's hints.
+func listenFD(addr netip.AddrPort) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()})
+	}
+	if err == nil {
+		err = unix.Listen(fd, unix.SOMAXCONN)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, &net.OpError{Op: "listen", Net: "tcp4", Addr: net.TCPAddrFromAddrPort(addr), Err: os.NewSyscallError("listen", err)}
+	}
+	return fd, nil
+}
+
+// listen binds f's socket (listenFD) and adds it to the set; f is filled in
+// with it.
 func (d *pollSet) listen(f *face) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -65,24 +86,13 @@ func (d *pollSet) listen(f *face) error {
 		}
 		d.epfd, d.wake = epfd, wake
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := listenFD(f.addr)
 	if err != nil {
-		return os.NewSyscallError("socket", err)
+		return err
 	}
-	a := f.addr.Addr().As4()
-	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err == nil {
-		err = unix.Bind(fd, &unix.SockaddrInet4{Port: int(f.addr.Port()), Addr: a})
-	}
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	if err == nil {
-		err = unix.EpollCtl(d.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
-	}
-	if err != nil {
+	if err := unix.EpollCtl(d.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
 		unix.Close(fd)
-		return &net.OpError{Op: "listen", Net: "tcp4", Addr: net.TCPAddrFromAddrPort(f.addr), Err: os.NewSyscallError("listen", err)}
+		return os.NewSyscallError("epoll_ctl", err)
 	}
 	f.fd = fd
 	d.byFD[fd] = f

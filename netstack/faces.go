@@ -115,15 +115,6 @@ func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
 	return out
 }
 
-// listenFace binds addr, or explains why it cannot.
-func listenFace(addr netip.AddrPort, peer string, self *peers.Peer, erlangPort bool) (*net.TCPListener, error) {
-	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
-	if err == nil {
-		return ln, nil
-	}
-	return nil, faceError(addr, peer, self, erlangPort, err)
-}
-
 // faceError explains why addr cannot be bound.
 func faceError(addr netip.AddrPort, peer string, self *peers.Peer, erlangPort bool, err error) error {
 	fe := &FaceError{Peer: peer, Addr: addr, Err: err}

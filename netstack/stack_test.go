@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
 )
@@ -281,18 +283,18 @@ func preflight(snap *peers.Snapshot, epmdPort uint16) error {
 	if epmdPort == 0 {
 		epmdPort = peers.EPMDPort
 	}
-	var open []*net.TCPListener
+	var open []int
 	defer func() {
-		for _, ln := range open {
-			ln.Close()
+		for _, fd := range open {
+			unix.Close(fd)
 		}
 	}()
 	for _, w := range wantedFaces(snap, epmdPort) {
-		ln, err := listenFace(w.addr, w.peer.Name, snap.Self, w.epmd)
+		fd, err := listenFD(w.addr)
 		if err != nil {
-			return err
+			return faceError(w.addr, w.peer.Name, snap.Self, w.epmd || !w.expose, err)
 		}
-		open = append(open, ln)
+		open = append(open, fd)
 	}
 	return nil
 }
