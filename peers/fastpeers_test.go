@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -130,15 +128,8 @@ func TestFastDecodeSameTree(t *testing.T) {
 		})
 	}
 	t.Run("testdata", func(t *testing.T) {
-		for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/edit"} {
-			files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-			for _, path := range files {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkFast(t, data)
-			}
+		for _, data := range fixtureFiles(t) {
+			checkFast(t, data)
 		}
 	})
 	t.Run("big", func(t *testing.T) {
@@ -165,15 +156,8 @@ func FuzzFastDecode(f *testing.F) {
 	for _, c := range fastCases {
 		f.Add([]byte(keys.Replace(fastHead + "peers:\n" + c.peers)))
 	}
-	for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/edit"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		for _, path := range files {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
+	for _, data := range fixtureFiles(f) {
+		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if strings.Count(string(data), "\n") > 200 {

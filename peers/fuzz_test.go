@@ -1,8 +1,6 @@
 package peers
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,15 +8,8 @@ import (
 // FuzzParse: Parse never panics, and whatever it accepts satisfies the
 // invariants the rest of nodewire relies on.
 func FuzzParse(f *testing.F) {
-	for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/edit"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		for _, path := range files {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
+	for _, data := range fixtureFiles(f) {
+		f.Add(data)
 	}
 	f.Add([]byte(keys.Replace(policyFile)))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -1,6 +1,8 @@
 package peers
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,4 +44,23 @@ func parseErr(t testing.TB, src string) string {
 		t.Errorf("error is %T, want Errors", err)
 	}
 	return err.Error()
+}
+
+// fixtureFiles is the contents of every peer file under testdata/valid,
+// testdata/invalid and testdata/edit: the seeds of the fuzz targets and the
+// corpus of the tests that compare two ways of parsing.
+func fixtureFiles(t testing.TB) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/edit"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		for _, path := range files {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, data)
+		}
+	}
+	return out
 }

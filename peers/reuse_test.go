@@ -2,8 +2,6 @@ package peers
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -181,16 +179,9 @@ func FuzzParserReuse(f *testing.F) {
 	for _, c := range reuseCases {
 		f.Add([]byte(base), []byte(keys.Replace(c.edit(reuseHead+reusePeers))))
 	}
-	for _, dir := range []string{"testdata/valid", "testdata/invalid", "testdata/edit"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		for _, path := range files {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add([]byte(base), data)
-			f.Add(data, data)
-		}
+	for _, data := range fixtureFiles(f) {
+		f.Add([]byte(base), data)
+		f.Add(data, data)
 	}
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		if strings.Count(string(a), "\n") > 200 || strings.Count(string(b), "\n") > 200 {
