@@ -187,9 +187,9 @@ func TestTCPFallback(t *testing.T) {
 	t.Logf("interleaved 8 MiB erpc md5, pinned to TCP by reload vs back on UDP: TCP %s MB/s, UDP %s MB/s; time ratio TCP/UDP %s",
 		rate(pinTCP), rate(pinUDP), strings.Join(ratios, ", "))
 
-	// UDP blocked in the middle of a session: after udpFresh (15 s) of
-	// silence and 3 s unanswered the traffic takes TCP; the session and the
-	// Erlang connection survive it.
+	// UDP blocked in the middle of a session: once the data sent over UDP
+	// has gone unanswered for 3 s (tcpbind's unansweredSends) the traffic
+	// takes TCP; the session and the Erlang connection survive it.
 	streamed := startStream(t, t1.Node, t2.Node, "cut")
 	block()
 	blocked = true

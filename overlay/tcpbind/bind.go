@@ -61,6 +61,16 @@ type timing struct {
 	probeEvery    time.Duration // on TCP, send one small datagram over UDP this often
 }
 
+// unansweredSends is how many data messages must have gone out over UDP,
+// unanswered for fallbackAfter, before a peer heard from within udpFresh is
+// moved to TCP: UDP cut in the middle of a session. The overlay carries TCP,
+// whose data is acknowledged within a round trip and retransmitted when it
+// is not (kernel TCP in TUN mode: 0, 0.2, 0.6, 1.4 s; gVisor sooner), so a
+// live path answers long before; a count, not time alone, keeps one lone
+// message that needs no answer (the last ACK of a transfer) from moving a
+// quiet peer. Keepalives are not counted: WireGuard answers none.
+const unansweredSends = 4
+
 var defaultTiming = timing{udpFresh: 15 * time.Second, fallbackAfter: 3 * time.Second, probeEvery: 2 * time.Second}
 
 // Config says where to listen and how to dial.
@@ -327,7 +337,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 
 func (b *Bind) sendPeer(bufs [][]byte, e *Endpoint) error {
 	now := b.now()
-	tcp := b.useTCP(e, now)
+	tcp := b.useTCP(e, now, carriesData(bufs))
 	b.setTransport(e, tcp)
 	if !tcp {
 		if e.udpTry.Load() != 0 && e.tcpAddr != "" {
@@ -407,7 +417,7 @@ func (b *Bind) fallbackLater(e *Endpoint, m []byte) {
 		case <-s.done:
 			return
 		}
-		if !b.useTCP(e, b.now()) {
+		if !b.useTCP(e, b.now(), false) {
 			e.takeHeld() // UDP answered
 			return
 		}
@@ -433,15 +443,36 @@ func findInitiation(bufs [][]byte) []byte {
 	return nil
 }
 
+// carriesData reports whether bufs hold a WireGuard data message other than
+// a keepalive: one the peer's side answers (its TCP acknowledges it).
+func carriesData(bufs [][]byte) bool {
+	for _, m := range bufs {
+		if len(m) > minMessage && m[0] == msgData {
+			return true
+		}
+	}
+	return false
+}
+
 // useTCP decides the transport of one send: UDP while the peer's UDP
-// address answers; TCP after fallbackAfter of unanswered UDP.
-func (b *Bind) useTCP(e *Endpoint, now int64) bool {
+// address answers; TCP after fallbackAfter of unanswered UDP, whether the
+// peer was never heard from, fell silent for udpFresh, or stopped answering
+// the data sent to it (unanswered). data says whether this send counts as
+// data the peer answers.
+func (b *Bind) useTCP(e *Endpoint, now int64, data bool) bool {
 	if e.pinned() {
 		return true
 	}
 	if last := e.lastUDPRx.Load(); last != 0 && now-last < int64(b.t.udpFresh) {
-		e.udpTry.Store(0)
-		return false
+		from, cut := b.unanswered(e, now, last, data)
+		if !cut {
+			e.udpTry.Store(0)
+			return false
+		}
+		// Stay on TCP when the peer's last datagram grows older than
+		// udpFresh too: the try began with the first unanswered send.
+		e.udpTry.CompareAndSwap(0, from)
+		return true
 	}
 	try := e.udpTry.Load()
 	if try == 0 {
@@ -449,6 +480,30 @@ func (b *Bind) useTCP(e *Endpoint, now int64) bool {
 		return false
 	}
 	return now-try >= int64(b.t.fallbackAfter)
+}
+
+// unanswered tracks the data sent to e over UDP since the peer's last
+// datagram (last): the first such send and their count. cut is true once
+// unansweredSends of them went out over at least fallbackAfter with no
+// datagram back; from is when the first went out. A datagram from the
+// peer's UDP address (a reply, or the answer to a probe) clears it.
+func (b *Bind) unanswered(e *Endpoint, now, last int64, data bool) (from int64, cut bool) {
+	from = e.quietFrom.Load()
+	if from != 0 && last >= from {
+		e.quietFrom.CompareAndSwap(from, 0)
+		from = 0
+	}
+	if from == 0 {
+		if data && e.quietFrom.CompareAndSwap(0, now) {
+			e.quietSends.Store(1)
+		}
+		return 0, false
+	}
+	n := e.quietSends.Load()
+	if data {
+		n = e.quietSends.Add(1)
+	}
+	return from, n >= unansweredSends && now-from >= int64(b.t.fallbackAfter)
 }
 
 func (e *Endpoint) hold(m []byte) {

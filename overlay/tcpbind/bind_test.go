@@ -194,3 +194,76 @@ func TestFallbackAndBack(t *testing.T) {
 		t.Fatal("data still arrives over the stream after moving back to UDP")
 	}
 }
+
+// TestFallbackMidSession: UDP cut in the middle of a session, the peer heard
+// from a moment before, moves the peer to TCP once unansweredSends data
+// messages have gone unanswered for fallbackAfter, without waiting for the
+// peer's last datagram to grow older than udpFresh; a lone unanswered
+// message followed by keepalives only does not move it.
+func TestFallbackMidSession(t *testing.T) {
+	a := open(t, "127.0.0.1:0")
+	b := open(t, "")
+	b.b.t.udpFresh = time.Hour // only the unanswered rule can move it
+	spec := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(a.port))) + "," + TCPPrefix + a.b.ListenAddr().String()
+	ep, err := b.b.ParseEndpoint(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ep.(*Endpoint)
+	seq := 0
+	data := func() []byte { seq++; return message(msgData, 100+seq%500) }
+	// answered sends data over UDP until a's reply comes back over UDP.
+	answered := func() {
+		t.Helper()
+		r := sendUntil(t, b, ep, a, data())
+		reply := message(msgData, 64)
+		a.b.Send([][]byte{reply}, r.ep)
+		if got := b.expect(t, reply); got.ep != ep {
+			t.Fatalf("reply arrived from %T, want the peer's endpoint", got.ep)
+		}
+	}
+	answered()
+
+	b.udp.blocked.Store(true)
+	lone := time.Now()
+	if err := b.b.Send([][]byte{data()}, ep); err != nil {
+		t.Fatal(err)
+	}
+	for time.Since(lone) < 3*b.b.t.fallbackAfter {
+		b.b.Send([][]byte{message(msgData, minMessage)}, ep)
+		time.Sleep(20 * time.Millisecond) // pacing the keepalives, not waiting for an event
+	}
+	if e.Transport() != "udp" {
+		t.Fatal("one unanswered message and keepalives moved the peer to TCP")
+	}
+
+	b.udp.blocked.Store(false)
+	answered()
+	b.udp.blocked.Store(true)
+	cut := time.Now()
+	deadline := cut.Add(5 * time.Second)
+	for e.Transport() != "tcp" {
+		if time.Now().After(deadline) {
+			t.Fatalf("still on UDP 5 s after it was cut (udpFresh %v, fallbackAfter %v)", b.b.t.udpFresh, b.b.t.fallbackAfter)
+		}
+		b.b.Send([][]byte{data()}, ep)
+		time.Sleep(20 * time.Millisecond) // pacing the sends, as TCP's retransmissions are
+	}
+	if r := sendUntil(t, b, ep, a, data()); r.ep == nil {
+		t.Fatal("no endpoint")
+	} else if _, ok := r.ep.(*streamEndpoint); !ok {
+		t.Fatalf("after the cut, data arrived from %T, want a stream endpoint", r.ep)
+	}
+	t.Logf("UDP cut mid-session: on TCP after %v (fallbackAfter %v, %d sends)", time.Since(cut).Round(time.Millisecond), b.b.t.fallbackAfter, unansweredSends)
+	// While UDP stays cut, the peer stays on TCP through its probes, a's
+	// replies arriving over the stream.
+	onTCP := time.Now()
+	for time.Since(onTCP) < 5*b.b.t.probeEvery {
+		r := sendUntil(t, b, ep, a, data())
+		a.b.Send([][]byte{message(msgData, 64)}, r.ep)
+		if e.Transport() != "tcp" {
+			t.Fatalf("back on UDP %v after moving to TCP, with UDP still cut", time.Since(onTCP).Round(time.Millisecond))
+		}
+		time.Sleep(10 * time.Millisecond) // pacing
+	}
+}

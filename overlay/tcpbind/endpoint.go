@@ -30,8 +30,12 @@ type Endpoint struct {
 
 	lastUDPRx atomic.Int64 // monotonic ns of the last datagram from udpAddr; 0: never
 	udpTry    atomic.Int64 // when sending over UDP began without hearing back; 0: not trying
-	lastProbe atomic.Int64 // when a datagram last went over UDP while on TCP
-	onTCP     atomic.Bool  // the last send went over TCP
+	// quietFrom and quietSends: the first data message sent over UDP since
+	// the peer's last datagram (0: none) and how many went since.
+	quietFrom  atomic.Int64
+	quietSends atomic.Int32
+	lastProbe  atomic.Int64 // when a datagram last went over UDP while on TCP
+	onTCP      atomic.Bool  // the last send went over TCP
 
 	st            atomic.Pointer[stream] // the stream we dialed, or nil
 	dialing       atomic.Bool
