@@ -597,6 +597,9 @@ func (d *Daemon) Status() control.Status {
 
 	wgState := d.wgState()
 	conns := d.plane.Stats()
+	if len(f.Peers) > 1 {
+		st.Peers = make([]control.PeerStatus, 0, len(f.Peers)-1)
+	}
 	for _, p := range f.Peers {
 		if p.Name == self.Name {
 			continue
