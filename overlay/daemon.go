@@ -480,9 +480,9 @@ func (d *Daemon) deviceHave() map[peers.Key]wgPeer {
 
 // summarize counts peers added, removed and changed between two files, for the log.
 func summarize(old, cur *peers.File) (added, removed, changed int) {
-	var m peerMatcher
+	var m peers.Matcher
 	for _, p := range cur.Peers {
-		o := m.find(old, p)
+		o := m.Find(old, p)
 		switch {
 		case o == nil:
 			added++
@@ -490,9 +490,9 @@ func summarize(old, cur *peers.File) (added, removed, changed int) {
 			changed++
 		}
 	}
-	m = peerMatcher{}
+	m = peers.Matcher{}
 	for _, p := range old.Peers {
-		if m.find(cur, p) == nil {
+		if m.Find(cur, p) == nil {
 			removed++
 		}
 	}

@@ -49,7 +49,7 @@ func fullChange(partners []*peers.Peer, resolve func([]*peers.Peer) map[string]n
 // apply: the file old, its partners and have = desiredPeers of them (the
 // device's configuration). A partner keeps have's entry when the last file
 // had it, as a partner, under its name, with the same WireGuard inputs
-// (sameWG); only the others are resolved and built.
+// (samePartner); only the others are resolved and built.
 func changePartners(old *peers.File, oldPartners []*peers.Peer, have map[peers.Key]wgPeer,
 	f *peers.File, partners []*peers.Peer, resolve func([]*peers.Peer) map[string]netip.AddrPort) partnerChange {
 	was := make([]bool, len(old.Peers))
@@ -61,15 +61,15 @@ func changePartners(old *peers.File, oldPartners []*peers.Peer, have map[peers.K
 		is[p.ID] = true
 	}
 	var c partnerChange
-	var m peerMatcher
+	var m peers.Matcher
 	for _, p := range partners {
-		if o := m.find(old, p); o == nil || !was[o.ID] || !sameWG(o, p) {
+		if o := m.Find(old, p); o == nil || !was[o.ID] || !samePartner(o, p) {
 			c.fresh = append(c.fresh, p)
 		}
 	}
-	m = peerMatcher{}
+	m = peers.Matcher{}
 	for _, o := range oldPartners {
-		if p := m.find(f, o); p == nil || !is[p.ID] || !sameWG(o, p) {
+		if p := m.Find(f, o); p == nil || !is[p.ID] || !samePartner(o, p) {
 			c.gone = append(c.gone, o)
 		}
 	}
@@ -87,11 +87,12 @@ func changePartners(old *peers.File, oldPartners []*peers.Peer, have map[peers.K
 	return c
 }
 
-// sameWG reports whether o and p, the same peer in two files, give the
-// same device entry (desiredPeers) whenever they are partners: the same
-// inputs, and an endpoint that resolves alone (none, or an IP literal).
-func sameWG(o, p *peers.Peer) bool {
-	return o.PublicKey == p.PublicKey && o.Address == p.Address && o.Endpoint == p.Endpoint &&
+// samePartner reports whether o and p, the same peer in two files, give
+// the same device entry (desiredPeers) and path (by name) whenever they
+// are partners: the same name and inputs, and an endpoint that resolves
+// alone (none, or an IP literal).
+func samePartner(o, p *peers.Peer) bool {
+	return o.Name == p.Name && o.PublicKey == p.PublicKey && o.Address == p.Address && o.Endpoint == p.Endpoint &&
 		o.TCPEndpoint == p.TCPEndpoint && o.Transport == p.Transport && o.Keepalive == p.Keepalive &&
 		literalEndpoint(p.Endpoint)
 }
@@ -103,24 +104,6 @@ func literalEndpoint(ep string) bool {
 	}
 	_, err := netip.ParseAddrPort(ep)
 	return err == nil
-}
-
-// peerMatcher finds the peers of one file in another by name, in file
-// order: most edits add, remove or change a peer or two, so the peer
-// looked for is mostly at the index of the last one found plus the
-// distance between them; only the others cost a map look-up.
-type peerMatcher struct{ shift int }
-
-// find returns the peer of in named p.Name, or nil.
-func (m *peerMatcher) find(in *peers.File, p *peers.Peer) *peers.Peer {
-	if i := p.ID + m.shift; i >= 0 && i < len(in.Peers) && in.Peers[i].Name == p.Name {
-		return in.Peers[i]
-	}
-	o := in.Peer(p.Name)
-	if o != nil {
-		m.shift = o.ID - p.ID
-	}
-	return o
 }
 
 // changePartnersLocked is the partnerChange a reload to f makes: from the

@@ -116,6 +116,7 @@ func TestIncrementalReloadIsFullReload(t *testing.T) {
 		{"keepalive changed", ops, set("b", func(p *deltaPeer) { p.extra = ", endpoint: 198.51.100.3:51820, keepalive: 10s" }), oldDNS, 2, 2},
 		{"transport tcp", ops, set("g", func(p *deltaPeer) { p.extra += ", transport: tcp" }), oldDNS, 2, 2},
 		{"a peer renamed", ops, set("a", func(p *deltaPeer) { p.name = "a2" }), oldDNS, 2, 2},
+		{"a peer renamed in case only", ops, set("a", func(p *deltaPeer) { p.name = "A" }), oldDNS, 2, 2},
 		{"a peer moved out of reach", ops, set("b", func(p *deltaPeer) { p.network, p.addr = "far", 2 }), oldDNS, 1, 2},
 		{"a peer moved into reach", ops, set("f", func(p *deltaPeer) { p.network, p.addr = "lab", 9 }), oldDNS, 2, 1},
 		{"the rule removed", "", base, oldDNS, 1, 3},
