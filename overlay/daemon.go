@@ -211,8 +211,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	go func() { defer d.wg.Done(); d.watchPaths(d.stop) }()
 
 	// The garbage of a big start goes back to the system before the
-	// control socket says the daemon is up.
-	returnMemory(len(want))
+	// control socket says the daemon is up. A start parses and opens faces
+	// for the whole file, partners or not: its size is the file's.
+	returnMemory(len(f.Peers))
 	if d.ctl, err = listenControl(cfg.ControlPath); err != nil {
 		return nil, err
 	}
