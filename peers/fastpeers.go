@@ -46,8 +46,8 @@ type fastSection struct {
 }
 
 // fastDecodeReuse is fastDecode reusing entries of reuse, when not nil:
-// an entry found there is a mapping node without content in the tree,
-// and the returned section says which. The section is nil without reuse
+// an entry found there is a mapping node without content in the tree
+// (one, shared by every such entry), and the returned section says which. The section is nil without reuse
 // or when the section holds no entries.
 func fastDecodeReuse(data []byte, reuse *reuseCache) (*yaml.Node, *fastSection, bool) {
 	start, end, ok := peersSection(data)
@@ -133,7 +133,7 @@ func lineAt(data []byte, i int) (line []byte, next int) {
 // fastPeers builds the mapping node of a peers section whose first line is
 // line first, nil for a section of only blank and comment lines. With
 // reuse, it also returns the section's entries, and an entry whose text
-// reuse holds gets a mapping node without content.
+// reuse holds gets a mapping node without content (one, shared by all).
 func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSection, bool) {
 	// Comments are dropped unread: make sure that they hold nothing
 	// yaml.v3 would refuse (control characters, bad UTF-8).
@@ -143,9 +143,13 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 		}
 	}
 	var fs *fastSection
-	want, misses := 0, 0 // the entry of reuse expected next; see find
+	want, misses := 0, 0  // the entry of reuse expected next; see find
+	var reused *yaml.Node // the value of every entry reused: parsePeers reads only its key
 	if reuse != nil {
-		fs = &fastSection{}
+		// Sized for a file like the last one: most reloads change a
+		// peer or two.
+		n := len(reuse.seq) + 16
+		fs = &fastSection{texts: make([]string, 0, n), hits: make([]*reuseEntry, 0, n)}
 	}
 	// Values are cut from one copy of the section; keys, which the File
 	// keeps as peer names, get their own so as not to pin it.
@@ -174,6 +178,9 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 			indent, fieldIndent = col, -1
 			if m == nil {
 				m = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: col + 1}
+				if fs != nil {
+					m.Content = make([]*yaml.Node, 0, 2*cap(fs.texts))
+				}
 			}
 			if fs != nil {
 				// The entry's lines are read (and accepted) just as
@@ -184,10 +191,12 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 				fs.texts = append(fs.texts, text)
 				fs.hits = append(fs.hits, r)
 				if r != nil {
-					k, v := a.node(), a.node()
+					k := a.node()
 					*k = yaml.Node{Kind: yaml.ScalarNode, Tag: r.keyTag, Value: r.peer.Name, Line: line, Column: col + 1}
-					*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: col + 1}
-					m.Content = append(m.Content, k, v)
+					if reused == nil {
+						reused = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+					}
+					m.Content = append(m.Content, k, reused)
 					fs.nhits++
 					i, line = end, line+more
 					continue
