@@ -152,8 +152,12 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 		fs = &fastSection{texts: make([]string, 0, n), hits: make([]*reuseEntry, 0, n)}
 	}
 	// Values are cut from one copy of the section; keys, which the File
-	// keeps as peer names, get their own so as not to pin it.
-	a := nodeArena{src: string(sec)}
+	// keeps as peer names, get their own so as not to pin it. With reuse,
+	// from a copy of each entry not reused: the others need none.
+	a := nodeArena{}
+	if fs == nil {
+		a.src = string(sec)
+	}
 	var m *yaml.Node
 	indent, fieldIndent := -1, -1
 	var block *yaml.Node // the block mapping of the entry being read
@@ -186,9 +190,13 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 				// The entry's lines are read (and accepted) just as
 				// they were when reuse was made from them.
 				end, more := entryEnd(sec, i, indent)
-				text := a.src[a.base:end]
-				r := reuse.find(text, &want, &misses)
-				fs.texts = append(fs.texts, text)
+				r := reuse.find(sec[a.base:end], &want, &misses)
+				if r == nil {
+					a.src, a.srcAt = string(sec[a.base:end]), a.base
+					fs.texts = append(fs.texts, a.src)
+				} else {
+					fs.texts = append(fs.texts, r.text)
+				}
 				fs.hits = append(fs.hits, r)
 				if r != nil {
 					k := a.node()
@@ -409,16 +417,18 @@ func alnum(c byte) bool {
 // also keeps one copy of each short key (network, address, ...), which
 // every peer repeats.
 type nodeArena struct {
-	free []yaml.Node
-	keys map[string]string
-	src  string // the section
-	base int    // where in src the line being read starts
+	free  []yaml.Node
+	keys  map[string]string
+	src   string // the section, or the entry being read, from srcAt on
+	srcAt int    // where in the section src starts
+	base  int    // where in the section the line being read starts
 }
 
-// text is l[start:end] as a string; l is the line at a.base in a.src.
+// text is l[start:end] as a string; l is the line at a.base in the
+// section.
 func (a *nodeArena) text(l []byte, start, end int, key bool) string {
 	if !key {
-		return a.src[a.base+start : a.base+end]
+		return a.src[a.base-a.srcAt+start : a.base-a.srcAt+end]
 	}
 	b := l[start:end]
 	if len(b) > 16 {
