@@ -152,10 +152,12 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 		fs = &fastSection{texts: make([]string, 0, n), hits: make([]*reuseEntry, 0, n)}
 	}
 	// Values are cut from one copy of the section; keys, which the File
-	// keeps as peer names, get their own so as not to pin it. With reuse,
-	// from a copy of each entry not reused: the others need none.
+	// keeps as peer names, get their own so as not to pin it. With
+	// entries to reuse, from a copy of each entry not reused: the others
+	// need none.
 	a := nodeArena{}
-	if fs == nil {
+	whole := reuse == nil || len(reuse.seq) == 0
+	if whole {
 		a.src = string(sec)
 	}
 	var m *yaml.Node
@@ -192,8 +194,10 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 				end, more := entryEnd(sec, i, indent)
 				r := reuse.find(sec[a.base:end], &want, &misses)
 				if r == nil {
-					a.src, a.srcAt = string(sec[a.base:end]), a.base
-					fs.texts = append(fs.texts, a.src)
+					if !whole {
+						a.src, a.srcAt = string(sec[a.base:end]), a.base
+					}
+					fs.texts = append(fs.texts, a.src[a.base-a.srcAt:end-a.srcAt])
 				} else {
 					fs.texts = append(fs.texts, r.text)
 				}
