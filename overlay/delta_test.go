@@ -203,3 +203,34 @@ func TestIncrementalReloadIsFullReload(t *testing.T) {
 		})
 	}
 }
+
+// After a failed UAPI set the daemon knows the device's keys only
+// (deviceHave): the next reload is computed from nothing, and its
+// difference sets every wanted peer in full and removes the others.
+func TestReloadAfterFailedSetIsFull(t *testing.T) {
+	ps := []deltaPeer{
+		{"self", "lab", 1, 1, ""},
+		{"a", "lab", 2, 2, ", endpoint: 192.0.2.2:51820"},
+		{"b", "lab", 3, 3, ", endpoint: 192.0.2.3:51820"},
+	}
+	f := deltaFile(t, "", ps)
+	partners := f.Partners(f.Peer("self"))
+	stranger := peers.Key{9}
+	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), file: f, partners: partners}
+	d.have = map[peers.Key]wgPeer{f.Peer("a").PublicKey: {Key: f.Peer("a").PublicKey}, stranger: {Key: stranger}}
+	d.haveExact = false
+	c := d.changePartnersLocked(context.Background(), f, partners)
+	if !c.full || len(c.fresh) != 2 {
+		t.Fatalf("change after a failed set: full %v, %d fresh; want a full change of 2", c.full, len(c.fresh))
+	}
+	diff := uapiDiff(d.have, c.want)
+	for _, want := range []string{
+		"public_key=" + stranger.Hex() + "\nremove=true\n",
+		"public_key=" + f.Peer("a").PublicKey.Hex() + "\nupdate_only=true\nendpoint=192.0.2.2:51820\n",
+		"public_key=" + f.Peer("b").PublicKey.Hex() + "\nendpoint=192.0.2.3:51820\n",
+	} {
+		if !strings.Contains(diff, want) {
+			t.Errorf("difference lacks %q:\n%s", want, diff)
+		}
+	}
+}
