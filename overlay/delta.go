@@ -56,20 +56,21 @@ func changePartners(old *peers.File, oldPartners []*peers.Peer, have map[peers.K
 	for _, o := range oldPartners {
 		was[o.ID] = true
 	}
-	is := make([]bool, len(f.Peers))
-	for _, p := range partners {
-		is[p.ID] = true
-	}
+	kept := make([]bool, len(f.Peers)) // by ID: a partner whose entry is have's
 	var c partnerChange
 	var m peers.Matcher
 	for _, p := range partners {
-		if o := m.Find(old, p); o == nil || !was[o.ID] || !samePartner(o, p) {
+		if o := m.Find(old, p); o != nil && was[o.ID] && samePartner(o, p) {
+			kept[p.ID] = true
+		} else {
 			c.fresh = append(c.fresh, p)
 		}
 	}
+	// Names are unique in a file (in any case): the partner kept under
+	// o's name is the one kept for o.
 	m = peers.Matcher{}
 	for _, o := range oldPartners {
-		if p := m.Find(f, o); p == nil || !is[p.ID] || !samePartner(o, p) {
+		if p := m.Find(f, o); p == nil || !kept[p.ID] {
 			c.gone = append(c.gone, o)
 		}
 	}
