@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,13 @@ type faceSet struct {
 	faces  map[faceKey]*face
 	closed bool
 	poll   *pollSet
+	// synced is the snapshot the faces were last made to match (openAll,
+	// sync), nil before; recheck is the peers whose faces must be looked
+	// at again even if synced and the next snapshot agree on them: a face
+	// failed to open, or ensureDist opened or failed one since. With them
+	// a sync looks only at the peers that changed (syncLocked).
+	synced  *peers.Snapshot
+	recheck map[string]bool
 }
 
 func newFaceSet(s *Stack) *faceSet {
@@ -92,11 +100,16 @@ type wantedFace struct {
 }
 
 // wantedFaces lists the listeners snap asks for, in a stable order: for
-// every peer but self, its epmd port and its exposed ports.
-func wantedFaces(snap *peers.Snapshot, epmdPort uint16) []wantedFace {
-	out := make([]wantedFace, 0, len(snap.File.Peers)) // one a peer, mostly
+// every peer but self (or only those of only, if not nil), its epmd port
+// and its exposed ports.
+func wantedFaces(snap *peers.Snapshot, epmdPort uint16, only map[string]bool) []wantedFace {
+	n := len(snap.File.Peers) // one a peer, mostly
+	if only != nil {
+		n = len(only)
+	}
+	out := make([]wantedFace, 0, n)
 	for _, p := range snap.File.Peers {
-		if p.Name == snap.Self.Name {
+		if p.Name == snap.Self.Name || only != nil && !only[p.Name] {
 			continue
 		}
 		dark := !snap.File.Exchange(snap.Self, p)
@@ -143,7 +156,7 @@ func (fs *faceSet) openAll(snap *peers.Snapshot) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var opened []*face
-	for _, w := range wantedFaces(snap, fs.s.epmdPort) {
+	for _, w := range wantedFaces(snap, fs.s.epmdPort, nil) {
 		f, err := fs.openLocked(w, snap.Self)
 		if err != nil {
 			for _, o := range opened {
@@ -153,6 +166,7 @@ func (fs *faceSet) openAll(snap *peers.Snapshot) error {
 		}
 		opened = append(opened, f)
 	}
+	fs.synced = snap
 	return nil
 }
 
@@ -166,12 +180,31 @@ func (fs *faceSet) sync(snap *peers.Snapshot) error {
 	if fs.closed {
 		return nil
 	}
-	wanted := wantedFaces(snap, fs.s.epmdPort)
+	return fs.syncLocked(snap, fs.synced)
+}
+
+// syncLocked is sync from prev, the snapshot the faces match (nil: not
+// known). It looks only at the peers whose faces prev and snap may want
+// differently (changedFaces) and at those of fs.recheck: adding one peer
+// to 10,000 opens its face and looks at no other (issue 13). With prev
+// nil it looks at every peer.
+func (fs *faceSet) syncLocked(snap, prev *peers.Snapshot) error {
+	var only map[string]bool // nil: every peer
+	if prev != nil && prev.Self.Name == snap.Self.Name {
+		only = changedFaces(prev, snap)
+		for name := range fs.recheck {
+			only[name] = true
+		}
+	}
+	wanted := wantedFaces(snap, fs.s.epmdPort, only)
 	want := make(map[faceKey]*wantedFace, len(wanted))
 	for i := range wanted {
 		want[wanted[i].key] = &wanted[i]
 	}
 	for k, f := range fs.faces {
+		if only != nil && !only[k.peer] {
+			continue
+		}
 		p := snap.File.Peer(k.peer)
 		w := want[k]
 		switch {
@@ -202,11 +235,51 @@ func (fs *faceSet) sync(snap *peers.Snapshot) error {
 		}
 	}
 	for _, p := range snap.File.Peers {
-		if p.Name != snap.Self.Name {
+		if p.Name != snap.Self.Name && (only == nil || only[p.Name]) {
 			fs.s.stats.peer(p.Name).setFaceError(failed[p.Name])
 		}
 	}
+	fs.synced, fs.recheck = snap, nil
+	for name := range failed {
+		fs.markLocked(name)
+	}
 	return errors.Join(errs...)
+}
+
+// markLocked has the next sync look at name's faces again.
+func (fs *faceSet) markLocked(name string) {
+	if fs.recheck == nil {
+		fs.recheck = make(map[string]bool)
+	}
+	fs.recheck[name] = true
+}
+
+// changedFaces is the names of the peers whose faces prev and snap (of
+// the same self) may want differently: added, removed, or with another
+// face, address, exposed ports or reach (dark). A peer both name the same
+// way gets the same faces from a sync from either, so a sync from prev
+// to snap need not look at it.
+func changedFaces(prev, snap *peers.Snapshot) map[string]bool {
+	out := make(map[string]bool)
+	var m peers.Matcher
+	for _, p := range snap.File.Peers {
+		o := m.Find(prev.File, p)
+		if o == nil || o.Name != p.Name || o.Face != p.Face || o.Address != p.Address || !slices.Equal(o.Expose, p.Expose) ||
+			(o.Name == prev.Self.Name) != (p.Name == snap.Self.Name) ||
+			prev.File.Exchange(prev.Self, o) != snap.File.Exchange(snap.Self, p) {
+			out[p.Name] = true
+			if o != nil {
+				out[o.Name] = true
+			}
+		}
+	}
+	m = peers.Matcher{}
+	for _, o := range prev.File.Peers {
+		if p := m.Find(snap.File, o); p == nil || p.Name != o.Name {
+			out[o.Name] = true
+		}
+	}
+	return out
 }
 
 // ensureDist makes sure a listener on p's face at port exists and counts as
@@ -235,6 +308,8 @@ func (fs *faceSet) ensureDist(p *peers.Peer, port uint16, node string) error {
 		return fmt.Errorf("peer %s announced more than %d distribution ports", p.Name, maxLearnedPorts)
 	}
 	snap := fs.s.snap.Load()
+	// The next sync looks at p's faces again, whatever p's snapshot was.
+	fs.markLocked(p.Name)
 	f, err := fs.openLocked(wantedFace{key: k, addr: netip.AddrPortFrom(p.Face, port), peer: p}, snap.Self)
 	if err != nil {
 		fs.s.stats.peer(p.Name).setFaceError(err.Error())

@@ -289,7 +289,7 @@ func preflight(snap *peers.Snapshot, epmdPort uint16) error {
 			unix.Close(fd)
 		}
 	}()
-	for _, w := range wantedFaces(snap, epmdPort) {
+	for _, w := range wantedFaces(snap, epmdPort, nil) {
 		fd, err := listenFD(w.addr)
 		if err != nil {
 			return faceError(w.addr, w.peer.Name, snap.Self, w.epmd || !w.expose, err)

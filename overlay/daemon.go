@@ -98,7 +98,8 @@ type Daemon struct {
 	file      *peers.File
 	self      *peers.Peer
 	partners  []*peers.Peer        // file.Partners(self): the WireGuard peers
-	have      map[peers.Key]wgPeer // what the device was last configured with
+	have      map[peers.Key]wgPeer // what the device was last configured with; replaced whole, never modified
+	haveExact bool                 // have is desiredPeers(partners) entry by entry; false after a failed UAPI set (keys only)
 	loadedAt  time.Time
 	reloads   uint64
 	reloadErr string
@@ -192,14 +193,15 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
 	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log, d.strangers.refused))
 	partners := f.Partners(self)
-	want := desiredPeers(partners, d.resolve(ctx, partners))
+	c := fullChange(partners, func(ps []*peers.Peer) map[string]netip.AddrPort { return d.resolve(ctx, ps) })
+	want := c.want
 	if err := d.dev.IpcSet(deviceUAPI(d.private, d.listen) + uapiDiff(nil, want)); err != nil {
 		return nil, fmt.Errorf("configure WireGuard: %w", err)
 	}
 	// The MSS table is in place before the first packet can flow.
 	d.mu.Lock()
-	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
-	d.configuredPathsLocked(nil, want)
+	d.file, d.self, d.partners, d.have, d.haveExact, d.loadedAt = f, self, partners, want, true, time.Now()
+	d.configuredPathsLocked(nil, c)
 	d.appliedLocked(version)
 	d.mu.Unlock()
 	if err := d.dev.Up(); err != nil {
@@ -209,8 +211,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	go func() { defer d.wg.Done(); d.watchPaths(d.stop) }()
 
 	// The garbage of a big start goes back to the system before the
-	// control socket says the daemon is up.
-	returnMemory(len(want))
+	// control socket says the daemon is up. A start parses and opens faces
+	// for the whole file, partners or not: its size is the file's.
+	returnMemory(len(f.Peers))
 	if d.ctl, err = listenControl(cfg.ControlPath); err != nil {
 		return nil, err
 	}
@@ -404,15 +407,22 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 		return fmt.Errorf("%s:%d: peers.%s.mode changed from %s to %s: restart overlayd to change mode", d.cfg.PeerFile, self.Line, self.Name, d.mode, m)
 	}
 	// Only the partners are WireGuard peers: a policy change adds and
-	// removes peers here as it adds and removes partners.
+	// removes peers here as it adds and removes partners. Only the entries
+	// of partners added, removed or changed are built and compared.
 	partners := f.Partners(self)
-	want := desiredPeers(partners, d.resolve(ctx, partners))
-	diff := uapiDiff(d.have, want)
+	c := d.changePartnersLocked(ctx, f, partners)
+	want := c.want
+	var diff string
+	if c.full {
+		diff = uapiDiff(d.have, want)
+	} else {
+		diff = uapiDiffOf(d.have, want, c.keys())
+	}
 	if diff != "" {
 		if err := d.dev.IpcSet(diff); err != nil {
 			// UAPI is not transactional: start the next reload's
 			// difference from what the device holds now.
-			d.have = d.deviceHave()
+			d.have, d.haveExact = d.deviceHave(), false
 			return fmt.Errorf("apply WireGuard changes: %w", err)
 		}
 	}
@@ -432,8 +442,8 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 		slog.Int("rules", len(f.Rules)))
 	have := d.have
 	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
-	d.file, d.self, d.partners, d.have, d.loadedAt = f, self, partners, want, time.Now()
-	d.configuredPathsLocked(have, want) // a changed endpoint may take another path
+	d.file, d.self, d.partners, d.have, d.haveExact, d.loadedAt = f, self, partners, want, true, time.Now()
+	d.configuredPathsLocked(have, c) // a changed endpoint may take another path
 	returnMemory(added + removed)
 	return nil
 }
@@ -471,8 +481,9 @@ func (d *Daemon) deviceHave() map[peers.Key]wgPeer {
 
 // summarize counts peers added, removed and changed between two files, for the log.
 func summarize(old, cur *peers.File) (added, removed, changed int) {
+	var m peers.Matcher
 	for _, p := range cur.Peers {
-		o := old.Peer(p.Name)
+		o := m.Find(old, p)
 		switch {
 		case o == nil:
 			added++
@@ -480,8 +491,9 @@ func summarize(old, cur *peers.File) (added, removed, changed int) {
 			changed++
 		}
 	}
+	m = peers.Matcher{}
 	for _, p := range old.Peers {
-		if cur.Peer(p.Name) == nil {
+		if m.Find(cur, p) == nil {
 			removed++
 		}
 	}
@@ -586,6 +598,9 @@ func (d *Daemon) Status() control.Status {
 
 	wgState := d.wgState()
 	conns := d.plane.Stats()
+	if len(f.Peers) > 1 {
+		st.Peers = make([]control.PeerStatus, 0, len(f.Peers)-1)
+	}
 	for _, p := range f.Peers {
 		if p.Name == self.Name {
 			continue

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"log/slog"
+	"maps"
 	"net/netip"
 	"time"
 
@@ -157,17 +158,18 @@ func (d *Daemon) seenPaths() map[peers.Key]pathSeen {
 }
 
 // configuredPathsLocked sets the paths after New or a reload configured
-// the device from have to want: a peer the device kept as it was keeps
+// the device from have to c.want: a peer the device kept as it was keeps
 // what the last refresh saw of it (a roamed endpoint, its traffic); a new
 // or changed one starts from its configured endpoint. So a reload asks
 // the device nothing (an IpcGet lists every peer) and looks up only the
-// routes of the peers it added or moved. It installs the MSS table and
-// logs each peer whose path changed. d.mu is held: a reload's new peers
-// are clamped before their first packet.
-func (d *Daemon) configuredPathsLocked(have, want map[peers.Key]wgPeer) {
-	seen := make(map[peers.Key]pathSeen, len(want))
-	for _, p := range d.partners {
-		w := want[p.PublicKey]
+// routes of the peers it added or moved. Unless c is full, only the paths
+// of c's partners change: the others are the last ones, copied. It
+// installs the MSS table and logs each peer whose path changed. d.mu is
+// held: a reload's new peers are clamped before their first packet.
+func (d *Daemon) configuredPathsLocked(have map[peers.Key]wgPeer, c partnerChange) {
+	seen := make(map[peers.Key]pathSeen, len(c.fresh))
+	for _, p := range c.fresh {
+		w := c.want[p.PublicKey]
 		if h, ok := have[p.PublicKey]; ok && h == w {
 			if old, ok := d.paths[p.Name]; ok {
 				seen[p.PublicKey] = old.Seen
@@ -176,8 +178,29 @@ func (d *Daemon) configuredPathsLocked(have, want map[peers.Key]wgPeer) {
 		}
 		seen[p.PublicKey] = pathSeen{Endpoint: w.Endpoint}
 	}
-	_, paths := pathTable(d.partners, seen, d.paths, d.routeForPass(), d.cfg.MTU)
-	d.installPathsLocked(paths)
+	_, fresh := pathTable(c.fresh, seen, d.paths, d.routeForPass(), d.cfg.MTU)
+	if c.full {
+		d.installPathsLocked(fresh)
+		return
+	}
+	paths := maps.Clone(d.paths)
+	var mss map[netip.Addr]uint16
+	if m := d.mss.peers.Load(); m != nil {
+		mss = maps.Clone(*m)
+	}
+	if mss == nil {
+		mss = make(map[netip.Addr]uint16, len(fresh))
+	}
+	// Names and addresses are unique in a file: the drops of gone never
+	// touch a partner kept, and fresh's paths go in after them.
+	for _, o := range c.gone {
+		delete(paths, o.Name)
+		delete(mss, o.Address)
+	}
+	maps.Copy(paths, fresh)
+	d.notePathsLocked(c.fresh, paths, mss)
+	d.mss.setPeers(mss)
+	d.paths = paths
 }
 
 // computePaths is refreshPathsLocked's work that needs no lock.
@@ -199,7 +222,15 @@ func (d *Daemon) routeForPass() func(netip.Addr) (int, error) {
 // installPathsLocked makes paths current; d.mu is held.
 func (d *Daemon) installPathsLocked(paths map[string]pathState) {
 	mss := make(map[netip.Addr]uint16, len(paths))
-	for _, p := range d.partners {
+	d.notePathsLocked(d.partners, paths, mss)
+	d.mss.setPeers(mss)
+	d.paths = paths
+}
+
+// notePathsLocked puts the MSS of each of partners that paths holds in
+// mss and logs those whose path is not d.paths' one; d.mu is held.
+func (d *Daemon) notePathsLocked(partners []*peers.Peer, paths map[string]pathState, mss map[netip.Addr]uint16) {
+	for _, p := range partners {
 		ps, ok := paths[p.Name]
 		if !ok {
 			continue
@@ -219,8 +250,6 @@ func (d *Daemon) installPathsLocked(paths map[string]pathState) {
 		d.log.Info("path MTU", slog.String("peer", p.Name), slog.String("endpoint", ep),
 			slog.Int("route_mtu", ps.Info.RouteMTU), slog.Int("inner_mtu", ps.Info.MTU), slog.Int("tcp_mss", ps.Info.MTU-innerTCPHeaders))
 	}
-	d.mss.setPeers(mss)
-	d.paths = paths
 }
 
 // watchPaths refreshes the paths every pathRefresh until stop closes. The

@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -115,8 +114,10 @@ func (d *Daemon) wgState() map[peers.Key]wgPeerState {
 }
 
 // parseUAPIGet reads the peers out of `get=1` output.
+// It allocates per peer only what it returns: a status of 10,000 peers
+// is garbage enough (a line a string and a key a slice were 9 MiB of it).
 func parseUAPIGet(text string) map[peers.Key]wgPeerState {
-	out := make(map[peers.Key]wgPeerState)
+	out := make(map[peers.Key]wgPeerState, strings.Count(text, "public_key="))
 	var (
 		cur   peers.Key
 		have  bool
@@ -131,9 +132,11 @@ func parseUAPIGet(text string) map[peers.Key]wgPeerState {
 			out[cur] = state
 		}
 	}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
+	var hexKey [2 * len(peers.Key{})]byte
+	for rest := text; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		k, v, ok := strings.Cut(strings.TrimSuffix(line, "\r"), "=")
 		if !ok {
 			continue
 		}
@@ -141,9 +144,12 @@ func parseUAPIGet(text string) map[peers.Key]wgPeerState {
 		case "public_key":
 			flush()
 			have, state, sec = false, wgPeerState{}, 0
-			if b, err := hex.DecodeString(v); err == nil && len(b) == len(cur) {
-				copy(cur[:], b)
-				have = true
+			if len(v) == len(hexKey) {
+				copy(hexKey[:], v)
+				var key peers.Key
+				if _, err := hex.Decode(key[:], hexKey[:]); err == nil {
+					cur, have = key, true
+				}
 			}
 		case "endpoint":
 			if ap, err := netip.ParseAddrPort(v); err == nil {

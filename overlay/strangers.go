@@ -38,21 +38,31 @@ type strangers struct {
 }
 
 // strangerView is the snapshot refused judges by, with its peers indexed
-// by endpoint: a handshake flood costs a map look-up per packet.
+// by endpoint: a handshake flood costs a map look-up per packet. The
+// index is built on the first refusal, not on every reload: a reload of a
+// 10,000-peer file does not pay for it, and most see no stranger at all.
 type strangerView struct {
-	snap *peers.Snapshot
-	at   map[netip.AddrPort]*peers.Peer
+	snap  *peers.Snapshot
+	index sync.Once
+	at    map[netip.AddrPort]*peers.Peer // built by index
 }
 
 // setSnapshot makes snap the one refused judges by.
 func (s *strangers) setSnapshot(snap *peers.Snapshot) {
-	v := &strangerView{snap: snap, at: make(map[netip.AddrPort]*peers.Peer, len(snap.File.Peers))}
-	for _, p := range snap.File.Peers {
-		if e, err := netip.ParseAddrPort(p.Endpoint); err == nil {
-			v.at[netip.AddrPortFrom(e.Addr().Unmap(), e.Port())] = p
+	s.view.Store(&strangerView{snap: snap})
+}
+
+// peerAt is the peer of the snapshot whose endpoint is ap, or nil.
+func (v *strangerView) peerAt(ap netip.AddrPort) *peers.Peer {
+	v.index.Do(func() {
+		v.at = make(map[netip.AddrPort]*peers.Peer, len(v.snap.File.Peers))
+		for _, p := range v.snap.File.Peers {
+			if e, err := netip.ParseAddrPort(p.Endpoint); err == nil {
+				v.at[netip.AddrPortFrom(e.Addr().Unmap(), e.Port())] = p
+			}
 		}
-	}
-	s.view.Store(v)
+	})
+	return v.at[ap]
 }
 
 // refused is called with the endpoint of a dropped handshake initiation.
@@ -63,7 +73,7 @@ func (s *strangers) refused(endpoint string) {
 	}
 	var p *peers.Peer
 	if ap, err := netip.ParseAddrPort(endpoint); err == nil {
-		p = v.at[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]
+		p = v.peerAt(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
 	if p != nil && (p == v.snap.Self || v.snap.File.Exchange(v.snap.Self, p)) {
 		return // a partner's handshake that failed for another reason (a stale key, a replay): WireGuard's business

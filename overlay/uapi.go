@@ -80,6 +80,30 @@ func uapiDiff(have, want map[peers.Key]wgPeer) string {
 			set = append(set, k)
 		}
 	}
+	return writeUAPIDiff(have, want, gone, set)
+}
+
+// uapiDiffOf is uapiDiff(have, want) when only the entries of keys may
+// differ (partnerChange.keys): it looks at those alone.
+func uapiDiffOf(have, want map[peers.Key]wgPeer, keys []peers.Key) string {
+	sortKeys(keys)
+	var gone, set []peers.Key
+	for _, k := range slices.Compact(keys) {
+		h, existed := have[k]
+		w, wanted := want[k]
+		switch {
+		case existed && !wanted:
+			gone = append(gone, k)
+		case wanted && (!existed || h != w):
+			set = append(set, k)
+		}
+	}
+	return writeUAPIDiff(have, want, gone, set)
+}
+
+// writeUAPIDiff writes the removal of gone and the setting of set, each
+// sorted by key so that the output is deterministic.
+func writeUAPIDiff(have, want map[peers.Key]wgPeer, gone, set []peers.Key) string {
 	sortKeys(gone)
 	sortKeys(set)
 	var b strings.Builder

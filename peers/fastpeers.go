@@ -46,8 +46,8 @@ type fastSection struct {
 }
 
 // fastDecodeReuse is fastDecode reusing entries of reuse, when not nil:
-// an entry found there is a mapping node without content in the tree,
-// and the returned section says which. The section is nil without reuse
+// an entry found there is a mapping node without content in the tree
+// (one, shared by every such entry), and the returned section says which. The section is nil without reuse
 // or when the section holds no entries.
 func fastDecodeReuse(data []byte, reuse *reuseCache) (*yaml.Node, *fastSection, bool) {
 	start, end, ok := peersSection(data)
@@ -133,7 +133,7 @@ func lineAt(data []byte, i int) (line []byte, next int) {
 // fastPeers builds the mapping node of a peers section whose first line is
 // line first, nil for a section of only blank and comment lines. With
 // reuse, it also returns the section's entries, and an entry whose text
-// reuse holds gets a mapping node without content.
+// reuse holds gets a mapping node without content (one, shared by all).
 func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSection, bool) {
 	// Comments are dropped unread: make sure that they hold nothing
 	// yaml.v3 would refuse (control characters, bad UTF-8).
@@ -143,13 +143,23 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 		}
 	}
 	var fs *fastSection
-	want, misses := 0, 0 // the entry of reuse expected next; see find
+	want, misses := 0, 0  // the entry of reuse expected next; see find
+	var reused *yaml.Node // the value of every entry reused: parsePeers reads only its key
 	if reuse != nil {
-		fs = &fastSection{}
+		// Sized for a file like the last one: most reloads change a
+		// peer or two.
+		n := len(reuse.seq) + 16
+		fs = &fastSection{texts: make([]string, 0, n), hits: make([]*reuseEntry, 0, n)}
 	}
 	// Values are cut from one copy of the section; keys, which the File
-	// keeps as peer names, get their own so as not to pin it.
-	a := nodeArena{src: string(sec)}
+	// keeps as peer names, get their own so as not to pin it. With
+	// entries to reuse, from a copy of each entry not reused: the others
+	// need none.
+	a := nodeArena{}
+	whole := reuse == nil || len(reuse.seq) == 0
+	if whole {
+		a.src = string(sec)
+	}
 	var m *yaml.Node
 	indent, fieldIndent := -1, -1
 	var block *yaml.Node // the block mapping of the entry being read
@@ -174,20 +184,31 @@ func fastPeers(sec []byte, first int, reuse *reuseCache) (*yaml.Node, *fastSecti
 			indent, fieldIndent = col, -1
 			if m == nil {
 				m = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: col + 1}
+				if fs != nil {
+					m.Content = make([]*yaml.Node, 0, 2*cap(fs.texts))
+				}
 			}
 			if fs != nil {
 				// The entry's lines are read (and accepted) just as
 				// they were when reuse was made from them.
 				end, more := entryEnd(sec, i, indent)
-				text := a.src[a.base:end]
-				r := reuse.find(text, &want, &misses)
-				fs.texts = append(fs.texts, text)
+				r := reuse.find(sec[a.base:end], &want, &misses)
+				if r == nil {
+					if !whole {
+						a.src, a.srcAt = string(sec[a.base:end]), a.base
+					}
+					fs.texts = append(fs.texts, a.src[a.base-a.srcAt:end-a.srcAt])
+				} else {
+					fs.texts = append(fs.texts, r.text)
+				}
 				fs.hits = append(fs.hits, r)
 				if r != nil {
-					k, v := a.node(), a.node()
+					k := a.node()
 					*k = yaml.Node{Kind: yaml.ScalarNode, Tag: r.keyTag, Value: r.peer.Name, Line: line, Column: col + 1}
-					*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: col + 1}
-					m.Content = append(m.Content, k, v)
+					if reused == nil {
+						reused = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+					}
+					m.Content = append(m.Content, k, reused)
 					fs.nhits++
 					i, line = end, line+more
 					continue
@@ -400,16 +421,18 @@ func alnum(c byte) bool {
 // also keeps one copy of each short key (network, address, ...), which
 // every peer repeats.
 type nodeArena struct {
-	free []yaml.Node
-	keys map[string]string
-	src  string // the section
-	base int    // where in src the line being read starts
+	free  []yaml.Node
+	keys  map[string]string
+	src   string // the section, or the entry being read, from srcAt on
+	srcAt int    // where in the section src starts
+	base  int    // where in the section the line being read starts
 }
 
-// text is l[start:end] as a string; l is the line at a.base in a.src.
+// text is l[start:end] as a string; l is the line at a.base in the
+// section.
 func (a *nodeArena) text(l []byte, start, end int, key bool) string {
 	if !key {
-		return a.src[a.base+start : a.base+end]
+		return a.src[a.base-a.srcAt+start : a.base-a.srcAt+end]
 	}
 	b := l[start:end]
 	if len(b) > 16 {

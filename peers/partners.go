@@ -64,3 +64,23 @@ func (f *File) HostsErlang(self *Peer, m Mode, domain string) []byte {
 	}
 	return []byte(b.String())
 }
+
+// Matcher finds the peers of one file in another by name, in file order,
+// as a reload compares the file it applies with the last one: most edits
+// add, remove or change a peer or two, so the peer looked for is mostly
+// at its own index plus the shift of the last one found, and only the
+// others cost a look-up by name. The zero Matcher is ready to use.
+type Matcher struct{ shift int }
+
+// Find returns the peer of in named p.Name (in any case, as File.Peer
+// finds it), or nil.
+func (m *Matcher) Find(in *File, p *Peer) *Peer {
+	if i := p.ID + m.shift; i >= 0 && i < len(in.Peers) && in.Peers[i].Name == p.Name {
+		return in.Peers[i]
+	}
+	o := in.Peer(p.Name)
+	if o != nil {
+		m.shift = o.ID - p.ID
+	}
+	return o
+}

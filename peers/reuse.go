@@ -55,9 +55,9 @@ type reuseEntry struct {
 // expected is seq[*next] (or the one after, for a peer removed); a hit
 // elsewhere moves it on. The first entry not found there is not looked
 // for elsewhere (it is most likely the peer added): *misses counts them.
-func (c *reuseCache) find(text string, next, misses *int) *reuseEntry {
+func (c *reuseCache) find(text []byte, next, misses *int) *reuseEntry {
 	for i := *next; i < len(c.seq) && i <= *next+1; i++ {
-		if c.seq[i].text == text {
+		if c.seq[i].text == string(text) {
 			*next = i + 1
 			return &c.seq[i]
 		}
@@ -73,7 +73,7 @@ func (c *reuseCache) find(text string, next, misses *int) *reuseEntry {
 			}
 		}
 	}
-	i, ok := c.index[text]
+	i, ok := c.index[string(text)]
 	if !ok {
 		return nil
 	}

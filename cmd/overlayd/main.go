@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,7 +197,15 @@ func run(args []string, stderr io.Writer) int {
 		TCPListen: c.TCPListen, TCPDial: dial,
 		Trust: c.Trust, TrustState: c.TrustState,
 	}
+	// The first apply is mostly allocation (parsing the file, a face and
+	// a path per peer), and most of it garbage: collected every 4x
+	// growth of the heap instead of every 2x it costs fewer collections,
+	// and New hands the garbage back once up (10,000 peers of which 200
+	// reachable: 140 -> 131 ms of CPU, VmRSS 58 -> 32 MiB; all reachable:
+	// 625 -> 481 ms, 83 -> 63 MiB).
+	gcPercent := debug.SetGCPercent(startGCPercent)
 	d, err := overlay.New(ctx, cfg)
+	debug.SetGCPercent(gcPercent)
 	if err != nil && etcd != nil && fromEtcd == nil {
 		// The cache was refused (damaged, or older than the trust state
 		// after a crash between the two writes): etcd's value, if etcd
@@ -296,6 +305,10 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	}
 	return nil
 }
+
+// startGCPercent is the GC percentage (GOGC) while overlay.New applies
+// the first peer file; the one in force before comes back after it.
+const startGCPercent = 400
 
 // procs is how many threads run Go code at once: flag (or config file)
 // first, then $GOMAXPROCS, else 1. One is the default because every packet

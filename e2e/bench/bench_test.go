@@ -101,7 +101,8 @@ func TestBenchSmoke(t *testing.T) {
 			}
 		}
 	}
-	if len(rep.Scale) != 1 || rep.Scale[0].Peers != 50 || rep.Scale[0].RSSKB < 1024 || !(rep.Scale[0].ReadyMs > 0) || !(rep.Scale[0].StatusMs > 0) {
+	if len(rep.Scale) != 1 || rep.Scale[0].Peers != 50 || rep.Scale[0].RSSKB < 1024 || !(rep.Scale[0].ReadyMs > 0) || !(rep.Scale[0].StatusMs > 0) ||
+		!(rep.Scale[0].ReadyCPUMs > 0) || !(rep.Scale[0].AddPeerCPUMs > 0) {
 		t.Errorf("scale: %+v", rep.Scale)
 	}
 	if len(rep.LoadedScale) != 1 || len(rep.LoadedScale[0].Daemons) != 2 || !(rep.LoadedScale[0].BulkMBps > 0) {

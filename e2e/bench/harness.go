@@ -248,8 +248,8 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 			if err != nil {
 				return nil, fmt.Errorf("scale %d peers, %d reachable: %w", n, reach, err)
 			}
-			logf("scale: %d peers, %d reachable: applied in %.0f ms, VmRSS %d KiB, status in %.0f ms, one peer added in %.0f ms",
-				n, reach, s.ReadyMs, s.RSSKB, s.StatusMs, s.AddPeerMs)
+			logf("scale: %d peers, %d reachable: applied in %.0f ms (CPU %.0f ms), VmRSS %d KiB, status in %.0f ms, one peer added in %.0f ms (CPU %.1f ms)",
+				n, reach, s.ReadyMs, s.ReadyCPUMs, s.RSSKB, s.StatusMs, s.AddPeerMs, s.AddPeerCPUMs)
 			rep.Scale = append(rep.Scale, s)
 		}
 	}

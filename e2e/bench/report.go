@@ -60,8 +60,8 @@ func PrintTable(w io.Writer, rep *Report) {
 		fmt.Fprintln(w)
 	}
 	for _, s := range rep.Scale {
-		fmt.Fprintf(w, "\nscale: overlayd with a %d-peer file, %d reachable: loaded and applied in %.0f ms (start to control socket), VmRSS %.1f MiB (VmHWM %.1f MiB); a status request took %.0f ms; a reload adding one peer %.0f ms",
-			s.Peers, s.Reachable, s.ReadyMs, kib(s.RSSKB), kib(s.HWMKB), s.StatusMs, s.AddPeerMs)
+		fmt.Fprintf(w, "\nscale: overlayd with a %d-peer file, %d reachable: loaded and applied in %.0f ms (start to control socket; CPU %.0f ms), VmRSS %.1f MiB (VmHWM %.1f MiB); a status request took %.0f ms; a reload adding one peer %.0f ms (CPU %.1f ms)",
+			s.Peers, s.Reachable, s.ReadyMs, s.ReadyCPUMs, kib(s.RSSKB), kib(s.HWMKB), s.StatusMs, s.AddPeerMs, s.AddPeerCPUMs)
 	}
 	for _, s := range rep.LoadedScale {
 		fmt.Fprintf(w, "\nscale: userspace row with a %d-peer file, under bulk (%.0f MB/s, 8 senders %.0f MB/s): overlayd VmRSS peak", s.Peers, s.BulkMBps, s.ParallelMBps)

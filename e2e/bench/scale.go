@@ -24,15 +24,21 @@ type ScaleResult struct {
 	// Reachable is how many peers (self included) the policy lets self
 	// exchange packets with; the others are in a network no rule reaches.
 	Reachable int     `json:"reachable"`
-	ReadyMs   float64 `json:"ready_ms"`  // process start to the control socket accepting
-	RSSKB     int64   `json:"vmrss_kib"` // then
-	HWMKB     int64   `json:"vmhwm_kib"`
+	ReadyMs   float64 `json:"ready_ms"` // process start to the control socket accepting
+	// ReadyCPUMs is overlayd's CPU time (all threads) by then: on a
+	// machine shared with other work, the wall clock also counts waiting
+	// for a CPU.
+	ReadyCPUMs float64 `json:"ready_cpu_ms"`
+	RSSKB      int64   `json:"vmrss_kib"` // then
+	HWMKB      int64   `json:"vmhwm_kib"`
 	// StatusMs is one `overlayctl status` request, which must list every
 	// peer.
 	StatusMs float64 `json:"status_ms"`
 	// AddPeerMs is a reload (over the control socket) of the file with one
 	// reachable peer more.
 	AddPeerMs float64 `json:"add_peer_ms"`
+	// AddPeerCPUMs is overlayd's CPU time during that reload.
+	AddPeerCPUMs float64 `json:"add_peer_cpu_ms"`
 }
 
 // scalePeerFile writes a peer file of n peers, p-0 being self (its
@@ -116,6 +122,8 @@ func measureScale(e *Env, n, reach int) (ScaleResult, error) {
 		return res, err
 	}
 	res.ReadyMs = millis(time.Since(t0))
+	cpu, _ := procWork(p.Pid())
+	res.ReadyCPUMs = millis(cpu)
 	if res.RSSKB, res.HWMKB, err = procMem(p.Pid()); err != nil {
 		return res, err
 	}
@@ -131,11 +139,14 @@ func measureScale(e *Env, n, reach int) (ScaleResult, error) {
 	if err := os.WriteFile(file, more, 0o644); err != nil {
 		return res, err
 	}
+	c2, _ := procWork(p.Pid())
 	t2 := time.Now()
 	if err := (control.Client{Path: ctl}).Reload(ctx); err != nil {
 		return res, fmt.Errorf("reload adding a peer: %w", err)
 	}
 	res.AddPeerMs = millis(time.Since(t2))
+	c3, _ := procWork(p.Pid())
+	res.AddPeerCPUMs = millis(c3 - c2)
 	return res, nil
 }
 
