@@ -427,6 +427,10 @@ func (d *Daemon) reloadLocked(ctx context.Context, f *peers.File) error {
 		}
 	}
 	if err := d.switchKey(newKey, self); err != nil {
+		// The device already holds this file's peers: the next reload's
+		// difference starts from what it holds, or a peer added here
+		// and dropped by the next file would stay configured.
+		d.have, d.haveExact = d.deviceHave(), false
 		return err
 	}
 	d.plane.Apply(f, self)
