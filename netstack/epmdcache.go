@@ -61,7 +61,6 @@ type epmdCache struct {
 	mu       sync.Mutex
 	replies  map[epmdName][]byte
 	checks   map[faceKey]*epmdCheck
-	predials map[faceKey]*predial // connections dialled ahead (predial.go)
 }
 
 // epmdName is a node name at a peer (by name and overlay address, so a
@@ -87,7 +86,7 @@ type epmdCheck struct {
 func (chk *epmdCheck) begin() { chk.once.Do(func() { chk.run(chk) }) }
 
 func newEPMDCache() *epmdCache {
-	return &epmdCache{replies: map[epmdName][]byte{}, checks: map[faceKey]*epmdCheck{}, predials: map[faceKey]*predial{}}
+	return &epmdCache{replies: map[epmdName][]byte{}, checks: map[faceKey]*epmdCheck{}}
 }
 
 // cached is the last ok reply for name at p, or nil.
@@ -185,7 +184,7 @@ func (c *epmdCache) pending(peer string, port uint16) *epmdCheck {
 // answerFromCache answers a PORT_PLEASE2 for name at p (frame is the
 // request) from the cache, registering its check; false if it cannot
 // (nothing cached, no face for the port): the caller looks up as usual.
-func (s *Stack) answerFromCache(client interface{ Write([]byte) (int, error) }, snap *peers.Snapshot, p *peers.Peer, name string, frame []byte) bool {
+func (s *Stack) answerFromCache(client interface{ Write([]byte) (int, error) }, p *peers.Peer, name string, frame []byte) bool {
 	reply := s.epmd.cached(p, name)
 	if reply == nil {
 		return false
@@ -201,7 +200,6 @@ func (s *Stack) answerFromCache(client interface{ Write([]byte) (int, error) }, 
 			s.epmd.finish(p, port, chk, 0) // closing
 		}
 	})
-	s.predialTo(snap, p, r.Port, string(r.Name))
 	client.Write(reply)
 	return true
 }
@@ -265,27 +263,20 @@ const maxKept = 16 << 10
 // came from a cached answer whose check is still running, the connection
 // it returns is a checkedConn.
 func (s *Stack) dialDist(p *peers.Peer, port uint16) (HalfCloser, error) {
-	ahead := s.takePredial(p, port)
 	chk := s.epmd.pending(p.Name, port)
 	if chk == nil {
-		if ahead != nil {
-			return ahead, nil
-		}
 		return s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, port))
 	}
-	c := &checkedConn{s: s, p: p, port: port, chk: chk, closing: make(chan struct{}), conn: ahead}
+	c := &checkedConn{s: s, p: p, port: port, chk: chk, closing: make(chan struct{})}
 	select {
 	case <-chk.done:
 		return c.settle()
 	default:
 	}
-	// Dial the cached port while the check runs (unless dialled ahead). A
-	// refusal (nothing listens there any more) is no answer yet: the
-	// check says where to go.
-	if c.conn == nil {
-		if conn, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, port)); err == nil {
-			c.conn = conn
-		}
+	// Dial the cached port while the check runs. A refusal (nothing
+	// listens there any more) is no answer yet: the check says where to go.
+	if conn, err := s.dialOverlay(s.ctx, netip.AddrPortFrom(p.Address, port)); err == nil {
+		c.conn = conn
 	}
 	return c, nil
 }

@@ -142,16 +142,7 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	if erlang {
 		// A distribution port: the node named in the handshake must be
 		// the source peer's.
-		why, unused := s.checkSendName(conn, local, src)
-		if unused {
-			// Closed before a byte: a dial ahead nobody took
-			// (predial.go), or a client that gave up. Nothing to
-			// refuse or count.
-			local.Close()
-			conn.Close()
-			return
-		}
-		if why != "" {
+		if why := s.checkSendName(conn, local, src); why != "" {
 			st.deniedIn.Add(1)
 			local.SetLinger(0)
 			local.Close()
@@ -192,25 +183,22 @@ func judgeIn(snap *peers.Snapshot, src *peers.Peer, port, epmdPort uint16, looku
 // checkSendName reads the distribution handshake's first message from the
 // peer, refuses it (returning why) unless the node it names belongs to src,
 // and passes the bytes read on to local. TLS distribution has no clear-text
-// name and passes unchecked: its certificates identify the node. unused
-// says the connection ended before its first byte.
-func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (why string, unused bool) {
+// name and passes unchecked: its certificates identify the node.
+func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (why string) {
 	var buf [erldist.MaxSendName + 2]byte
 	conn.SetReadDeadline(deadlineIn(sendNameTimeout))
 	frame, name, err := erldist.ReadSendName(conn, buf[:])
 	conn.SetReadDeadline(noDeadline)
 	switch {
 	case errors.Is(err, erldist.ErrSendNameTLS):
-	case errors.Is(err, erldist.ErrSendNameNone):
-		return "", true
 	case err != nil:
-		return "distribution handshake refused: " + err.Error(), false
+		return "distribution handshake refused: " + err.Error()
 	case !erldist.NameIsPeers(name, src):
-		return fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (face %v)", name, src.Name, src.Face), false
+		return fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (face %v)", name, src.Name, src.Face)
 	}
 	// A failed write leaves local broken: carry then ends at once.
 	local.Write(frame)
-	return "", false
+	return ""
 }
 
 // newTracked describes a new connection to peer p under snap.

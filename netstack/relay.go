@@ -13,10 +13,9 @@ package netstack
 // Outbound (a local node asking a peer's face): the policy is checked, the
 // request passed on unfiltered (the destination filters), and an ok
 // PORT2_RESP makes this host open a face listener on the announced port
-// before the reply reaches the client, so the client's next dial finds it,
-// and dials that port through the overlay ahead (predial.go). A name asked
-// before is answered from a cache, and the connection that follows is
-// checked against it (epmdcache.go).
+// before the reply reaches the client, so the client's next dial finds it.
+// A name asked before is answered from a cache, and the connection that
+// follows is checked against it (epmdcache.go).
 //
 // Who closes a lookup's connection first matters: that end holds the
 // 4-tuple in TIME-WAIT. On the destination it would sit on a forwarder
@@ -240,7 +239,7 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 	if tag == erldist.TagPortPlease2Req {
 		name = string(body[1:])
 		client.SetWriteDeadline(deadlineIn(epmdReplyTimeout))
-		if s.answerFromCache(client, tc.snap, p, name, frame) {
+		if s.answerFromCache(client, p, name, frame) {
 			return
 		}
 	}
@@ -282,8 +281,6 @@ func (s *Stack) forwardEPMD(client *net.TCPConn, p *peers.Peer, tc *trackedConn,
 			s.logLimited(slog.LevelWarn, denylog.Key{Who: p.Name, Port: r.Port, Dir: peers.Outbound, Why: "face"},
 				"netstack: cannot open face for a node's port", "peer", p.Name, "node", string(r.Name), "err", err)
 			reply = []byte{erldist.TagPort2Resp, 1}
-		} else {
-			s.predialTo(tc.snap, p, r.Port, string(r.Name))
 		}
 	}
 	s.epmd.learn(p, name, reply)

@@ -6,20 +6,15 @@ package erldist
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 )
 
 // ReadSendName reads the first message of a distribution connection into
 // buf (at least MaxSendName+2 bytes) and returns every byte read
 // (to pass on to the node) and the node name in it. A stream that starts
-// like a TLS record returns its first two bytes and ErrSendNameTLS; one
-// that ends before its first byte, ErrSendNameNone.
+// like a TLS record returns its first two bytes and ErrSendNameTLS.
 func ReadSendName(r io.Reader, buf []byte) (frame, name []byte, err error) {
-	if n, err := io.ReadFull(r, buf[:2]); err != nil {
-		if n == 0 && errors.Is(err, io.EOF) {
-			return nil, nil, ErrSendNameNone
-		}
+	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return nil, nil, shortIfEOF(err, ErrSendNameShort)
 	}
 	if IsTLS(buf) {

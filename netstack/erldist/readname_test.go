@@ -32,8 +32,6 @@ func TestParseSendName(t *testing.T) {
 		{"dynamic name: host only", AppendSendName(nil, "127.77.1.1"), "127.77.1.1", nil},
 		{"empty", []byte{0, 0}, "", ErrSendNameShort},
 		{"length only", []byte{0, 9}, "", ErrSendNameShort},
-		{"nothing", nil, "", ErrSendNameNone},
-		{"one byte", []byte{0}, "", ErrSendNameShort},
 		{"new, name cut", AppendSendName(nil, "app@127.77.1.1")[:12], "", ErrSendNameShort},
 		{"new, Nlen beyond body", func() []byte { b := AppendSendName(nil, "a@b"); b[2+14] = 200; return b }(), "", ErrSendNameShort},
 		{"new, empty name", AppendSendName(nil, ""), "", ErrSendNameEmpty},

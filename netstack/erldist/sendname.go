@@ -24,10 +24,7 @@ const MaxSendName = 1100
 
 // Errors of the parsers. Fixed values: the parsers do not allocate.
 var (
-	ErrSendNameShort = errors.New("send_name: truncated")
-	// ErrSendNameNone says the stream ended before its first byte: a
-	// connection closed unused, not a handshake cut short.
-	ErrSendNameNone     = errors.New("send_name: closed before any byte")
+	ErrSendNameShort    = errors.New("send_name: truncated")
 	ErrSendNameTooLarge = errors.New("send_name: too large")
 	ErrSendNameTag      = errors.New("send_name: not a send_name message")
 	ErrSendNameEmpty    = errors.New("send_name: empty node name")
