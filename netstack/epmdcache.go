@@ -58,9 +58,9 @@ const (
 
 // epmdCache is the stack's cache of peers' PORT2_RESPs and its checks.
 type epmdCache struct {
-	mu       sync.Mutex
-	replies  map[epmdName][]byte
-	checks   map[faceKey]*epmdCheck
+	mu      sync.Mutex
+	replies map[epmdName][]byte
+	checks  map[faceKey]*epmdCheck
 }
 
 // epmdName is a node name at a peer (by name and overlay address, so a
