@@ -1,6 +1,7 @@
 package erldist
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -52,4 +53,22 @@ func TestNodeAlive(t *testing.T) {
 			t.Errorf("NodeAlive(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzReplyNode checks that ReplyNode never panics and that a name it
+// returns lies inside the two messages it measured.
+func FuzzReplyNode(f *testing.F) {
+	f.Add(AppendReply(nil, "app@127.77.2.1"))
+	f.Add([]byte{0, 3, 's', 'o', 'k', 0, 12, 'n', 0, 5, 0, 0, 0, 1, 1, 2, 3, 4, 'a'})
+	f.Add([]byte{0, 4, 's', 'n', 'o', 'k'})
+	f.Add([]byte{0x16, 0x03, 0x01})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		name, n, err := ReplyNode(in)
+		if err != nil {
+			return
+		}
+		if n > len(in) || len(name) == 0 || !bytes.Contains(in[:n], name) {
+			t.Fatalf("ReplyNode(%x) = %q, %d", in, name, n)
+		}
+	})
 }
