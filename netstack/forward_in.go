@@ -120,43 +120,24 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	erlang, node := c.Erlang, c.Node
 
 	// Dial the local side first, so a port nobody listens on is refused
-	// with a reset, as it would be without the overlay. A distribution
-	// port the local epmd has a node on is dialled just after the
-	// handshake instead, while the SYN-ACK crosses and the first message
-	// comes back: the local dial is then off a cold connect's critical
-	// path; if it fails (the node just died), the connection is reset.
+	// with a reset, as it would be without the overlay.
 	target := netip.AddrPortFrom(self.Face, port)
-	var local *net.TCPConn
-	if !erlang {
-		var err error
-		if local, err = dialLocal(s.ctx, target); err != nil {
-			r.Complete(true)
-			s.log.Debug("netstack: inbound target not reachable", "peer", src.Name, "target", target, "err", err)
-			return
-		}
-	}
-	closeLocal := func() {
-		if local != nil {
-			local.Close()
-		}
+	local, err := dialLocal(s.ctx, target)
+	if err != nil {
+		r.Complete(true)
+		s.log.Debug("netstack: inbound target not reachable", "peer", src.Name, "target", target, "err", err)
+		return
 	}
 	if s.ctx.Err() != nil { // closing: do not start a handshake Close must abort
-		closeLocal()
+		local.Close()
 		r.Complete(true)
 		return
 	}
 	conn, err := acceptOverlay(r)
 	if err != nil {
-		closeLocal()
+		local.Close()
 		s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 		return
-	}
-	if local == nil {
-		if local, err = dialLocal(s.ctx, target); err != nil {
-			conn.abort()
-			s.log.Debug("netstack: inbound target not reachable", "peer", src.Name, "target", target, "err", err)
-			return
-		}
 	}
 	if erlang {
 		// A distribution port: the node named in the handshake must be
