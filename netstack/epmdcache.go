@@ -4,12 +4,22 @@ package netstack
 // overlay crossing taken off its critical path.
 //
 // A PORT_PLEASE2 from a local node to a peer's face is answered at once
-// with the last ok PORT2_RESP that peer's epmd gave for that name, and the
-// real lookup runs at the same time (the "check"). The cached port is never
-// trusted: it only names the face the node will dial, and nothing the node
-// sends on that face leaves this host before the check has answered.
-//   - The check finds the node at the same port: the connection goes ahead
-//     (it was dialled while the check ran, and had sent nothing).
+// with the last ok PORT2_RESP that peer's epmd gave for that name. The
+// cached port is never trusted: it only names the face the node will dial,
+// and nothing from the far end reaches the node before either the far end
+// has named itself the node asked for, or the real lookup (the "check")
+// has answered.
+//   - The node at the cached port answers the handshake's send_name with
+//     an ok status and a challenge carrying its name: if that is the name
+//     asked for (at that peer: names are unique per epmd), it is the node
+//     the check would find, and the connection goes on at once, with no
+//     check at all. That is every cold connect to a node that has not
+//     restarted: one overlay connection, no second lookup competing with
+//     it for the two daemons' time.
+//   - Anything else (another name or status, TLS distribution, which has no
+//     clear-text name, a refused or failed dial): the check runs then (for
+//     TLS from the node's first bytes on), and decides.
+//   - The check finds the node at the same port: the connection goes ahead.
 //   - At another port (the node restarted): the connection is carried to
 //     that port instead, so it reaches the node the client asked for; the
 //     port the client was told is just the face it came in on.
@@ -61,12 +71,19 @@ type epmdName struct {
 	name string
 }
 
-// epmdCheck is one confirming lookup: port is set before done closes.
+// epmdCheck is one confirming lookup, started when a connection first
+// needs it (begin): port is set before done closes.
 type epmdCheck struct {
 	done  chan struct{}
 	port  uint16 // where the peer's epmd has the node now; 0: nowhere (or no answer)
 	ended time.Time
+	node  string // the node the cached answer was for (PORT_PLEASE2's name)
+	once  sync.Once
+	run   func(*epmdCheck) // starts the lookup; ends with finish
 }
+
+// begin starts chk's lookup, once.
+func (chk *epmdCheck) begin() { chk.once.Do(func() { chk.run(chk) }) }
 
 func newEPMDCache() *epmdCache {
 	return &epmdCache{replies: map[epmdName][]byte{}, checks: map[faceKey]*epmdCheck{}}
@@ -111,13 +128,24 @@ func (c *epmdCache) forget(p *peers.Peer, name string) {
 	delete(c.replies, epmdName{p.Name, p.Address, name})
 }
 
-// startCheck registers a check for p's face at port (replacing any).
-func (c *epmdCache) startCheck(p *peers.Peer, port uint16) *epmdCheck {
-	chk := &epmdCheck{done: make(chan struct{})}
+// startCheck registers a check of the cached answer that node is at p's
+// face at port (replacing any); run starts it when begun.
+func (c *epmdCache) startCheck(p *peers.Peer, port uint16, node string, run func(*epmdCheck)) *epmdCheck {
+	chk := &epmdCheck{done: make(chan struct{}), node: node, run: run}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checks[faceKey{p.Name, port}] = chk
 	return chk
+}
+
+// confirmed drops chk, registered for p's face at port, without running
+// it: a connection found the node it stood for there.
+func (c *epmdCache) confirmed(p *peers.Peer, port uint16, chk *epmdCheck) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k := (faceKey{p.Name, port}); c.checks[k] == chk {
+		delete(c.checks, k)
+	}
 }
 
 // finish ends chk, registered for p's face at port, with the port the node
@@ -154,8 +182,8 @@ func (c *epmdCache) pending(peer string, port uint16) *epmdCheck {
 }
 
 // answerFromCache answers a PORT_PLEASE2 for name at p (frame is the
-// request) from the cache, starting its check; false if it cannot (nothing
-// cached, no face for the port, closing): the caller looks up as usual.
+// request) from the cache, registering its check; false if it cannot
+// (nothing cached, no face for the port): the caller looks up as usual.
 func (s *Stack) answerFromCache(client interface{ Write([]byte) (int, error) }, p *peers.Peer, name string, frame []byte) bool {
 	reply := s.epmd.cached(p, name)
 	if reply == nil {
@@ -165,12 +193,13 @@ func (s *Stack) answerFromCache(client interface{ Write([]byte) (int, error) }, 
 	if err != nil || !r.OK() || s.faces.ensureDist(p, r.Port, name) != nil {
 		return false
 	}
-	chk := s.epmd.startCheck(p, r.Port)
 	req := append([]byte(nil), frame...)
-	if !s.group.spawn(func() { s.checkEPMD(p, name, req, r.Port, chk) }) {
-		s.epmd.finish(p, r.Port, chk, 0)
-		return false
-	}
+	port := r.Port
+	s.epmd.startCheck(p, port, name, func(chk *epmdCheck) {
+		if !s.group.spawn(func() { s.checkEPMD(p, name, req, port, chk) }) {
+			s.epmd.finish(p, port, chk, 0) // closing
+		}
+	})
 	client.Write(reply)
 	return true
 }
@@ -255,8 +284,12 @@ func (s *Stack) dialDist(p *peers.Peer, port uint16) (HalfCloser, error) {
 // checkedConn is a connection dialled on a cached EPMD answer before the
 // answer's check ended (see the top of this file). What the client sends
 // goes out at once and is kept; nothing from the far end reaches the client
-// before the check ends. If the check confirms the port, the connection
-// simply goes on. If the node moved, the kept bytes are sent again on a
+// before the check ends, or before the far end names the node the client
+// asked for: a node answers send_name with its status and a challenge that
+// carries its name, and the one registered under that name at p is the
+// node the check would find (names are unique per epmd), so the connection
+// is settled there and then (readEarly). If the check confirms the port,
+// the connection simply goes on. If the node moved, the kept bytes are sent again on a
 // connection to its new port, which replaces this one, so the client's
 // handshake reaches the node it asked for and never completes with another
 // (whatever listened on the old port saw only a handshake that was cut
@@ -277,11 +310,30 @@ type checkedConn struct {
 	// final is set once settled: conn and err are then read without mu,
 	// so a settled connection costs one atomic load per Read or Write.
 	final atomic.Bool
+
+	// Read's own: what earlyFrom (the connection as it stood) sent before
+	// the connection settled, delivered first if it is kept.
+	early     []byte
+	earlyFrom *overlayConn
 }
+
+// maxEarly bounds what Read takes from the far end before settling: a
+// status and a challenge are a few hundred bytes.
+const maxEarly = 4 << 10
+
+// earlyWait is how long Read waits for the far end to name itself before
+// it runs the check: a node answers send_name within milliseconds, so only
+// a far end that stays silent (not a node: the port went stale) waits
+// this long for the check to settle the connection.
+const earlyWait = 100 * time.Millisecond
 
 // settle waits for the check and decides the connection; after it,
 // conn and err never change.
 func (c *checkedConn) settle() (*checkedConn, error) {
+	if c.final.Load() {
+		return c, c.err
+	}
+	c.chk.begin()
 	select {
 	case <-c.chk.done:
 	case <-c.closing:
@@ -338,14 +390,81 @@ func (c *checkedConn) settle() (*checkedConn, error) {
 
 func (c *checkedConn) Read(b []byte) (int, error) {
 	if !c.final.Load() {
-		if _, err := c.settle(); err != nil {
+		if err := c.readEarly(); err != nil {
 			return 0, err
 		}
+	}
+	if len(c.early) > 0 {
+		n := copy(b, c.early)
+		c.early = c.early[n:]
+		return n, nil
 	}
 	if c.err != nil {
 		return 0, c.err
 	}
 	return c.conn.Read(b)
+}
+
+// readEarly reads what the far end sends before the check ends, until it
+// names the node asked for (the connection then settles at once: the
+// check can only agree) or shows it will not (another name or status, TLS,
+// an error, nothing within earlyWait); then it waits for the check. It
+// leaves in early what Read may deliver: nothing if the connection was
+// replaced or failed.
+func (c *checkedConn) readEarly() error {
+	var buf [512]byte
+	defer func() {
+		if c.earlyFrom != nil {
+			c.earlyFrom.SetReadDeadline(noDeadline)
+		}
+	}()
+	for !c.final.Load() {
+		c.mu.Lock()
+		conn := c.conn
+		c.mu.Unlock()
+		if conn == nil || c.chk.node == "" || len(c.early) > maxEarly {
+			break
+		}
+		if conn != c.earlyFrom {
+			c.early, c.earlyFrom = c.early[:0], conn
+			conn.SetReadDeadline(deadlineIn(earlyWait))
+		}
+		n, err := conn.Read(buf[:])
+		c.early = append(c.early, buf[:n]...)
+		if err != nil {
+			break
+		}
+		name, _, perr := erldist.ReplyNode(c.early)
+		if errors.Is(perr, erldist.ErrReplyShort) {
+			continue
+		}
+		if perr == nil && string(erldist.NodeAlive(name)) == c.chk.node && erldist.NameIsPeers(name, c.p) && c.confirm(conn) {
+			c.s.epmd.confirmed(c.p, c.port, c.chk)
+			return nil
+		}
+		break
+	}
+	if _, err := c.settle(); err != nil {
+		c.early = nil
+		return err
+	}
+	if c.conn != c.earlyFrom {
+		c.early = nil
+	}
+	return nil
+}
+
+// confirm settles the connection on conn, if it is still unsettled there.
+func (c *checkedConn) confirm(conn *overlayConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled || c.conn != conn || c.closed {
+		return false
+	}
+	c.settled = true
+	c.kept = nil
+	c.final.Store(true)
+	return true
 }
 
 func (c *checkedConn) Write(b []byte) (int, error) {
@@ -361,6 +480,9 @@ func (c *checkedConn) Write(b []byte) (int, error) {
 		case <-c.chk.done:
 		default:
 			c.kept = append(c.kept, b...)
+			if erldist.IsTLS(c.kept) {
+				c.chk.begin() // no clear-text name will settle it
+			}
 			if c.conn != nil {
 				if _, err := c.conn.Write(b); err != nil {
 					// Refused or reset: the check decides what follows.

@@ -52,7 +52,8 @@ func TestEPMDCache(t *testing.T) {
 		return r
 	}
 	// awaitChecks waits until pay-1's epmd has served n lookups: a cached
-	// answer's check reaches it after the answer.
+	// answer's check reaches it after the answer, when a connection needs
+	// it (here the "nodes" are echo servers, which never name themselves).
 	awaitChecks := func(t *testing.T, n int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -82,8 +83,8 @@ func TestEPMDCache(t *testing.T) {
 		if r := lookup(t); !r.OK() || r.Port != first {
 			t.Fatalf("cached lookup: %+v, want port %d", r, first)
 		}
-		awaitChecks(t, n+1)
 		distHello(t, dial(t, first), "app@mon-1")
+		awaitChecks(t, n+1)
 	})
 
 	t.Run("restarted node: the stale port's connection reaches the new one", func(t *testing.T) {
@@ -138,5 +139,75 @@ func TestEPMDCache(t *testing.T) {
 			t.Fatalf("cached lookup: %+v, want the cached port %d", r, third)
 		}
 		distHello(t, dial(t, third), "app@mon-1") // the echo, from fourth
+	})
+
+	// nodeNamed answers send_name as a node named name does (ok status,
+	// challenge), then echoes.
+	nodeNamed := func(name string) func(c *net.TCPConn) {
+		return func(c *net.TCPConn) {
+			var buf [erldist.MaxSendName + 2]byte
+			if _, _, err := erldist.ReadSendName(c, buf[:]); err != nil {
+				return
+			}
+			c.Write(erldist.AppendReply(nil, name))
+			io.Copy(c, c)
+		}
+	}
+	// handshake sends send_name on a dial to port and returns the reply's
+	// node name.
+	handshake := func(t *testing.T, port uint16) string {
+		t.Helper()
+		c := dial(t, port)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(erldist.AppendSendName(nil, "app@mon-1")); err != nil {
+			t.Fatal(err)
+		}
+		want := len(erldist.AppendReply(nil, "named@pay-1"))
+		got := make([]byte, want)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("handshake reply: %v", err)
+		}
+		name, n, err := erldist.ReplyNode(got)
+		if err != nil || n != want {
+			t.Fatalf("handshake reply %x: %v", got, err)
+		}
+		c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, got[:1]); err != nil || got[0] != 'x' {
+			t.Fatalf("after the handshake: %q, %v", got[:1], err)
+		}
+		return string(name)
+	}
+	namedLn := serveTCP(t, netip.AddrPortFrom(paySelf, 0), nodeNamed("named@pay-1"))
+	named := uint16(namedLn.Addr().(*net.TCPAddr).Port)
+	p.pay.epmd.register("named", named)
+
+	t.Run("a node that names itself settles the connection with no check", func(t *testing.T) {
+		if r, err := portPlease(t, epmdAddr, "named"); err != nil || r.Port != named {
+			t.Fatalf("first lookup: %+v %v, want port %d", r, err, named)
+		}
+		n := p.pay.epmd.portPleases()
+		if r, err := portPlease(t, epmdAddr, "named"); err != nil || r.Port != named {
+			t.Fatalf("cached lookup: %+v %v, want port %d", r, err, named)
+		}
+		if got := handshake(t, named); got != "named@pay-1" {
+			t.Fatalf("reached %s", got)
+		}
+		if got := p.pay.epmd.portPleases(); got != n {
+			t.Fatalf("pay-1's epmd served %d lookups, want %d (no check)", got, n)
+		}
+	})
+
+	t.Run("another node on the cached port names itself: the handshake still reaches the node asked for", func(t *testing.T) {
+		namedLn.Close()
+		moved := serveTCP(t, netip.AddrPortFrom(paySelf, 0), nodeNamed("named@pay-1"))
+		p.pay.epmd.register("named", uint16(moved.Addr().(*net.TCPAddr).Port))
+		serveTCP(t, netip.AddrPortFrom(paySelf, named), nodeNamed("other@pay-1"))
+		p.pay.epmd.register("other", named)
+		if r, err := portPlease(t, epmdAddr, "named"); err != nil || r.Port != named {
+			t.Fatalf("cached lookup: %+v %v, want the cached port %d", r, err, named)
+		}
+		if got := handshake(t, named); got != "named@pay-1" {
+			t.Fatalf("reached %s, want named@pay-1 at its new port", got)
+		}
 	})
 }

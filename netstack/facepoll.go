@@ -29,6 +29,7 @@ type pollSet struct {
 
 	mu      sync.Mutex
 	epfd    int           // -1 until the first face
+	ep      *os.File      // epfd in Go's netpoller (see run)
 	wake    int           // eventfd that ends the wait on close
 	byFD    map[int]*face // open faces by socket
 	closed  bool
@@ -84,7 +85,14 @@ func (d *pollSet) listen(f *face) error {
 			unix.Close(wake)
 			return os.NewSyscallError("epoll_ctl", err)
 		}
-		d.epfd, d.wake = epfd, wake
+		// Non-blocking, so os.NewFile puts it in Go's netpoller: run
+		// waits there (an epoll set is readable while it has events).
+		if err := unix.SetNonblock(epfd, true); err != nil {
+			unix.Close(epfd)
+			unix.Close(wake)
+			return os.NewSyscallError("fcntl", err)
+		}
+		d.epfd, d.wake, d.ep = epfd, wake, os.NewFile(uintptr(epfd), "faces epoll")
 	}
 	fd, err := listenFD(f.addr)
 	if err != nil {
@@ -128,31 +136,54 @@ func (d *pollSet) closeAll() {
 		unix.Write(d.wake, one[:]) // run sees closed and releases epfd and wake
 	}
 	if !d.running && d.epfd >= 0 {
-		unix.Close(d.epfd)
-		unix.Close(d.wake)
-		d.epfd, d.wake = -1, -1
+		d.releaseLocked()
 	}
+}
+
+// releaseLocked closes the epoll set and the eventfd.
+func (d *pollSet) releaseLocked() {
+	d.ep.Close()
+	unix.Close(d.wake)
+	d.epfd, d.wake, d.ep = -1, -1, nil
 }
 
 // run accepts on every face socket and hands each connection to the face's
 // handler, which judges it (a dark face's are refused and logged), until
 // closeAll.
+//
+// It waits in Go's netpoller, never in a blocking epoll_wait: a thread
+// blocked in a system call keeps its P (GOMAXPROCS is 1 by default) until
+// sysmon takes it back, at least two sysmon ticks later, so the handler
+// goroutine just started for a connection would wait that long to run.
 func (d *pollSet) run() {
 	d.mu.Lock()
-	epfd := d.epfd
+	epfd, ep := d.epfd, d.ep
 	d.mu.Unlock()
+	rc, err := ep.SyscallConn() // fails only for a nil *os.File
+	if err != nil {
+		d.fs.s.log.Error("netstack: faces: epoll set", "err", err)
+		return
+	}
 	events := make([]unix.EpollEvent, 64)
 	for {
-		n, err := unix.EpollWait(epfd, events, -1)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		var n int
+		var werr error
+		err := rc.Read(func(uintptr) bool {
+			n, werr = unix.EpollWait(epfd, events, 0)
+			return n != 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
 			d.fs.s.log.Warn("netstack: faces: epoll_wait", "err", err)
 			n = 0
+			sleepCtx(d.fs.s.ctx, 50*time.Millisecond) // not a spin; closeAll is seen below
 		}
 		d.mu.Lock()
 		if d.closed {
-			unix.Close(d.epfd)
-			unix.Close(d.wake)
-			d.epfd, d.wake, d.running = -1, -1, false
+			d.releaseLocked()
+			d.running = false
 			d.mu.Unlock()
 			return
 		}

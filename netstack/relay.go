@@ -14,8 +14,8 @@ package netstack
 // request passed on unfiltered (the destination filters), and an ok
 // PORT2_RESP makes this host open a face listener on the announced port
 // before the reply reaches the client, so the client's next dial finds it.
-// A name asked before is answered from a cache while the real lookup runs,
-// and the connection that follows is checked against it (epmdcache.go).
+// A name asked before is answered from a cache, and the connection that
+// follows is checked against it (epmdcache.go).
 //
 // Who closes a lookup's connection first matters: that end holds the
 // 4-tuple in TIME-WAIT. On the destination it would sit on a forwarder

@@ -48,6 +48,11 @@ type ColdStepsRow struct {
 	P90ms     []float64 `json:"p90_ms"`
 	Steps     []string  `json:"steps"`
 	N         int       `json:"n"`
+	// Per cold connect (with its round trips and the disconnect after),
+	// both daemons together (rows with overlayd): CPU time and context
+	// switches, counts a busy shared machine distorts less than times.
+	DaemonCPUus    float64 `json:"daemon_cpu_us_per_connect,omitempty"`
+	DaemonSwitches float64 `json:"daemon_switches_per_connect,omitempty"`
 }
 
 // ColdSteps runs the breakdown.
@@ -86,6 +91,19 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 		runs = append(runs, run{row.ID, pair})
 	}
 	all := map[string][][]float64{} // "id/cond" -> samples of steps
+	type work struct {
+		cpu      time.Duration
+		switches int64
+	}
+	daemons := map[string]work{} // "id/cond" -> the rows' daemons' work over all samples
+	daemonWork := func(p *Pair) (w work) {
+		for _, d := range p.Daemons {
+			cpu, sw := procWork(d.Pid())
+			w.cpu += cpu
+			w.switches += sw
+		}
+		return w
+	}
 	var order []string
 	measure := func(cond string, round int) error {
 		// Each round starts at another row, so no row always follows
@@ -96,6 +114,7 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 			if _, ok := all[key]; !ok {
 				order = append(order, key)
 			}
+			w0 := daemonWork(r.pair)
 			for range samples {
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				out, _, err := coldRun(ctx, r.pair.A, r.pair.B, "cold_steps")
@@ -109,6 +128,11 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 				}
 				all[key] = append(all[key], v)
 			}
+			w1 := daemonWork(r.pair)
+			d := daemons[key]
+			d.cpu += w1.cpu - w0.cpu
+			d.switches += w1.switches - w0.switches
+			daemons[key] = d
 			s := all[key]
 			logf("cold steps round %d %s, row %s: last total %.2f ms", round, cond, r.id, s[len(s)-1][coldStepsTotal])
 		}
@@ -133,6 +157,10 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 	for _, key := range order {
 		id, cond, _ := strings.Cut(key, "/")
 		r := ColdStepsRow{ID: id, Condition: cond, Steps: coldStepNames, N: len(all[key])}
+		if d := daemons[key]; r.N > 0 && d.switches > 0 {
+			r.DaemonCPUus = float64(d.cpu.Microseconds()) / float64(r.N)
+			r.DaemonSwitches = float64(d.switches) / float64(r.N)
+		}
 		for i := range coldStepNames {
 			var v []time.Duration
 			for _, s := range all[key] {
@@ -189,7 +217,7 @@ func PrintColdSteps(w io.Writer, rep *ColdStepsReport) {
 	fmt.Fprintf(w, "cold connect, step by step: %s; %d rounds of %d samples; ms since net_adm:ping began, p50 [p10–p90]\n\n",
 		rep.Machine, rep.Rounds, rep.Samples)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "row\tcondition\t%s\n", strings.Join(coldStepNames, "\t"))
+	fmt.Fprintf(tw, "row\tcondition\t%s\tdaemons: CPU µs, switches per connect\n", strings.Join(coldStepNames, "\t"))
 	for _, r := range rep.Rows {
 		fmt.Fprintf(tw, "%s\t%s", r.ID, r.Condition)
 		for i := range r.P50ms {
@@ -198,6 +226,11 @@ func PrintColdSteps(w io.Writer, rep *ColdStepsReport) {
 				continue
 			}
 			fmt.Fprintf(tw, "\t%.2f [%.2f–%.2f]", r.P50ms[i], r.P10ms[i], r.P90ms[i])
+		}
+		if r.DaemonSwitches > 0 {
+			fmt.Fprintf(tw, "\t%.0f, %.0f", r.DaemonCPUus, r.DaemonSwitches)
+		} else {
+			fmt.Fprint(tw, "\t—")
 		}
 		fmt.Fprintln(tw)
 	}
