@@ -171,14 +171,14 @@ func TestOverlay(t *testing.T) {
 	})
 
 	t.Run("wg show lists the peers", func(t *testing.T) {
-		out, err := pay1.Exec(ctxFor(t, 10*time.Second), "wg", "show", "nw-pay-1", "peers")
+		out, err := pay1.Exec(ctxFor(t, 10*time.Second), "wg", "show", pay1.Interface, "peers")
 		if err != nil {
 			t.Fatalf("wg show: %v: %s", err, out)
 		}
 		for _, h := range []*cluster.OverlayHost{pay2, mon1} {
 			pub := pubkey(t, o, h)
 			if !strings.Contains(string(out), pub) {
-				t.Errorf("wg show nw-pay-1 lacks %s (%s):\n%s", h.Peer, pub, out)
+				t.Errorf("wg show %s lacks %s (%s):\n%s", pay1.Interface, h.Peer, pub, out)
 			}
 		}
 	})

@@ -66,14 +66,14 @@ func TestTUNOverlay(t *testing.T) {
 	// The TUN daemons made kernel interfaces with the overlay address and
 	// a route for the overlay prefix.
 	for _, h := range []*cluster.OverlayHost{pay1, mon1} {
-		out, err := h.Exec(ctxFor(t, 10*time.Second), "ip", "-4", "-o", "addr", "show", "dev", "nw-"+h.Peer)
+		out, err := h.Exec(ctxFor(t, 10*time.Second), "ip", "-4", "-o", "addr", "show", "dev", h.Interface)
 		must(t, err)
 		if !strings.Contains(string(out), "/16") {
-			t.Fatalf("%s: interface nw-%s: %s", h.Peer, h.Peer, out)
+			t.Fatalf("%s: interface %s: %s", h.Peer, h.Interface, out)
 		}
 		route, err := h.Exec(ctxFor(t, 10*time.Second), "ip", "route", "get", "10.77.1.2")
 		must(t, err)
-		if !strings.Contains(string(route), "dev nw-"+h.Peer) {
+		if !strings.Contains(string(route), "dev "+h.Interface) {
 			t.Fatalf("%s: overlay not routed to the TUN interface: %s", h.Peer, route)
 		}
 	}
@@ -434,7 +434,7 @@ func TestTUNOverlay(t *testing.T) {
 		must(t, pay1.Daemon.Stop())
 		out, err := pay1.Exec(ctxFor(t, 10*time.Second), "ip", "-o", "link", "show")
 		must(t, err)
-		if strings.Contains(string(out), "nw-pay-1") {
+		if strings.Contains(string(out), pay1.Interface) {
 			t.Fatalf("interface left behind:\n%s", out)
 		}
 	})

@@ -3,6 +3,8 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -40,12 +42,19 @@ type OverlayHost struct {
 	PeerFile string // this host's copy
 	KeyFile  string
 	Control  string
-	Face     string
-	Daemon   *Process
-	EPMD     *Process
-	Node     *Node
-	ErlEnv   []string // from `overlayctl show`
-	ErlArgs  []string // erl arguments from `overlayctl show`, -name excluded
+	// Interface is the daemon's --interface: its UAPI socket
+	// /var/run/wireguard/<Interface>.sock (and its kernel interface in
+	// TUN mode). That directory is shared by every network namespace, so
+	// each run's hosts get their own names: with overlayd's default
+	// (nw-<peer>) two runs at once would take each other's socket, and
+	// `wg show` would list the other run's daemon.
+	Interface string
+	Face      string
+	Daemon    *Process
+	EPMD      *Process
+	Node      *Node
+	ErlEnv    []string // from `overlayctl show`
+	ErlArgs   []string // erl arguments from `overlayctl show`, -name excluded
 }
 
 // NewOverlay builds the binaries and writes a fresh peer file with `overlayctl init`.
@@ -94,6 +103,14 @@ func (o *Overlay) Run(args ...string) (string, error) {
 func (o *Overlay) AddPeer(hostName, peer, network string, addPeerArgs ...string) (*OverlayHost, error) {
 	h := o.C.AddHost(hostName)
 	oh := &OverlayHost{Host: h, Peer: peer, Dir: filepath.Join(o.C.Dir(), "host-"+hostName)}
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	oh.Interface = "nw" + hex.EncodeToString(rnd[:]) + "-" + peer
+	if len(oh.Interface) > 15 { // IFNAMSIZ, and wg's limit
+		oh.Interface = oh.Interface[:15]
+	}
 	if err := os.MkdirAll(oh.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -143,7 +160,7 @@ func (o *Overlay) StartDaemon(oh *OverlayHost) error {
 		}
 	}
 	argv := []string{o.Overlayd, "--peers", oh.PeerFile, "--self", oh.Peer,
-		"--private-key", oh.KeyFile, "--control", oh.Control, "--log-level", "info"}
+		"--private-key", oh.KeyFile, "--control", oh.Control, "--interface", oh.Interface, "--log-level", "info"}
 	if o.DaemonArgs != nil {
 		argv = append(argv, o.DaemonArgs(oh)...)
 	}

@@ -157,11 +157,11 @@ func run(t *cluster.Standalone) error {
 		return err
 	}
 	show(out)
-	wg, err := oh[0].Exec(ctx, "wg", "show", "nw-pay-1")
+	wg, err := oh[0].Exec(ctx, "wg", "show", oh[0].Interface)
 	if err != nil {
-		return fmt.Errorf("wg show nw-pay-1: %v: %s", err, wg)
+		return fmt.Errorf("wg show %s: %v: %s", oh[0].Interface, err, wg)
 	}
-	say("The stock `wg show nw-pay-1` sees the same device:")
+	say("The stock `wg show " + oh[0].Interface + "` sees the same device (--interface names it; overlayd's default is nw-<peer>):")
 	show(string(wg))
 	return nil
 }
