@@ -37,6 +37,7 @@ func main() {
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	wan := flag.Bool("wan", false, "run the real-network matrix instead (`make wan`): every row across one lossy, slow link per cell; -rounds defaults to 2, -quick picks "+strings.Join(QuickCells, ","))
 	cells := flag.String("cells", "", "with -wan: comma-separated cell IDs to run (default all; clean always runs)")
+	kernelCC := flag.String("kernel-cc", "", "with -wan: the congestion control of the hosts' kernel TCP (plain and TLS distribution, TUN mode), e.g. cubic; default the machine's")
 	idle := flag.Duration("idle", 0, "instead of the rows, measure the idle CPU of overlayd with -idle-peers quiet peers over a window this long, both modes")
 	idlePeers := flag.Int("idle-peers", 10, "peers of the -idle overlay besides the measured host")
 	flag.Parse()
@@ -76,7 +77,7 @@ func main() {
 	if *wan {
 		roundsSet := false
 		flag.Visit(func(f *flag.Flag) { roundsSet = roundsSet || f.Name == "rounds" })
-		cfg := WANConfig{Sizes: DefaultWANSizes, Rounds: 2, Logf: log.Printf}
+		cfg := WANConfig{Sizes: DefaultWANSizes, Rounds: 2, Logf: log.Printf, KernelCC: *kernelCC}
 		if roundsSet {
 			cfg.Rounds = *rounds
 		}

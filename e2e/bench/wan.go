@@ -139,18 +139,25 @@ type WANConfig struct {
 	Cells  []Cell // CleanCell is added first if missing
 	Rows   []string
 	Before []string
-	Sizes  WANSizes
-	Rounds int
-	Logf   func(format string, args ...any)
+	// KernelCC is the congestion control of the hosts' kernel TCP; empty
+	// keeps the machine's default (net.ipv4.tcp_congestion_control).
+	KernelCC string
+	Sizes    WANSizes
+	Rounds   int
+	Logf     func(format string, args ...any)
 }
 
 // WANReport is what a matrix run measured; also its JSON.
 type WANReport struct {
-	Started  time.Time       `json:"started"`
-	Duration string          `json:"duration"`
-	Machine  Machine         `json:"machine"`
-	Sizes    WANSizes        `json:"sizes"`
-	Rounds   int             `json:"rounds"`
+	Started  time.Time `json:"started"`
+	Duration string    `json:"duration"`
+	Machine  Machine   `json:"machine"`
+	Sizes    WANSizes  `json:"sizes"`
+	Rounds   int       `json:"rounds"`
+	// KernelCC is the congestion control the hosts' kernel TCP used
+	// (plain distribution's, TUN mode's inner TCP): BBR does not take
+	// random loss as congestion, loss-based ones (cubic, reno) do.
+	KernelCC string          `json:"kernel_cc"`
 	Rows     []WANRow        `json:"rows"`
 	Cells    []WANCellResult `json:"cells"`
 }
@@ -249,6 +256,11 @@ type wanLink struct {
 	wireEnd chan error
 	hostsNS []string // every row host's namespace
 	ports   []string // every row host's switch port
+	// kernelCC, if set, is the congestion control the hosts' kernel TCP
+	// uses (plain and TLS distribution, TUN mode's inner TCP); cc is what
+	// they use, for the report.
+	kernelCC string
+	cc       string
 }
 
 const nftTable = "nwwan"
@@ -305,6 +317,14 @@ func (l *wanLink) attach(a, b *cluster.Host) error {
 	for _, h := range []*cluster.Host{a, b} {
 		if err := l.inNS(h.NS, "ethtool", "-K", h.Veth, "tso", "off", "gso", "off", "tx-udp-segmentation", "off"); err != nil {
 			return fmt.Errorf("turning segmentation offload off: %w", err)
+		}
+		if l.kernelCC != "" {
+			if err := l.inNS(h.NS, "sysctl", "-qw", "net.ipv4.tcp_congestion_control="+l.kernelCC); err != nil {
+				return fmt.Errorf("setting the kernel's congestion control (a namespace may use only those in net.ipv4.tcp_allowed_congestion_control): %w", err)
+			}
+		}
+		if out, err := exec.Command("ip", "netns", "exec", h.NS, "sysctl", "-n", "net.ipv4.tcp_congestion_control").Output(); err == nil {
+			l.cc = strings.TrimSpace(string(out))
 		}
 		l.hostsNS = append(l.hostsNS, h.NS)
 		l.ports = append(l.ports, h.SwitchPort)
@@ -479,6 +499,7 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	link.kernelCC = cfg.KernelCC
 	rows, err := withBeforeRows(tb, cfg.Before, cfg.Rows)
 	if err != nil {
 		return nil, err
@@ -498,6 +519,7 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 			return nil, fmt.Errorf("row %s: %w", row.ID, err)
 		}
 		logf("row %s up in %v", row.ID, time.Since(t0).Round(time.Millisecond))
+		rep.KernelCC = link.cc
 		runs = append(runs, &wanRun{row: row, pair: pair})
 		rep.Rows = append(rep.Rows, WANRow{ID: row.ID, Name: row.Name})
 	}

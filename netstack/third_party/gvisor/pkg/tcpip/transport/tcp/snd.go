@@ -693,6 +693,15 @@ func (s *sender) pCount(seg *segment, maxPayloadSize int) int {
 	return (size-1)/maxPayloadSize + 1
 }
 
+// flightSize is RFC 5681's FlightSize in packets of MaxPayloadSize: the
+// data sent and not yet cumulatively acknowledged.
+//
+// +checklocks:s.ep.mu
+func (s *sender) flightSize() int {
+	n := int(s.SndUna.Size(s.SndNxt))
+	return (n + s.MaxPayloadSize - 1) / s.MaxPayloadSize
+}
+
 // splitSeg splits a given segment at the size specified and inserts the
 // remainder as a new segment after the current one in the write list.
 //
