@@ -507,7 +507,7 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 			return nil, fmt.Errorf("cell %s: %w", cell.ID, err)
 		}
 		for _, rr := range runs {
-			if reset, err := resetStreams(rr.pair); err != nil {
+			if reset, err := resetStreams(rr.pair, cfg.Sizes.Connect, logf); err != nil {
 				return nil, fmt.Errorf("cell %s: row %s: %w", cell.ID, rr.row.ID, err)
 			} else if reset {
 				logf("cell %s row %s: TCP 443 streams reset (wanstream.go)", cell.ID, rr.row.ID)
