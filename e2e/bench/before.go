@@ -25,6 +25,13 @@ const BeforeRow = "before"
 // as serial:); the harness around it (epmd, the benchmark's own erl flags
 // and overlayd flags) is this tree's.
 func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
+	return beforeRowsTCP(tb, rev, id, tun, false)
+}
+
+// beforeRowsTCP is beforeRows plus, if tcp is set, nodewire userspace over
+// TCP 443 (ID id+"tcp", row nwtcp's set-up) at rev: a tcpbind change's
+// before.
+func beforeRowsTCP(tb cluster.TB, rev, id string, tun, tcp bool) ([]Row, error) {
 	bins, err := buildAt(tb, rev)
 	if err != nil {
 		return nil, fmt.Errorf("-before %s: %w", rev, err)
@@ -45,6 +52,15 @@ func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 			},
 		})
 	}
+	if tcp {
+		rows = append(rows, Row{
+			ID:   id + "tcp",
+			Name: "nodewire over TCP 443 @" + shortRev(rev),
+			Setup: func(e *Env, id string) (*Pair, error) {
+				return setupOverlayWith(e, id, modeTCP, bins.overlayd, bins.ctl)
+			},
+		})
+	}
 	return rows, nil
 }
 
@@ -54,8 +70,9 @@ func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 func withBeforeRows(tb cluster.TB, revs, wanted []string) ([]Row, error) {
 	rows := slices.Clone(Rows)
 	tun := len(wanted) == 0 || slices.Contains(wanted, "nwtun")
+	tcp := len(wanted) == 0 || slices.Contains(wanted, "nwtcp")
 	for i, rev := range revs {
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun)
+		before, err := beforeRowsTCP(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun, tcp)
 		if err != nil {
 			return nil, err
 		}

@@ -528,6 +528,13 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 		if err := link.apply(cell); err != nil {
 			return nil, fmt.Errorf("cell %s: %w", cell.ID, err)
 		}
+		for _, rr := range runs {
+			if reset, err := resetStreams(rr.pair, cfg.Sizes.Connect, logf); err != nil {
+				return nil, fmt.Errorf("cell %s: row %s: %w", cell.ID, rr.row.ID, err)
+			} else if reset {
+				logf("cell %s row %s: TCP 443 streams reset (wanstream.go)", cell.ID, rr.row.ID)
+			}
+		}
 		res := WANCellResult{Cell: cell, Rows: map[string]WANFig{}}
 		t0 := time.Now()
 		for round := range cfg.Rounds {
