@@ -325,5 +325,5 @@ func procs(flagValue int, env string) int {
 	if n, err := strconv.Atoi(env); err == nil && n > 0 {
 		return n
 	}
-	return 2 // measuring
+	return 1
 }
