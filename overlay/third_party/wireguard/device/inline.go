@@ -25,13 +25,21 @@ import (
 // a container queued later waits for the inline send to finish. Nonces are
 // assigned before, exactly as upstream. Batches larger than inlineMaxBatch
 // or holding a packet larger than inlineMaxSize (bulk), and batches that
-// follow the peer's previous one in the same direction within inlineMinGap
-// (a stream, such as the ACKs of a bulk transfer, which the workers batch
-// better), keep the parallel workers.
+// follow the peer's inlineBurst previous ones in the same direction within
+// inlineMinGap (a stream, such as the ACKs of a bulk transfer, which the
+// workers batch better), keep the parallel workers.
+//
+// nodewire patch 0007: inlineBurst is 2, not 1. A round trip through
+// gVisor sends two small batches each way close together: the pure ACK of
+// the message and, tens of microseconds later, the reply. With a burst of
+// one the reply (and, at the other end, the next message after that ACK)
+// took the workers: an execution trace of a userspace ping-pong showed one
+// batch in four or five each way on the worker path.
 const (
 	inlineMaxBatch = 2
 	inlineMaxSize  = 512 // bytes of inner packet
 	inlineMinGap   = 50 * time.Microsecond
+	inlineBurst    = 2 // batches per inlineMinGap that may go inline
 )
 
 // monoStart makes monotonic timestamps for inlineState.
@@ -39,15 +47,15 @@ var monoStart = time.Now()
 
 type inlineState struct {
 	sendMu     sync.Mutex
-	outPending atomic.Int32  // containers in queue.outbound, not yet sent
-	sendBufs   [][]byte      // under sendMu
-	lastSend   time.Duration // since monoStart, under sendMu
+	outPending atomic.Int32               // containers in queue.outbound, not yet sent
+	sendBufs   [][]byte                   // under sendMu
+	lastSend   [inlineBurst]time.Duration // since monoStart, newest first, under sendMu
 	sendNonce  [chacha20poly1305.NonceSize]byte
 
 	recvMu    sync.Mutex
-	inPending atomic.Int32  // containers in queue.inbound, not yet delivered
-	recvBufs  [][]byte      // under recvMu
-	lastRecv  time.Duration // since monoStart, under recvMu
+	inPending atomic.Int32               // containers in queue.inbound, not yet delivered
+	recvBufs  [][]byte                   // under recvMu
+	lastRecv  [inlineBurst]time.Duration // since monoStart, newest first, under recvMu
 	recvNonce [chacha20poly1305.NonceSize]byte
 }
 
@@ -68,8 +76,9 @@ func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 	in := &peer.inline
 	in.sendMu.Lock()
 	now := time.Since(monoStart)
-	lone := now-in.lastSend >= inlineMinGap
-	in.lastSend = now
+	lone := now-in.lastSend[inlineBurst-1] >= inlineMinGap
+	copy(in.lastSend[1:], in.lastSend[:])
+	in.lastSend[0] = now
 	if lone && in.outPending.Load() == 0 && smallOutbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			peer.device.seal(elem, &in.sendNonce)
@@ -100,8 +109,9 @@ func (peer *Peer) receiveOrQueue(elemsContainer *QueueInboundElementsContainer) 
 	in := &peer.inline
 	in.recvMu.Lock()
 	now := time.Since(monoStart)
-	lone := now-in.lastRecv >= inlineMinGap
-	in.lastRecv = now
+	lone := now-in.lastRecv[inlineBurst-1] >= inlineMinGap
+	copy(in.lastRecv[1:], in.lastRecv[:])
+	in.lastRecv[0] = now
 	if lone && in.inPending.Load() == 0 && smallInbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			open(elem, &in.recvNonce)
