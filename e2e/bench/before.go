@@ -36,30 +36,24 @@ func beforeRowsTCP(tb cluster.TB, rev, id string, tun, tcp bool) ([]Row, error) 
 	if err != nil {
 		return nil, fmt.Errorf("-before %s: %w", rev, err)
 	}
-	rows := []Row{{
-		ID:   id,
-		Name: "nodewire userspace @" + shortRev(rev),
-		Setup: func(e *Env, id string) (*Pair, error) {
-			return setupOverlayWith(e, id, "", bins.overlayd, bins.ctl)
-		},
-	}}
-	if tun {
-		rows = append(rows, Row{
-			ID:   id + "tun",
-			Name: "nodewire TUN @" + shortRev(rev),
-			Setup: func(e *Env, id string) (*Pair, error) {
-				return setupOverlayWith(e, id, "tun", bins.overlayd, bins.ctl)
-			},
-		})
-	}
-	if tcp {
-		rows = append(rows, Row{
-			ID:   id + "tcp",
-			Name: "nodewire over TCP 443 @" + shortRev(rev),
-			Setup: func(e *Env, id string) (*Pair, error) {
-				return setupOverlayWith(e, id, modeTCP, bins.overlayd, bins.ctl)
-			},
-		})
+	var rows []Row
+	for _, r := range []struct {
+		suffix, name, mode string
+		on                 bool
+	}{
+		{"", "nodewire userspace", "", true},
+		{"tun", "nodewire TUN", "tun", tun},
+		{"tcp", "nodewire over TCP 443", modeTCP, tcp},
+	} {
+		if r.on {
+			rows = append(rows, Row{
+				ID:   id + r.suffix,
+				Name: r.name + " @" + shortRev(rev),
+				Setup: func(e *Env, id string) (*Pair, error) {
+					return setupOverlayWith(e, id, r.mode, bins.overlayd, bins.ctl)
+				},
+			})
+		}
 	}
 	return rows, nil
 }

@@ -489,12 +489,12 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 		cells = append([]Cell{WANCells[0]}, cells...)
 	}
 	rep := &WANReport{Started: time.Now(), Machine: machine(), Sizes: cfg.Sizes, Rounds: cfg.Rounds}
-	c := cluster.New(tb, "wan")
-	erlArgs, err := compileBenchwork(c.Dir())
+	env, err := newEnv(tb, "wan")
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs, DaemonArgs: wanDaemonArgs}
+	c := env.C
+	env.DaemonArgs = wanDaemonArgs
 	link, err := newWANLink(c, tb)
 	if err != nil {
 		return nil, err
