@@ -408,8 +408,8 @@ func (d *editDoc) entries(s *editSection) []editEntry {
 	case yaml.SequenceNode:
 		for _, it := range v.Content {
 			e := editEntry{start: it.Line, col: v.Column, val: it}
-			// "-" alone on its line, the item below it
-			if p := it.Line - 1; p >= 1 && strings.TrimSpace(d.text(p)) == "-" {
+			// "-" alone on its line (or with a comment), the item below it
+			if p := it.Line - 1; p >= 1 && loneDash(d.text(p)) {
 				e.start = p
 			}
 			es = append(es, e)
@@ -422,6 +422,17 @@ func (d *editDoc) entries(s *editSection) []editEntry {
 // (or the end of the section) that is not blank and is not a comment
 // indented at most as deep as the entry. Such trailing comments introduce
 // what follows.
+// loneDash reports whether line is a sequence item's dash with nothing
+// after it but a comment.
+func loneDash(line string) bool {
+	t := strings.TrimSpace(line)
+	if !strings.HasPrefix(t, "-") {
+		return false
+	}
+	rest := t[1:]
+	return rest == "" || strings.TrimLeft(rest, " \t") != rest && strings.HasPrefix(strings.TrimSpace(rest), "#")
+}
+
 func (d *editDoc) entryEnd(s *editSection, es []editEntry, i int) int {
 	limit := s.limit
 	if i+1 < len(es) {
@@ -526,7 +537,7 @@ func (d *editDoc) styleOf(s *editSection, es []editEntry, defFlow bool) editStyl
 	if s.val.Kind == yaml.SequenceNode {
 		st.flow = body.Style&yaml.FlowStyle != 0
 		if body.Kind == yaml.MappingNode && !st.flow && body.Line == last.start {
-			st.dashGap = body.Column - last.col - 1
+			st.dashGap = max(body.Column-last.col-1, 1)
 		}
 		// A block mapping in a sequence item continues in the column of
 		// its first key, right after "- ", whatever the file's indent
