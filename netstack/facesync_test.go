@@ -1,53 +1,26 @@
 package netstack
 
 import (
-	"encoding/base64"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/peers/peerstest"
 )
 
-// syncPeer is one peer line of syncFile.
-type syncPeer struct {
-	name, network string
-	key           byte // the public key is 32 bytes of this
-	addr          int  // 10.96.<network>.addr
-	expose        string
+// syncFile is a peer file of ps (networks lab and ops, faces in
+// 127.96/16); rules are its interconnect lines.
+func syncFile(t *testing.T, rules string, ps []peerstest.Peer) *peers.File {
+	return peerstest.Build(t, "sync.yaml", 96, []string{"lab", "ops"}, rules, ps)
 }
 
-// syncFile is a peer file of ps, faces in 127.96/16; rules are its
-// interconnect lines.
-func syncFile(t *testing.T, rules string, ps []syncPeer) *peers.File {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("overlay: {prefix: 10.96.0.0/16, faces: 127.96.0.0/16}\nnetworks:\n  lab: {prefix: 10.96.1.0/24}\n  ops: {prefix: 10.96.2.0/24}\n")
-	if rules != "" {
-		b.WriteString("interconnect:\n" + rules)
-	}
-	b.WriteString("peers:\n")
-	for _, p := range ps {
-		net := map[string]int{"lab": 1, "ops": 2}[p.network]
-		key := base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string([]byte{p.key}), 32)))
-		expose := ""
-		if p.expose != "" {
-			expose = ", expose: [" + p.expose + "]"
-		}
-		fmt.Fprintf(&b, "  %s: {network: %s, public_key: %s, address: 10.96.%d.%d%s}\n", p.name, p.network, key, net, p.addr, expose)
-	}
-	f, err := peers.Parse("sync.yaml", []byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
+// expose is a peer line's exposed ports.
+func expose(ports string) string { return ", expose: [" + ports + "]" }
 
 // faceState is what a sync decides of one face.
 type faceState struct {
@@ -64,18 +37,18 @@ type faceState struct {
 // with a learned distribution port and a face that failed to open.
 func TestFaceSyncIncrementalIsFull(t *testing.T) {
 	const rule = "  - between: [lab, ops]\n"
-	base := []syncPeer{
-		{"self", "lab", 1, 1, ""},
-		{"a", "lab", 2, 2, ""},
-		{"b", "lab", 3, 3, "9100"},
-		{"c", "ops", 4, 1, ""},
-		{"d", "ops", 5, 2, "8080-8081"},
-		{"e", "lab", 6, 4, ""},
+	base := []peerstest.Peer{
+		peerstest.P("self", "lab", 1, 1, ""),
+		peerstest.P("a", "lab", 2, 2, ""),
+		peerstest.P("b", "lab", 3, 3, expose("9100")),
+		peerstest.P("c", "ops", 4, 1, ""),
+		peerstest.P("d", "ops", 5, 2, expose("8080-8081")),
+		peerstest.P("e", "lab", 6, 4, ""),
 	}
-	set := func(name string, f func(p *syncPeer)) []syncPeer {
+	set := func(name string, f func(p *peerstest.Peer)) []peerstest.Peer {
 		ps := slices.Clone(base)
 		for i := range ps {
-			if ps[i].name == name {
+			if ps[i].Name == name {
 				f(&ps[i])
 			}
 		}
@@ -86,7 +59,7 @@ func TestFaceSyncIncrementalIsFull(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		rules string
-		ps    []syncPeer
+		ps    []peerstest.Peer
 		// block holds this peer's epmd face during the sync: its face
 		// fails to open, and a sync with no change after opens it.
 		block string
@@ -95,21 +68,21 @@ func TestFaceSyncIncrementalIsFull(t *testing.T) {
 		staleDist bool
 	}{
 		{"no change", rule, base, "", false},
-		{"a peer added", rule, append(slices.Clone(base), syncPeer{"f", "lab", 7, 5, "9100"}), "", false},
-		{"a peer added in the middle", rule, slices.Insert(slices.Clone(base), 2, syncPeer{"f", "lab", 7, 5, ""}), "", false},
+		{"a peer added", rule, append(slices.Clone(base), peerstest.P("f", "lab", 7, 5, expose("9100"))), "", false},
+		{"a peer added in the middle", rule, slices.Insert(slices.Clone(base), 2, peerstest.P("f", "lab", 7, 5, "")), "", false},
 		{"a peer removed", rule, slices.Delete(slices.Clone(base), 1, 2), "", false},
-		{"the peer with a learned port moved", rule, set("a", func(p *syncPeer) { p.addr = 9 }), "", false},
-		{"an exposed port added", rule, set("a", func(p *syncPeer) { p.expose = "9100" }), "", false},
-		{"exposed ports removed", rule, set("d", func(p *syncPeer) { p.expose = "" }), "", false},
-		{"a key changed only", rule, set("b", func(p *syncPeer) { p.key = 20 }), "", false},
-		{"a peer renamed", rule, set("e", func(p *syncPeer) { p.name = "e2" }), "", false},
-		{"a peer renamed in case only", rule, set("a", func(p *syncPeer) { p.name = "A" }), "", false},
+		{"the peer with a learned port moved", rule, set("a", func(p *peerstest.Peer) { p.Addr = 9 }), "", false},
+		{"an exposed port added", rule, set("a", func(p *peerstest.Peer) { p.Extra = expose("9100") }), "", false},
+		{"exposed ports removed", rule, set("d", func(p *peerstest.Peer) { p.Extra = "" }), "", false},
+		{"a key changed only", rule, set("b", func(p *peerstest.Peer) { p.Key = 20 }), "", false},
+		{"a peer renamed", rule, set("e", func(p *peerstest.Peer) { p.Name = "e2" }), "", false},
+		{"a peer renamed in case only", rule, set("a", func(p *peerstest.Peer) { p.Name = "A" }), "", false},
 		{"the rule removed: ops darkens", "", base, "", false},
-		{"a peer moved to ops", rule, set("e", func(p *syncPeer) { p.network, p.addr = "ops", 7 }), "", false},
-		{"self moved", rule, set("self", func(p *syncPeer) { p.addr = 8 }), "", false},
-		{"peers reordered", rule, func() []syncPeer { ps := slices.Clone(base); slices.Reverse(ps); return ps }(), "", false},
-		{"a new peer's face taken", rule, append(slices.Clone(base), syncPeer{"f", "lab", 7, 5, ""}), "f", false},
-		{"an old peer's face taken, and the peer moved", rule, set("c", func(p *syncPeer) { p.addr = 9 }), "c", false},
+		{"a peer moved to ops", rule, set("e", func(p *peerstest.Peer) { p.Network, p.Addr = "ops", 7 }), "", false},
+		{"self moved", rule, set("self", func(p *peerstest.Peer) { p.Addr = 8 }), "", false},
+		{"peers reordered", rule, func() []peerstest.Peer { ps := slices.Clone(base); slices.Reverse(ps); return ps }(), "", false},
+		{"a new peer's face taken", rule, append(slices.Clone(base), peerstest.P("f", "lab", 7, 5, "")), "f", false},
+		{"an old peer's face taken, and the peer moved", rule, set("c", func(p *peerstest.Peer) { p.Addr = 9 }), "c", false},
 		{"a port learned from a stale snapshot", rule, base, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,7 +98,7 @@ func TestFaceSyncIncrementalIsFull(t *testing.T) {
 				}
 				learnedFrom := old
 				if tc.staleDist {
-					learnedFrom = syncFile(t, rule, set("a", func(p *syncPeer) { p.addr = 9 }))
+					learnedFrom = syncFile(t, rule, set("a", func(p *peerstest.Peer) { p.Addr = 9 }))
 				}
 				if err := s.faces.ensureDist(learnedFrom.Peer("a"), dist, "app"); err != nil {
 					t.Fatal(err)

@@ -2,9 +2,7 @@ package overlay
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -14,39 +12,13 @@ import (
 	"testing"
 
 	"github.com/nodewire/nodewire/peers"
+	"github.com/nodewire/nodewire/peers/peerstest"
 )
 
-// deltaPeer is one peer line of deltaFile.
-type deltaPeer struct {
-	name, network string
-	key           byte // the public key is 32 bytes of this
-	addr          int  // 10.94.<network>.addr
-	extra         string
-}
-
-func (p deltaPeer) line() string {
-	net := map[string]int{"lab": 1, "ops": 2, "far": 3}[p.network]
-	key := base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string([]byte{p.key}), 32)))
-	return fmt.Sprintf("  %s: {network: %s, public_key: %s, address: 10.94.%d.%d%s}\n", p.name, p.network, key, net, p.addr, p.extra)
-}
-
-// deltaFile is a peer file of ps; rules are its interconnect lines.
-func deltaFile(t *testing.T, rules string, ps []deltaPeer) *peers.File {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("overlay: {prefix: 10.94.0.0/16, faces: 127.94.0.0/16}\nnetworks:\n  lab: {prefix: 10.94.1.0/24}\n  ops: {prefix: 10.94.2.0/24}\n  far: {prefix: 10.94.3.0/24}\n")
-	if rules != "" {
-		b.WriteString("interconnect:\n" + rules)
-	}
-	b.WriteString("peers:\n")
-	for _, p := range ps {
-		b.WriteString(p.line())
-	}
-	f, err := peers.Parse("delta.yaml", []byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+// deltaFile is a peer file of ps (networks lab, ops and far, faces in
+// 127.94/16); rules are its interconnect lines.
+func deltaFile(t *testing.T, rules string, ps []peerstest.Peer) *peers.File {
+	return peerstest.Build(t, "delta.yaml", 94, []string{"lab", "ops", "far"}, rules, ps)
 }
 
 // dnsTable is a resolver of fixed answers.
@@ -65,22 +37,22 @@ func (r dnsTable) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, 
 // of edit.
 func TestIncrementalReloadIsFullReload(t *testing.T) {
 	const ops = "  - between: [lab, ops]\n"
-	base := []deltaPeer{
-		{"self", "lab", 1, 1, ", endpoint: 192.0.2.1:51820"},
-		{"a", "lab", 2, 2, ", endpoint: 192.0.2.2:51820"},
-		{"b", "lab", 3, 3, ", endpoint: 198.51.100.3:51820, keepalive: 25s"},
-		{"c", "ops", 4, 1, ", endpoint: 203.0.113.4:51820"}, // its route look-up fails
-		{"d", "ops", 5, 2, ", endpoint: d.example:51820"},
-		{"e", "lab", 6, 4, ""}, // no endpoint: it dials us
-		{"f", "far", 7, 1, ", endpoint: 192.0.2.7:51820"},
-		{"g", "lab", 8, 5, ", endpoint: 192.0.2.8:51820, tcp_endpoint: 192.0.2.8:443"},
-		{"h", "lab", 9, 6, ", endpoint: \"[2001:db8::9]:51820\""},
+	base := []peerstest.Peer{
+		peerstest.P("self", "lab", 1, 1, ", endpoint: 192.0.2.1:51820"),
+		peerstest.P("a", "lab", 2, 2, ", endpoint: 192.0.2.2:51820"),
+		peerstest.P("b", "lab", 3, 3, ", endpoint: 198.51.100.3:51820, keepalive: 25s"),
+		peerstest.P("c", "ops", 4, 1, ", endpoint: 203.0.113.4:51820"), // its route look-up fails
+		peerstest.P("d", "ops", 5, 2, ", endpoint: d.example:51820"),
+		peerstest.P("e", "lab", 6, 4, ""), // no endpoint: it dials us
+		peerstest.P("f", "far", 7, 1, ", endpoint: 192.0.2.7:51820"),
+		peerstest.P("g", "lab", 8, 5, ", endpoint: 192.0.2.8:51820, tcp_endpoint: 192.0.2.8:443"),
+		peerstest.P("h", "lab", 9, 6, ", endpoint: \"[2001:db8::9]:51820\""),
 	}
-	edit := func(f func(ps []deltaPeer) []deltaPeer) []deltaPeer { return f(slices.Clone(base)) }
-	set := func(name string, f func(p *deltaPeer)) []deltaPeer {
-		return edit(func(ps []deltaPeer) []deltaPeer {
+	edit := func(f func(ps []peerstest.Peer) []peerstest.Peer) []peerstest.Peer { return f(slices.Clone(base)) }
+	set := func(name string, f func(p *peerstest.Peer)) []peerstest.Peer {
+		return edit(func(ps []peerstest.Peer) []peerstest.Peer {
 			for i := range ps {
-				if ps[i].name == name {
+				if ps[i].Name == name {
 					f(&ps[i])
 				}
 			}
@@ -91,47 +63,47 @@ func TestIncrementalReloadIsFullReload(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		rules      string
-		ps         []deltaPeer
+		ps         []peerstest.Peer
 		dns        dnsTable
 		wantFresh  int // partners built anew: the names with DNS, and the ones edited
 		wantGoneMx int // at most this many entries dropped
 	}{
 		{"no change", ops, base, oldDNS, 1, 1},
-		{"a peer added at the end", ops, append(slices.Clone(base), deltaPeer{"i", "lab", 10, 7, ", endpoint: 192.0.2.10:51820"}), oldDNS, 2, 1},
-		{"a peer added in the middle", ops, edit(func(ps []deltaPeer) []deltaPeer {
-			return slices.Insert(ps, 2, deltaPeer{"i", "lab", 10, 7, ", endpoint: 192.0.2.10:51820"})
+		{"a peer added at the end", ops, append(slices.Clone(base), peerstest.P("i", "lab", 10, 7, ", endpoint: 192.0.2.10:51820")), oldDNS, 2, 1},
+		{"a peer added in the middle", ops, edit(func(ps []peerstest.Peer) []peerstest.Peer {
+			return slices.Insert(ps, 2, peerstest.P("i", "lab", 10, 7, ", endpoint: 192.0.2.10:51820"))
 		}), oldDNS, 2, 1},
-		{"a peer removed", ops, edit(func(ps []deltaPeer) []deltaPeer { return slices.Delete(ps, 2, 3) }), oldDNS, 1, 2},
-		{"an endpoint moved", ops, set("a", func(p *deltaPeer) { p.extra = ", endpoint: 192.0.2.22:51820" }), oldDNS, 2, 2},
-		{"an endpoint dropped", ops, set("a", func(p *deltaPeer) { p.extra = "" }), oldDNS, 2, 2},
-		{"a key changed", ops, set("b", func(p *deltaPeer) { p.key = 20 }), oldDNS, 2, 2},
-		{"keys swapped", ops, edit(func(ps []deltaPeer) []deltaPeer {
-			ps[1].key, ps[2].key = ps[2].key, ps[1].key
+		{"a peer removed", ops, edit(func(ps []peerstest.Peer) []peerstest.Peer { return slices.Delete(ps, 2, 3) }), oldDNS, 1, 2},
+		{"an endpoint moved", ops, set("a", func(p *peerstest.Peer) { p.Extra = ", endpoint: 192.0.2.22:51820" }), oldDNS, 2, 2},
+		{"an endpoint dropped", ops, set("a", func(p *peerstest.Peer) { p.Extra = "" }), oldDNS, 2, 2},
+		{"a key changed", ops, set("b", func(p *peerstest.Peer) { p.Key = 20 }), oldDNS, 2, 2},
+		{"keys swapped", ops, edit(func(ps []peerstest.Peer) []peerstest.Peer {
+			ps[1].Key, ps[2].Key = ps[2].Key, ps[1].Key
 			return ps
 		}), oldDNS, 3, 3},
-		{"addresses swapped", ops, edit(func(ps []deltaPeer) []deltaPeer {
-			ps[1].addr, ps[2].addr = ps[2].addr, ps[1].addr
+		{"addresses swapped", ops, edit(func(ps []peerstest.Peer) []peerstest.Peer {
+			ps[1].Addr, ps[2].Addr = ps[2].Addr, ps[1].Addr
 			return ps
 		}), oldDNS, 3, 3},
-		{"keepalive changed", ops, set("b", func(p *deltaPeer) { p.extra = ", endpoint: 198.51.100.3:51820, keepalive: 10s" }), oldDNS, 2, 2},
-		{"transport tcp", ops, set("g", func(p *deltaPeer) { p.extra += ", transport: tcp" }), oldDNS, 2, 2},
-		{"a peer renamed", ops, set("a", func(p *deltaPeer) { p.name = "a2" }), oldDNS, 2, 2},
-		{"a peer renamed in case only", ops, set("a", func(p *deltaPeer) { p.name = "A" }), oldDNS, 2, 2},
-		{"a peer moved out of reach", ops, set("b", func(p *deltaPeer) { p.network, p.addr = "far", 2 }), oldDNS, 1, 2},
-		{"a peer moved into reach", ops, set("f", func(p *deltaPeer) { p.network, p.addr = "lab", 9 }), oldDNS, 2, 1},
+		{"keepalive changed", ops, set("b", func(p *peerstest.Peer) { p.Extra = ", endpoint: 198.51.100.3:51820, keepalive: 10s" }), oldDNS, 2, 2},
+		{"transport tcp", ops, set("g", func(p *peerstest.Peer) { p.Extra += ", transport: tcp" }), oldDNS, 2, 2},
+		{"a peer renamed", ops, set("a", func(p *peerstest.Peer) { p.Name = "a2" }), oldDNS, 2, 2},
+		{"a peer renamed in case only", ops, set("a", func(p *peerstest.Peer) { p.Name = "A" }), oldDNS, 2, 2},
+		{"a peer moved out of reach", ops, set("b", func(p *peerstest.Peer) { p.Network, p.Addr = "far", 2 }), oldDNS, 1, 2},
+		{"a peer moved into reach", ops, set("f", func(p *peerstest.Peer) { p.Network, p.Addr = "lab", 9 }), oldDNS, 2, 1},
 		{"the rule removed", "", base, oldDNS, 1, 3},
 		{"a rule added", ops + "  - between: [lab, far]\n", base, oldDNS, 2, 1},
 		{"a DNS name moved", ops, base, dnsTable{"d.example": "192.0.2.55"}, 1, 1},
 		{"a DNS name gone", ops, base, dnsTable{}, 1, 1},
-		{"peers reordered", ops, edit(func(ps []deltaPeer) []deltaPeer {
+		{"peers reordered", ops, edit(func(ps []peerstest.Peer) []peerstest.Peer {
 			slices.Reverse(ps)
 			return ps
 		}), oldDNS, 1, 1},
-		{"self moved to ops", ops, set("self", func(p *deltaPeer) { p.network, p.addr = "ops", 9 }), oldDNS, 1, 1},
-		{"everyone moved away", ops, edit(func(ps []deltaPeer) []deltaPeer {
+		{"self moved to ops", ops, set("self", func(p *peerstest.Peer) { p.Network, p.Addr = "ops", 9 }), oldDNS, 1, 1},
+		{"everyone moved away", ops, edit(func(ps []peerstest.Peer) []peerstest.Peer {
 			for i := range ps[1:] {
-				ps[i+1].network = "far"
-				ps[i+1].addr = 10 + i
+				ps[i+1].Network = "far"
+				ps[i+1].Addr = 10 + i
 			}
 			return ps
 		}), oldDNS, 0, 9},
@@ -208,10 +180,10 @@ func TestIncrementalReloadIsFullReload(t *testing.T) {
 // (deviceHave): the next reload is computed from nothing, and its
 // difference sets every wanted peer in full and removes the others.
 func TestReloadAfterFailedSetIsFull(t *testing.T) {
-	ps := []deltaPeer{
-		{"self", "lab", 1, 1, ""},
-		{"a", "lab", 2, 2, ", endpoint: 192.0.2.2:51820"},
-		{"b", "lab", 3, 3, ", endpoint: 192.0.2.3:51820"},
+	ps := []peerstest.Peer{
+		peerstest.P("self", "lab", 1, 1, ""),
+		peerstest.P("a", "lab", 2, 2, ", endpoint: 192.0.2.2:51820"),
+		peerstest.P("b", "lab", 3, 3, ", endpoint: 192.0.2.3:51820"),
 	}
 	f := deltaFile(t, "", ps)
 	partners := f.Partners(f.Peer("self"))
