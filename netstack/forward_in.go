@@ -36,6 +36,7 @@ func newForwarder(s *Stack) *forwarder {
 // handle runs on a goroutine gVisor starts for each SYN. Every path calls
 // r.Complete exactly once: with a reset when refused.
 func (f *forwarder) handle(r *tcp.ForwarderRequest) {
+	growStack()
 	s := f.s
 	if !s.group.enter() {
 		r.Complete(true)
