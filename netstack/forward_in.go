@@ -120,10 +120,24 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	}
 	erlang, node := c.Erlang, c.Node
 
+	// Dial the local side first, so a port nobody listens on is refused
+	// with a reset, as it would be without the overlay.
 	target := netip.AddrPortFrom(self.Face, port)
-	local, conn, err := s.dialThenAccept(r, target)
+	local, err := dialLocal(s.ctx, target)
 	if err != nil {
-		s.log.Debug("netstack: inbound connection not set up", "peer", src.Name, "target", target, "err", err)
+		r.Complete(true)
+		s.log.Debug("netstack: inbound target not reachable", "peer", src.Name, "target", target, "err", err)
+		return
+	}
+	if s.ctx.Err() != nil { // closing: do not start a handshake Close must abort
+		local.Close()
+		r.Complete(true)
+		return
+	}
+	conn, err := acceptOverlay(r)
+	if err != nil {
+		local.Close()
+		s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 		return
 	}
 	named := false // send_name named its node in clear text: the answer is relayed first
@@ -151,29 +165,6 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	s.carry(tc, local, conn, func() { s.relayReply(local, conn, port, node) })
 }
 
-// dialThenAccept dials the local side first, so a port nobody listens on
-// is refused with a reset, as it would be without the overlay, and then
-// completes the overlay handshake. On an error r is completed and nothing
-// is left open.
-func (s *Stack) dialThenAccept(r *tcp.ForwarderRequest, target netip.AddrPort) (*net.TCPConn, *overlayConn, error) {
-	local, err := dialLocal(s.ctx, target)
-	if err != nil {
-		r.Complete(true)
-		return nil, nil, fmt.Errorf("local target not reachable: %w", err)
-	}
-	if s.ctx.Err() != nil { // closing: do not start a handshake Close must abort
-		local.Close()
-		r.Complete(true)
-		return nil, nil, s.ctx.Err()
-	}
-	conn, err := acceptOverlay(r)
-	if err != nil {
-		local.Close()
-		return nil, nil, fmt.Errorf("handshake: %w", err)
-	}
-	return local, conn, nil
-}
-
 // replyWait bounds how long relayReply waits for the local node to answer
 // send_name (it does at once); after it, the connection is carried as is.
 const replyWait = time.Second
@@ -183,14 +174,15 @@ const replyWait = time.Second
 // then returns; carry copies the rest. Two things come of it:
 //   - The status and the challenge, which the node writes apart, cross the
 //     overlay as one segment: one WireGuard packet and one pure ACK fewer per
-//     cold connect, and nothing the dialling node waits less for (it needs
-//     both before it sends again).
+//     cold connect, and the dialling node loses nothing by it (it needs both
+//     before it sends again).
 //   - A node that names itself node, the name its port is known for here,
 //     proves the port is still its distribution port: the port is noted as
 //     if a PORT2_RESP had just passed (localPorts.note). A peer with a cached
 //     EPMD answer (epmdcache.go) no longer asks this host's epmd, so without
-//     it the port's note expired after learnedTTL and every inbound
-//     connection then waited for a NAMES query to the local epmd.
+//     it the port's note expired after learnedTTL and from then on an
+//     inbound connection waited for a NAMES query to the local epmd (its
+//     answer is reused for namesTTL).
 //
 // Anything else (another status, another name, an error, no answer within
 // replyWait) passes what was read and notes nothing. The dialling node
