@@ -50,6 +50,7 @@ func Splice(a, b HalfCloser, aToB, bToA *atomic.Uint64) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		growStack()
 		if err := copyHalf(b, a, aToB); err != nil {
 			abort(err)
 		}

@@ -234,7 +234,7 @@ func (d *pollSet) run() {
 			failed = false // closing: the next wait sees it
 		}
 		for _, dc := range conns {
-			if !d.fs.s.group.spawn(func() { d.fs.handle(dc.f, dc.c) }) {
+			if !d.fs.s.group.spawn(func() { growStack(); d.fs.handle(dc.f, dc.c) }) {
 				dc.c.Close()
 			}
 		}

@@ -438,7 +438,7 @@ func (fs *faceSet) handle(f *face, c *net.TCPConn) {
 		c.Close()
 		return
 	}
-	s.carry(tc, c, remote)
+	s.carry(tc, c, remote, nil)
 }
 
 // question is what a local connection to f asks peers.File.Judge: from

@@ -36,6 +36,7 @@ func newForwarder(s *Stack) *forwarder {
 // handle runs on a goroutine gVisor starts for each SYN. Every path calls
 // r.Complete exactly once: with a reset when refused.
 func (f *forwarder) handle(r *tcp.ForwarderRequest) {
+	growStack()
 	s := f.s
 	if !s.group.enter() {
 		r.Complete(true)
@@ -139,10 +140,13 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 		s.log.Debug("netstack: inbound handshake failed", "peer", src.Name, "port", port, "err", err)
 		return
 	}
+	named := false // send_name named its node in clear text: the answer is relayed first
 	if erlang {
 		// A distribution port: the node named in the handshake must be
 		// the source peer's.
-		if why := s.checkSendName(conn, local, src); why != "" {
+		var why string
+		named, why = s.checkSendName(conn, local, src)
+		if why != "" {
 			st.deniedIn.Add(1)
 			local.SetLinger(0)
 			local.Close()
@@ -154,7 +158,60 @@ func (f *forwarder) handle(r *tcp.ForwarderRequest) {
 	setupDone()
 	tc := s.newTracked(snap, src, peers.Inbound, port, erlang)
 	tc.node = node
-	s.carry(tc, local, conn)
+	if !named || node == "" {
+		s.carry(tc, local, conn, nil)
+		return
+	}
+	s.carry(tc, local, conn, func() { s.relayReply(local, conn, port, node) })
+}
+
+// replyWait bounds how long relayReply waits for the local node to answer
+// send_name (it does at once); after it, the connection is carried as is.
+const replyWait = time.Second
+
+// relayReply passes the local node's answer to send_name (its status and,
+// if ok, its challenge, which names it) from local to conn in one write,
+// then returns; carry copies the rest. Two things come of it:
+//   - The status and the challenge, which the node writes apart, cross the
+//     overlay as one segment: one WireGuard packet and one pure ACK fewer per
+//     cold connect, and the dialling node loses nothing by it (it needs both
+//     before it sends again).
+//   - A node that names itself node, the name its port is known for here,
+//     proves the port is still its distribution port: the port is noted as
+//     if a PORT2_RESP had just passed (localPorts.note). A peer with a cached
+//     EPMD answer (epmdcache.go) no longer asks this host's epmd, so without
+//     it the port's note expired after learnedTTL and from then on an
+//     inbound connection waited for a NAMES query to the local epmd (its
+//     answer is reused for namesTTL).
+//
+// Anything else (another status, another name, an error, no answer within
+// replyWait) passes what was read and notes nothing. The dialling node
+// sends nothing after send_name until it has the status, so nothing waits
+// in the other direction meanwhile.
+func (s *Stack) relayReply(local *net.TCPConn, conn *overlayConn, port uint16, node string) {
+	var buf [512]byte
+	n := 0
+	local.SetReadDeadline(deadlineIn(replyWait))
+	for n < len(buf) {
+		m, err := local.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+		name, _, perr := erldist.ReplyNode(buf[:n])
+		if errors.Is(perr, erldist.ErrReplyShort) {
+			continue
+		}
+		if perr == nil && string(erldist.NodeAlive(name)) == node {
+			s.local.note(port, node)
+		}
+		break
+	}
+	local.SetReadDeadline(noDeadline)
+	if n > 0 {
+		// A failed write leaves conn broken: carry then ends at once.
+		conn.Write(buf[:n])
+	}
 }
 
 // judgeIn asks peers.File.Judge about a connection from src to port of
@@ -183,8 +240,9 @@ func judgeIn(snap *peers.Snapshot, src *peers.Peer, port, epmdPort uint16, looku
 // checkSendName reads the distribution handshake's first message from the
 // peer, refuses it (returning why) unless the node it names belongs to src,
 // and passes the bytes read on to local. TLS distribution has no clear-text
-// name and passes unchecked: its certificates identify the node.
-func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (why string) {
+// name and passes unchecked: its certificates identify the node. named
+// says the message named a node in clear text.
+func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.Peer) (named bool, why string) {
 	var buf [erldist.MaxSendName + 2]byte
 	conn.SetReadDeadline(deadlineIn(sendNameTimeout))
 	frame, name, err := erldist.ReadSendName(conn, buf[:])
@@ -192,13 +250,15 @@ func (s *Stack) checkSendName(conn *overlayConn, local *net.TCPConn, src *peers.
 	switch {
 	case errors.Is(err, erldist.ErrSendNameTLS):
 	case err != nil:
-		return "distribution handshake refused: " + err.Error()
+		return false, "distribution handshake refused: " + err.Error()
 	case !erldist.NameIsPeers(name, src):
-		return fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (face %v)", name, src.Name, src.Face)
+		return false, fmt.Sprintf("distribution handshake refused: node name %.300q is not peer %s's (face %v)", name, src.Name, src.Face)
+	default:
+		named = true
 	}
 	// A failed write leaves local broken: carry then ends at once.
 	local.Write(frame)
-	return ""
+	return named, ""
 }
 
 // newTracked describes a new connection to peer p under snap.
@@ -217,14 +277,19 @@ func (s *Stack) newTracked(snap *peers.Snapshot, p *peers.Peer, dir peers.Direct
 }
 
 // carry registers tc with both sockets and copies until both directions are
-// done. local is the host socket, overlay the stack's.
-func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay HalfCloser) {
+// done. local is the host socket, overlay the stack's. first, if not nil,
+// runs once tc is registered (so Close and Apply can end it), before the
+// copying.
+func (s *Stack) carry(tc *trackedConn, local *net.TCPConn, overlay HalfCloser, first func()) {
 	tc.attach(local)
 	tc.attach(overlay)
 	if !s.track(tc) {
 		return
 	}
 	defer s.conns.remove(tc)
+	if first != nil {
+		first()
+	}
 	err := Splice(local, overlay, &tc.stats.bytesOut, &tc.stats.bytesIn)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Debug("netstack: connection ended", "peer", tc.peer, "dir", tc.dir.String(), "port", tc.port, "err", err)

@@ -19,7 +19,10 @@ import (
 // inside Erlang (benchwork:cold_steps traces the setup process): when the
 // EPMD lookup returned, the TCP connect, and the distribution handshake's
 // replies. Where a row's figure for a step grows over the plain row's is
-// where the overlay costs.
+// where the overlay costs. With -cold-gap the connects are spaced, as in a
+// cluster where they are rare: caches and CPUs go cold between them, and a
+// run longer than a minute outlasts what the receiving overlayd learned
+// from the lookup it relayed (netstack/distports.go, learnedTTL).
 
 // coldStepNames name benchwork:cold_steps's steps, in its order.
 var coldStepNames = []string{"epmd lookup", "tcp connect", "recv_status", "recv_challenge", "challenge_ack", "ping done", "then rtt1", "rtt2", "rtt3"}
@@ -34,6 +37,7 @@ type ColdStepsReport struct {
 	Machine Machine        `json:"machine"`
 	Samples int            `json:"samples_per_round"`
 	Rounds  int            `json:"rounds"`
+	Gap     time.Duration  `json:"gap_ns,omitempty"`
 	Rows    []ColdStepsRow `json:"rows"`
 }
 
@@ -55,10 +59,10 @@ type ColdStepsRow struct {
 	DaemonSwitches float64 `json:"daemon_switches_per_connect,omitempty"`
 }
 
-// ColdSteps runs the breakdown.
-func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error) {
+// ColdSteps runs the breakdown, with gap (if not 0) after each connect.
+func ColdSteps(tb cluster.TB, cfg Config, samples int, gap time.Duration) (*ColdStepsReport, error) {
 	logf := cfg.Logf
-	rep := &ColdStepsReport{Started: time.Now(), Machine: machine(), Samples: samples, Rounds: cfg.Rounds}
+	rep := &ColdStepsReport{Started: time.Now(), Machine: machine(), Samples: samples, Rounds: cfg.Rounds, Gap: gap}
 	env, err := newEnv(tb, "cold")
 	if err != nil {
 		return nil, err
@@ -125,6 +129,9 @@ func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error)
 					return fmt.Errorf("row %s: %w", r.id, err)
 				}
 				all[key] = append(all[key], v)
+				// Pacing, not synchronisation: the next connect comes
+				// gap later.
+				time.Sleep(gap)
 			}
 			w1 := daemonWork(r.pair)
 			d := daemons[key]
@@ -212,8 +219,12 @@ func parseColdSteps(out string) ([]float64, error) {
 // PrintColdSteps prints, per row and condition, the median time (ms since
 // the ping began) at which each step was done, [p10–p90].
 func PrintColdSteps(w io.Writer, rep *ColdStepsReport) {
-	fmt.Fprintf(w, "cold connect, step by step: %s; %d rounds of %d samples; ms since net_adm:ping began, p50 [p10–p90]\n\n",
-		rep.Machine, rep.Rounds, rep.Samples)
+	gap := ""
+	if rep.Gap > 0 {
+		gap = fmt.Sprintf(", %v after each", rep.Gap)
+	}
+	fmt.Fprintf(w, "cold connect, step by step: %s; %d rounds of %d samples%s; ms since net_adm:ping began, p50 [p10–p90]\n\n",
+		rep.Machine, rep.Rounds, rep.Samples, gap)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "row\tcondition\t%s\tdaemons: CPU µs, switches per connect\n", strings.Join(coldStepNames, "\t"))
 	for _, r := range rep.Rows {

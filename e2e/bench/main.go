@@ -34,6 +34,7 @@ func main() {
 	budget := flag.Bool("budget", false, "instead of the rows, measure the latency budget: per-hop times of a 64-byte round trip through overlayd built with -tags hoptrace, both modes")
 	budgetPings := flag.Int("budget-pings", 3000, "round trips per mode and condition for -budget")
 	coldSteps := flag.Int("cold-steps", 0, "instead of the table, time `N` cold connects per row and round step by step (EPMD lookup, TCP connect, handshake replies), idle and with -busy busy")
+	coldGap := flag.Duration("cold-gap", 0, "with -cold-steps: wait this long after each cold connect (rare connects, as in a real cluster; a run over a minute long also outlasts the overlay's memory of a relayed EPMD answer)")
 	out := flag.String("out", defaultResults(), "directory for the JSON results")
 	wan := flag.Bool("wan", false, "run the real-network matrix instead (`make wan`): every row across one lossy, slow link per cell; -rounds defaults to 2, -quick picks "+strings.Join(QuickCells, ","))
 	cells := flag.String("cells", "", "with -wan: comma-separated cell IDs to run (default all; clean always runs)")
@@ -152,7 +153,7 @@ func main() {
 		tb.Fatalf("-loaded-scale: %v", err)
 	}
 	if *coldSteps > 0 {
-		rep, err := ColdSteps(tb, cfg, *coldSteps)
+		rep, err := ColdSteps(tb, cfg, *coldSteps, *coldGap)
 		if err != nil {
 			tb.Fatalf("cold steps: %v", err)
 		}
