@@ -111,6 +111,8 @@ const (
 	// PRR (RFC 6937) spaces recovery's sends but ends at the same
 	// ssthresh, and it is the window that limits.
 	tcpMinRTO = 5 * time.Millisecond
+	// tcpCongestionControl: see the comment at the option below.
+	tcpCongestionControl = "bbrfloor"
 	// tcpMaxRTO caps the timeout's exponential backoff (gVisor: 120 s).
 	// Erlang distribution sends its ticks in the same stream as the data,
 	// so a sender backed off to tens of seconds keeps them from the peer
@@ -146,7 +148,7 @@ func setTCPOptions(ip *stack.Stack) error {
 		// rates: at a sub-millisecond round trip cubic stays in its
 		// Reno-friendly region. Patch 0008 sets Reno's ssthresh from
 		// FlightSize, as RFC 5681 says (numbers at tcpMinRTO).
-		{"set TCP congestion control", ptr(tcpip.CongestionControlOption("reno"))},
+		{"set TCP congestion control", ptr(tcpip.CongestionControlOption(tcpCongestionControl))},
 		{"set TCP minimum RTO", ptr(tcpip.TCPMinRTOOption(tcpMinRTO))},
 		{"set TCP maximum RTO", ptr(tcpip.TCPMaxRTOOption(tcpMaxRTO))},
 		{"set TCP maximum retries", ptr(tcpip.TCPMaxRetriesOption(tcpMaxRetries))},

@@ -84,6 +84,12 @@ type congestionControl interface {
 	PostRecovery()
 }
 
+// ackObserver is implemented by a congestion control that measures the
+// delivery rate: OnAck is called on every ACK, in recovery too.
+type ackObserver interface {
+	OnAck()
+}
+
 // lossRecovery is an interface that must be implemented by any supported
 // loss recovery algorithm.
 type lossRecovery interface {
@@ -103,6 +109,10 @@ type sender struct {
 	TCPSenderState
 
 	ep *Endpoint
+
+	// delivered counts the packets delivered (SACKed, or cumulatively
+	// acknowledged without a SACK before), for bbrfloor's rate samples.
+	delivered int
 
 	// lr is the loss recovery algorithm used by the sender.
 	lr lossRecovery
@@ -345,6 +355,8 @@ func (s *sender) initCongestionControl(congestionControlName tcpip.CongestionCon
 	switch congestionControlName {
 	case ccCubic:
 		return newCubicCC(s)
+	case ccBBRFloor:
+		return newBBRFloorCC(s)
 	case ccReno:
 		fallthrough
 	default:
@@ -1424,6 +1436,7 @@ func (s *sender) walkSACK(rcvdSeg *segment) bool {
 				s.rc.detectReorder(seg)
 				seg.acked = true
 				s.SackedOut += s.pCount(seg, s.MaxPayloadSize)
+				s.delivered += s.pCount(seg, s.MaxPayloadSize)
 				// A SACKed segment is no longer in flight. Outside
 				// recovery (where SetPipe recounts) nothing else takes
 				// it out of Outstanding: the cumulative ACK that later
@@ -1786,6 +1799,9 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 				seg.TrimFront(ackLeft)
 				seg.sequenceNumber.UpdateForward(ackLeft)
 				s.Outstanding -= prevCount - s.pCount(seg, s.MaxPayloadSize)
+				if !seg.acked {
+					s.delivered += prevCount - s.pCount(seg, s.MaxPayloadSize)
+				}
 				break
 			}
 
@@ -1800,6 +1816,9 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 			}
 
 			s.writeList.Remove(seg)
+			if !seg.acked {
+				s.delivered += s.pCount(seg, s.MaxPayloadSize)
+			}
 
 			// If SACK is enabled then only reduce outstanding if
 			// the segment was not previously SACKED as these have
@@ -1860,6 +1879,10 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 			s.resendTimer.disable()
 			s.probeTimer.disable()
 		}
+	}
+
+	if o, ok := s.cc.(ackObserver); ok {
+		o.OnAck()
 	}
 
 	if s.ep.SACKPermitted && s.ep.tcpRecovery&tcpip.TCPRACKLossDetection != 0 {
