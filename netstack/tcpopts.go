@@ -120,7 +120,8 @@ const (
 	// Growth between losses is Reno's. Measured (TestLossyTransfer, 8 MiB,
 	// reno/bbrfloor alternating in one session, 2 rounds, MB/s): 2 ms one
 	// way, 1% loss 3.3-6.0 -> 38.4-43.0, 2% 1.8-4.3 -> 25.2-27.0, 5%
-	// 0.9-2.7 -> 20.7-28.8; 20 ms one way 1% 0.7 -> 5.0, no loss 16.1 ->
+	// 0.9-2.7 -> 20.7-28.8; no delay, 2% (32 MiB) 164-165 -> 221-257;
+	// 20 ms one way 1% 0.7 -> 5.0, no loss 16.1 ->
 	// 17.1. TestRealNetworks, 16 MiB under burst loss (10 frames of every
 	// 200): 84-96 s -> 14-22 s (2 rounds). make wan (3 rounds, same run, medians; a host at load 10-15 on
 	// 2 vCPUs, where the daemons' CPU more than the window limits): 1%
