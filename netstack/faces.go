@@ -156,7 +156,9 @@ func (fs *faceSet) openAll(snap *peers.Snapshot) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var opened []*face
-	for _, w := range wantedFaces(snap, fs.s.epmdPort, nil) {
+	wanted := wantedFaces(snap, fs.s.epmdPort, nil)
+	reserveFDs(len(wanted))
+	for _, w := range wanted {
 		f, err := fs.openLocked(w, snap.Self)
 		if err != nil {
 			for _, o := range opened {
@@ -219,6 +221,7 @@ func (fs *faceSet) syncLocked(snap, prev *peers.Snapshot) error {
 			fs.closeLocked(f)
 		}
 	}
+	reserveFDs(len(wanted) - len(fs.faces))
 	var errs []error
 	failed := map[string]string{}
 	for _, w := range wanted {

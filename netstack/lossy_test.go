@@ -23,6 +23,10 @@ type impairment struct {
 	delay        time.Duration // one way
 	reorder      float64       // share of packets held back gap longer
 	gap          time.Duration
+	// burstEvery and burstLen: drop burstLen packets in a row of every
+	// burstEvery, counted over both directions (nftables numgen inc on a
+	// bridge); 0: no bursts.
+	burstEvery, burstLen int
 }
 
 // lossyTUNs is pipeTUNs with loss, delay and reordering: the in-process
@@ -34,6 +38,7 @@ func lossyTUNs(t testing.TB, a, b tun.Device, imp impairment) {
 		pkt []byte
 	}
 	var wg sync.WaitGroup
+	var frames atomic.Uint64
 	pump := func(from, to tun.Device, seed uint64) {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -93,6 +98,9 @@ func lossyTUNs(t testing.TB, a, b tun.Device, imp impairment) {
 				if rng.IntN(1000) < imp.lossPermille {
 					continue
 				}
+				if imp.burstEvery > 0 && int((frames.Add(1)+uint64(imp.burstLen)-1)%uint64(imp.burstEvery)) < imp.burstLen {
+					continue
+				}
 				h := held{due: now.Add(imp.delay), pkt: append([]byte(nil), bufs[i][:sizes[i]]...)}
 				q := 0
 				if rng.Float64() < imp.reorder {
@@ -133,7 +141,10 @@ func tcpCounters(s *Stack) map[string]uint64 {
 // TestLossyTransfer moves NODEWIRE_LOSSY_MB MiB (default 4) through the
 // overlay over a pipe with NODEWIRE_LOSSY_LOSS permille loss each way (20),
 // NODEWIRE_LOSSY_DELAY one way and NODEWIRE_LOSSY_REORDER (share) of packets
-// held NODEWIRE_LOSSY_GAP longer, and logs the time and both stacks' gVisor
+// held NODEWIRE_LOSSY_GAP longer, with NODEWIRE_LOSSY_BURST_EVERY N also
+// NODEWIRE_LOSSY_BURST_LEN (10) packets in a row of every N dropped, counted
+// over both directions (as nftables numgen inc on a bridge; the first burst
+// after N-10 packets), and logs the time and both stacks' gVisor
 // TCP counters: the loss-recovery lab. It asserts only that the bytes
 // arrive.
 func TestLossyTransfer(t *testing.T) {
@@ -148,7 +159,9 @@ func TestLossyTransfer(t *testing.T) {
 	delay, _ := time.ParseDuration(env("NODEWIRE_LOSSY_DELAY", "0s"))
 	reorder, _ := strconv.ParseFloat(env("NODEWIRE_LOSSY_REORDER", "0"), 64)
 	gap, _ := time.ParseDuration(env("NODEWIRE_LOSSY_GAP", "2ms"))
-	imp := impairment{lossPermille: loss, delay: delay, reorder: reorder, gap: gap}
+	burstEvery, _ := strconv.Atoi(env("NODEWIRE_LOSSY_BURST_EVERY", "0"))
+	burstLen, _ := strconv.Atoi(env("NODEWIRE_LOSSY_BURST_LEN", "10"))
+	imp := impairment{lossPermille: loss, delay: delay, reorder: reorder, gap: gap, burstEvery: burstEvery, burstLen: burstLen}
 
 	w := &world{payKey: newTestKey(t), monKey: newTestKey(t), epmdPort: freePort(t), exposePort: freePort(t)}
 	o := erlangRule(w)

@@ -111,7 +111,7 @@ const (
 	// PRR (RFC 6937) spaces recovery's sends but ends at the same
 	// ssthresh, and it is the window that limits.
 	tcpMinRTO = 5 * time.Millisecond
-	// tcpCongestionControl is bbrfloor (gVisor patch 0009): Reno whose
+	// tcpCongestionControl is bbrfloor (gVisor patch 0010): Reno whose
 	// loss response never goes below BBR v1's window, 2 x the BDP from the
 	// delivery rate (max of the last 10 rounds) and the min RTT (10 s), as
 	// Linux's tcp_bbr.c keeps cwnd. Random loss then no longer holds the
@@ -176,7 +176,7 @@ func setTCPOptions(ip *stack.Stack) error {
 		// Made safe (branch h-cubic) it paid nothing at these loss
 		// rates: at a sub-millisecond round trip cubic stays in its
 		// Reno-friendly region. Patch 0008 sets Reno's ssthresh from
-		// FlightSize, as RFC 5681 says (numbers at tcpMinRTO). Patch 0009
+		// FlightSize, as RFC 5681 says (numbers at tcpMinRTO). Patch 0010
 		// adds bbrfloor, Reno with BBR v1's window as the floor of its loss
 		// response (numbers at tcpCongestionControl).
 		{"set TCP congestion control", ptr(tcpip.CongestionControlOption(tcpCongestionControl))},

@@ -192,6 +192,13 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.strangers.log = d.log
 	d.strangers.setSnapshot(&peers.Snapshot{File: f, Self: self})
 	d.dev = device.NewDevice(d.mss, d.bind, wgLogger(d.log, d.strangers.refused))
+	if d.mode != peers.ModeTUN {
+		// gVisor acknowledges each message at once: a round trip sends
+		// a pure ACK and the reply close together each way, and both
+		// should skip the worker hand-offs (wireguard patch 0007; the
+		// kernel's TCP in TUN mode piggybacks its ACKs).
+		d.dev.SetInlineBurst(2)
+	}
 	partners := f.Partners(self)
 	c := fullChange(partners, func(ps []*peers.Peer) map[string]netip.AddrPort { return d.resolve(ctx, ps) })
 	want := c.want

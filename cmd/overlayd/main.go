@@ -101,6 +101,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.EtcdKey, "etcd-key", "", "PEM key of --etcd-cert")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to `FILE` at exit; off by default")
 	memProfile := fs.String("memprofile", "", "write a heap profile (pprof) to `FILE` at exit; off by default")
+	traceFile := fs.String("trace", "", "write a Go execution trace (go tool trace) of the whole run to `FILE`; off by default")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -154,7 +155,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "overlayd: --procs %d: want 1 or more\n", c.Procs)
 		return 2
 	}
-	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile, *traceFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "overlayd: %v\n", err)
 		return 2

@@ -25,25 +25,35 @@ const BeforeRow = "before"
 // as serial:); the harness around it (epmd, the benchmark's own erl flags
 // and overlayd flags) is this tree's.
 func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
+	return beforeRowsTCP(tb, rev, id, tun, false)
+}
+
+// beforeRowsTCP is beforeRows plus, if tcp is set, nodewire userspace over
+// TCP 443 (ID id+"tcp", row nwtcp's set-up) at rev: a tcpbind change's
+// before.
+func beforeRowsTCP(tb cluster.TB, rev, id string, tun, tcp bool) ([]Row, error) {
 	bins, err := buildAt(tb, rev)
 	if err != nil {
 		return nil, fmt.Errorf("-before %s: %w", rev, err)
 	}
-	rows := []Row{{
-		ID:   id,
-		Name: "nodewire userspace @" + shortRev(rev),
-		Setup: func(e *Env, id string) (*Pair, error) {
-			return setupOverlayWith(e, id, "", bins.overlayd, bins.ctl)
-		},
-	}}
-	if tun {
-		rows = append(rows, Row{
-			ID:   id + "tun",
-			Name: "nodewire TUN @" + shortRev(rev),
-			Setup: func(e *Env, id string) (*Pair, error) {
-				return setupOverlayWith(e, id, "tun", bins.overlayd, bins.ctl)
-			},
-		})
+	var rows []Row
+	for _, r := range []struct {
+		suffix, name, mode string
+		on                 bool
+	}{
+		{"", "nodewire userspace", "", true},
+		{"tun", "nodewire TUN", "tun", tun},
+		{"tcp", "nodewire over TCP 443", modeTCP, tcp},
+	} {
+		if r.on {
+			rows = append(rows, Row{
+				ID:   id + r.suffix,
+				Name: r.name + " @" + shortRev(rev),
+				Setup: func(e *Env, id string) (*Pair, error) {
+					return setupOverlayWith(e, id, r.mode, bins.overlayd, bins.ctl)
+				},
+			})
+		}
 	}
 	return rows, nil
 }
@@ -54,8 +64,9 @@ func beforeRows(tb cluster.TB, rev, id string, tun bool) ([]Row, error) {
 func withBeforeRows(tb cluster.TB, revs, wanted []string) ([]Row, error) {
 	rows := slices.Clone(Rows)
 	tun := len(wanted) == 0 || slices.Contains(wanted, "nwtun")
+	tcp := len(wanted) == 0 || slices.Contains(wanted, "nwtcp")
 	for i, rev := range revs {
-		before, err := beforeRows(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun)
+		before, err := beforeRowsTCP(tb, rev, fmt.Sprintf("%s%d", BeforeRow, i+1), tun, tcp)
 		if err != nil {
 			return nil, err
 		}

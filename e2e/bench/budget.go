@@ -119,12 +119,11 @@ func minLen(h hoptrace.Hop) int {
 // and condition.
 func Budget(tb cluster.TB, pings int, busy bool, logf func(string, ...any)) (*BudgetReport, error) {
 	rep := &BudgetReport{Started: time.Now(), Machine: machine(), Pings: pings}
-	c := cluster.New(tb, "budget")
-	erlArgs, err := compileBenchwork(c.Dir())
+	env, err := newEnv(tb, "budget")
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
+	c := env.C
 	bin := filepath.Join(c.Dir(), "overlayd-hoptrace")
 	_, file, _, _ := runtime.Caller(0)
 	build := exec.Command("go", "build", "-tags", "hoptrace", "-o", bin, "github.com/nodewire/nodewire/cmd/overlayd")

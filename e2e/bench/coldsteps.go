@@ -59,12 +59,10 @@ type ColdStepsRow struct {
 func ColdSteps(tb cluster.TB, cfg Config, samples int) (*ColdStepsReport, error) {
 	logf := cfg.Logf
 	rep := &ColdStepsReport{Started: time.Now(), Machine: machine(), Samples: samples, Rounds: cfg.Rounds}
-	c := cluster.New(tb, "cold")
-	erlArgs, err := compileBenchwork(c.Dir())
+	env, err := newEnv(tb, "cold")
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
 	rows, err := withBeforeRows(tb, cfg.Before, cfg.Rows)
 	if err != nil {
 		return nil, err

@@ -139,12 +139,10 @@ func Run(tb cluster.TB, cfg Config) (*Report, error) {
 		logf = tb.Logf
 	}
 	rep := &Report{Started: time.Now(), Machine: machine(), Sizes: cfg.Sizes, Rounds: cfg.Rounds}
-	c := cluster.New(tb, "bench")
-	erlArgs, err := compileBenchwork(c.Dir())
+	env, err := newEnv(tb, "bench")
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}
 
 	rows, err := withBeforeRows(tb, cfg.Before, cfg.Rows)
 	if err != nil {

@@ -28,7 +28,7 @@ func main() {
 	scale := flag.String("scale", "1000,10000", "peer-file sizes for the overlayd start-up and memory measurement (empty: none)")
 	scaleReach := flag.Int("scale-reach", 200, "also measure each -scale size with only this many peers reachable by the policy (0: not)")
 	loaded := flag.String("loaded-scale", "1000", "peer-file sizes for which the userspace row runs bulk again to sample overlayd's memory (empty: none)")
-	before := flag.String("before", "", "also run nodewire userspace with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
+	before := flag.String("before", "", "also run nodewire userspace (and TUN, and over TCP 443, when the run has those rows) with overlayd built at each of these comma-separated git `REVS` (a before/after in one run)")
 	stdBind := flag.Bool("std-bind", false, "also run nodewire userspace and TUN with overlayd on wireguard-go's StdNetBind (rows stduser, stdtun) to compare with udpbind")
 	busy := flag.Bool("busy", true, "also run every round with each CPU kept busy by an idle-priority loop, and report both conditions")
 	budget := flag.Bool("budget", false, "instead of the rows, measure the latency budget: per-hop times of a 64-byte round trip through overlayd built with -tags hoptrace, both modes")

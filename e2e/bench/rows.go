@@ -59,6 +59,17 @@ type Env struct {
 	overlayd string // built on first use
 }
 
+// newEnv makes a run's cluster (namespaces prefixed by label) and compiles
+// benchwork into it: what every mode of the harness starts with.
+func newEnv(tb cluster.TB, label string) (*Env, error) {
+	c := cluster.New(tb, label)
+	erlArgs, err := compileBenchwork(c.Dir())
+	if err != nil {
+		return nil, err
+	}
+	return &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs}, nil
+}
+
 // Rows are the ways of carrying distribution that the harness compares, in
 // table order.
 var Rows = []Row{

@@ -489,12 +489,12 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 		cells = append([]Cell{WANCells[0]}, cells...)
 	}
 	rep := &WANReport{Started: time.Now(), Machine: machine(), Sizes: cfg.Sizes, Rounds: cfg.Rounds}
-	c := cluster.New(tb, "wan")
-	erlArgs, err := compileBenchwork(c.Dir())
+	env, err := newEnv(tb, "wan")
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{C: c, T: tb, Dir: c.Dir(), ErlArgs: erlArgs, DaemonArgs: wanDaemonArgs}
+	c := env.C
+	env.DaemonArgs = wanDaemonArgs
 	link, err := newWANLink(c, tb)
 	if err != nil {
 		return nil, err
@@ -527,6 +527,13 @@ func RunWAN(tb cluster.TB, cfg WANConfig) (*WANReport, error) {
 	for ci, cell := range cells {
 		if err := link.apply(cell); err != nil {
 			return nil, fmt.Errorf("cell %s: %w", cell.ID, err)
+		}
+		for _, rr := range runs {
+			if reset, err := resetStreams(rr.pair, cfg.Sizes.Connect, logf); err != nil {
+				return nil, fmt.Errorf("cell %s: row %s: %w", cell.ID, rr.row.ID, err)
+			} else if reset {
+				logf("cell %s row %s: TCP 443 streams reset (wanstream.go)", cell.ID, rr.row.ID)
+			}
 		}
 		res := WANCellResult{Cell: cell, Rows: map[string]WANFig{}}
 		t0 := time.Now()

@@ -12,13 +12,14 @@ import (
 )
 
 // TestWANSmoke runs the real-network matrix with tiny workloads on plain
-// distribution and nodewire userspace over three cells: the clean link, a
+// distribution, nodewire userspace and nodewire over TCP 443 over three cells: the clean link, a
 // black hole (every IPv4 frame dropped) and a lossy, slow, reordering link.
 // It proves the harness works: figures are sane, both rows really cross the
 // impaired link (their round trips include its delay, nftables dropped
 // frames both ways, the wire saw no GSO frames), and a cell where nothing
 // gets through is reported as failures, not numbers, without stopping the
-// matrix. It judges no speed.
+// matrix; the TCP 443 row's streams are reset at each cell (wanstream.go)
+// and it still crosses. It judges no speed.
 func TestWANSmoke(t *testing.T) {
 	cluster.Require(t)
 	start := time.Now()
@@ -30,7 +31,7 @@ func TestWANSmoke(t *testing.T) {
 		{ID: "blackhole", LossPermille: 1000, Desc: "every IPv4 frame dropped"},
 		slow,
 	}
-	rep, err := RunWAN(t, WANConfig{Cells: cells, Rows: []string{"plain", "nwuser"}, Sizes: sz, Rounds: 1})
+	rep, err := RunWAN(t, WANConfig{Cells: cells, Rows: []string{"plain", "nwuser", "nwtcp"}, Sizes: sz, Rounds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +40,8 @@ func TestWANSmoke(t *testing.T) {
 	if len(rep.Cells) != 3 || rep.Cells[0].Cell.ID != CleanCell || rep.Cells[1].Cell.ID != "blackhole" || rep.Cells[2].Cell.ID != "slowloss" {
 		t.Fatalf("cells %+v, want clean (added), blackhole, slowloss", rep.Cells)
 	}
-	if len(rep.Rows) != 2 || rep.Rows[0].ID != "plain" || rep.Rows[1].ID != "nwuser" {
-		t.Fatalf("rows %+v, want plain and nwuser", rep.Rows)
+	if len(rep.Rows) != 3 || rep.Rows[0].ID != "plain" || rep.Rows[1].ID != "nwuser" || rep.Rows[2].ID != "nwtcp" {
+		t.Fatalf("rows %+v, want plain, nwuser and nwtcp", rep.Rows)
 	}
 	for _, cr := range rep.Cells {
 		if cr.Link.GSO != 0 {
@@ -110,7 +111,7 @@ func TestWANSmoke(t *testing.T) {
 
 	var table bytes.Buffer
 	PrintWANTable(&table, rep)
-	for _, want := range []string{"plain TCP dist", "nodewire userspace", "blackhole", "slowloss"} {
+	for _, want := range []string{"plain TCP dist", "nodewire userspace", "over TCP 443", "blackhole", "slowloss"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}

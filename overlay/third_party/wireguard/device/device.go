@@ -18,6 +18,11 @@ import (
 )
 
 type Device struct {
+	// inlineBurst is how many small batches per inlineMinGap a peer may
+	// send (receive) inline, 1 to inlineMaxBurst (nodewire patch 0007,
+	// inline.go); 0 means 1.
+	inlineBurst atomic.Int32
+
 	state struct {
 		// state holds the device's state. It is accessed atomically.
 		// Use the device.deviceState method to read it.

@@ -28,26 +28,51 @@ import (
 // follow the peer's previous one in the same direction within inlineMinGap
 // (a stream, such as the ACKs of a bulk transfer, which the workers batch
 // better), keep the parallel workers.
+//
+// nodewire patch 0007: SetInlineBurst lets n batches per inlineMinGap go
+// inline instead of one. Through a userspace TCP stack that acknowledges
+// every segment at once (gVisor), a round trip sends two small batches each
+// way close together: the pure ACK of the message and, tens of
+// microseconds later, the reply (at the other end, that ACK and then the
+// next message). With one, the second of each pair took the workers.
 const (
 	inlineMaxBatch = 2
 	inlineMaxSize  = 512 // bytes of inner packet
 	inlineMinGap   = 50 * time.Microsecond
+	inlineMaxBurst = 4
 )
+
+// SetInlineBurst sets how many small batches per 50 us each peer may send,
+// and receive, inline (1 to 4; default 1). Call it before the device
+// carries traffic.
+func (device *Device) SetInlineBurst(n int) {
+	device.inlineBurst.Store(int32(min(max(n, 1), inlineMaxBurst)))
+}
+
+// lone records a batch at now in last (newest first) and reports whether
+// fewer than burst batches came in the inlineMinGap before it.
+func lone(last *[inlineMaxBurst]time.Duration, burst int32, now time.Duration) bool {
+	b := max(burst, 1)
+	ok := now-last[b-1] >= inlineMinGap
+	copy(last[1:b], last[:b-1])
+	last[0] = now
+	return ok
+}
 
 // monoStart makes monotonic timestamps for inlineState.
 var monoStart = time.Now()
 
 type inlineState struct {
 	sendMu     sync.Mutex
-	outPending atomic.Int32  // containers in queue.outbound, not yet sent
-	sendBufs   [][]byte      // under sendMu
-	lastSend   time.Duration // since monoStart, under sendMu
+	outPending atomic.Int32                  // containers in queue.outbound, not yet sent
+	sendBufs   [][]byte                      // under sendMu
+	lastSend   [inlineMaxBurst]time.Duration // since monoStart, newest first, under sendMu
 	sendNonce  [chacha20poly1305.NonceSize]byte
 
 	recvMu    sync.Mutex
-	inPending atomic.Int32  // containers in queue.inbound, not yet delivered
-	recvBufs  [][]byte      // under recvMu
-	lastRecv  time.Duration // since monoStart, under recvMu
+	inPending atomic.Int32                  // containers in queue.inbound, not yet delivered
+	recvBufs  [][]byte                      // under recvMu
+	lastRecv  [inlineMaxBurst]time.Duration // since monoStart, newest first, under recvMu
 	recvNonce [chacha20poly1305.NonceSize]byte
 }
 
@@ -68,9 +93,7 @@ func (peer *Peer) sendOrQueue(elemsContainer *QueueOutboundElementsContainer) {
 	in := &peer.inline
 	in.sendMu.Lock()
 	now := time.Since(monoStart)
-	lone := now-in.lastSend >= inlineMinGap
-	in.lastSend = now
-	if lone && in.outPending.Load() == 0 && smallOutbound(elemsContainer.elems) {
+	if lone(&in.lastSend, peer.device.inlineBurst.Load(), now) && in.outPending.Load() == 0 && smallOutbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			peer.device.seal(elem, &in.sendNonce)
 		}
@@ -100,9 +123,7 @@ func (peer *Peer) receiveOrQueue(elemsContainer *QueueInboundElementsContainer) 
 	in := &peer.inline
 	in.recvMu.Lock()
 	now := time.Since(monoStart)
-	lone := now-in.lastRecv >= inlineMinGap
-	in.lastRecv = now
-	if lone && in.inPending.Load() == 0 && smallInbound(elemsContainer.elems) {
+	if lone(&in.lastRecv, peer.device.inlineBurst.Load(), now) && in.inPending.Load() == 0 && smallInbound(elemsContainer.elems) {
 		for _, elem := range elemsContainer.elems {
 			open(elem, &in.recvNonce)
 		}

@@ -464,6 +464,17 @@ func (r *receiver) handleRcvdSegment(s *segment) (drop bool, err tcpip.Error) {
 	// send an ACK and stop further processing of the segment.
 	// This is according to RFC 793, page 68.
 	if !r.acceptable(segSeq, segLen) {
+		// A retransmission of data already received (its ACK was
+		// lost) is answered at once: echo its timestamp, not the one
+		// from before the loss, or the sender takes the whole stall
+		// for one round trip (an RTT sample of seconds after a few
+		// timeouts, srtt and RTO inflated for long after). RFC 7323
+		// 4.3 lets a segment at or below Last.ACK.sent update
+		// TS.Recent; Linux does so for these (tcp_replace_ts_recent,
+		// seq <= rcv_wup).
+		if s.parsedOptions.TS && segLen > 0 && segSeq.LessThan(r.RcvNxt) {
+			r.ep.updateRecentTimestamp(s.parsedOptions.TSVal, r.ep.snd.MaxSentAck, segSeq)
+		}
 		r.ep.snd.maybeSendOutOfWindowAck(s)
 		return true, nil
 	}
