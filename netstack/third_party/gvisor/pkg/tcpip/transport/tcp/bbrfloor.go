@@ -15,9 +15,11 @@
 package tcp
 
 import (
+	"math"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
 const (
@@ -31,6 +33,24 @@ const (
 	bbrCwndGain = 2
 	// bbrMinFloor is BBR's minimum window (bbr_cwnd_min_target).
 	bbrMinFloor = 4
+	// bbrExtraAckedRounds is how many rounds one of the two ACK
+	// aggregation windows spans (bbr_extra_acked_win_rtts).
+	bbrExtraAckedRounds = 5
+	// bbrExtraAckedMax caps the aggregation allowance at this much time
+	// of the delivery rate (bbr_extra_acked_max_us).
+	bbrExtraAckedMax = 100 * time.Millisecond
+	// bbrAckEpochReset restarts an aggregation epoch that has counted
+	// this many packets (bbr_ack_epoch_acked_reset_thresh).
+	bbrAckEpochReset = 1 << 20
+	// bbrQuantumShift: a send quantum is the data of 1/1024 s at the
+	// delivery rate (Linux's sk_pacing_shift 10, tcp_tso_autosize), at
+	// least 2 and at most one GSO segment of 64 KiB (bbr_tso_segs_goal).
+	bbrQuantumShift    = 10
+	bbrQuantumMaxBytes = 1<<16 - 1 - header.TCPTotalHeaderMaximumSize
+	// bbrQuanta is how many send quanta the window holds beyond the BDP:
+	// one queued at the sender, one in its GSO, one in the receiver's
+	// GRO/delayed ACK (bbr_quantization_budget).
+	bbrQuanta = 3
 )
 
 // bbrFloorState is Reno whose loss response never goes below BBR v1's
@@ -57,6 +77,16 @@ type bbrFloorState struct {
 
 	minRTT      time.Duration
 	minRTTStamp tcpip.MonotonicTime
+
+	// ACK aggregation (bbr_update_ack_aggregation): packets delivered
+	// in the current epoch beyond what maxBw would have delivered, max
+	// per window of bbrExtraAckedRounds rounds, two windows.
+	lastDelivered    int
+	ackEpochStart    tcpip.MonotonicTime
+	ackEpochAcked    int
+	extraAcked       [2]int
+	extraAckedIdx    int
+	extraAckedRounds int
 }
 
 func newBBRFloorCC(s *sender) *bbrFloorState {
@@ -78,22 +108,52 @@ func (b *bbrFloorState) OnAck() {
 	if s.writeNext == nil {
 		b.roundAppLimited = true
 	}
+	acked := s.delivered - b.lastDelivered
+	b.lastDelivered = s.delivered
 	if s.SndUna == s.SndNxt {
 		// Nothing in flight: no rate to measure. Restart the round
-		// so idle time is never counted in a sample.
+		// and the aggregation epoch so idle time is never counted.
 		b.roundStart, b.roundDelivered, b.roundAppLimited = now, s.delivered, false
+		b.ackEpochStart, b.ackEpochAcked = now, 0
 		return
 	}
-	elapsed := now.Sub(b.roundStart)
-	if b.minRTT == 0 || elapsed < b.minRTT {
-		return
+	roundStart := false
+	if elapsed := now.Sub(b.roundStart); b.minRTT > 0 && elapsed >= b.minRTT {
+		sample := float64(s.delivered-b.roundDelivered) / elapsed.Seconds()
+		if !b.roundAppLimited || sample > b.maxBw() {
+			b.bw[b.bwIdx] = sample
+			b.bwIdx = (b.bwIdx + 1) % bbrBwRounds
+		}
+		b.roundStart, b.roundDelivered, b.roundAppLimited = now, s.delivered, false
+		roundStart = true
 	}
-	sample := float64(s.delivered-b.roundDelivered) / elapsed.Seconds()
-	if !b.roundAppLimited || sample > b.maxBw() {
-		b.bw[b.bwIdx] = sample
-		b.bwIdx = (b.bwIdx + 1) % bbrBwRounds
+	if acked > 0 {
+		b.updateAckAggregation(now, acked, roundStart)
 	}
-	b.roundStart, b.roundDelivered, b.roundAppLimited = now, s.delivered, false
+}
+
+// updateAckAggregation follows Linux's bbr_update_ack_aggregation: ACKs
+// that come in bursts (the receiver's GRO and delayed ACKs, the overlay's
+// batches) deliver more in a short epoch than maxBw says, and the window
+// must cover the gaps between the bursts or the sender idles in them.
+//
+// +checklocks:b.s.ep.mu
+func (b *bbrFloorState) updateAckAggregation(now tcpip.MonotonicTime, acked int, roundStart bool) {
+	if roundStart {
+		b.extraAckedRounds++
+		if b.extraAckedRounds >= bbrExtraAckedRounds {
+			b.extraAckedRounds = 0
+			b.extraAckedIdx ^= 1
+			b.extraAcked[b.extraAckedIdx] = 0
+		}
+	}
+	expected := int(b.maxBw() * now.Sub(b.ackEpochStart).Seconds())
+	if b.ackEpochAcked <= expected || b.ackEpochAcked+acked >= bbrAckEpochReset {
+		b.ackEpochStart, b.ackEpochAcked, expected = now, 0, 0
+	}
+	b.ackEpochAcked += acked
+	extra := min(b.ackEpochAcked-expected, b.s.SndCwnd)
+	b.extraAcked[b.extraAckedIdx] = max(b.extraAcked[b.extraAckedIdx], extra)
 }
 
 func (b *bbrFloorState) maxBw() float64 {
@@ -104,14 +164,19 @@ func (b *bbrFloorState) maxBw() float64 {
 	return m
 }
 
-// floor is bbrCwndGain times the estimated BDP in packets, at least
-// bbrMinFloor and at most the send buffer.
+// floor is BBR v1's cwnd target (bbr_set_cwnd): bbrCwndGain times the
+// estimated BDP, plus the ACK aggregation allowance, plus bbrQuanta send
+// quanta, in packets; at least bbrMinFloor and at most the send buffer.
 //
 // +checklocks:b.s.ep.mu
 func (b *bbrFloorState) floor() int {
-	bdp := b.maxBw() * b.minRTT.Seconds()
-	limit := max(bbrMinFloor, b.s.ep.getSendBufferSize()/max(b.s.MaxPayloadSize, 1))
-	f := bbrCwndGain*bdp + 1
+	bw := b.maxBw()
+	mss := max(b.s.MaxPayloadSize, 1)
+	limit := max(bbrMinFloor, b.s.ep.getSendBufferSize()/mss)
+	f := math.Ceil(bbrCwndGain * bw * b.minRTT.Seconds())
+	f += min(float64(max(b.extraAcked[0], b.extraAcked[1])), bw*bbrExtraAckedMax.Seconds())
+	quantum := min(bw*float64(mss)/(1<<bbrQuantumShift), bbrQuantumMaxBytes) / float64(mss)
+	f += bbrQuanta * max(2, math.Floor(quantum))
 	if f >= float64(limit) {
 		return limit
 	}

@@ -114,6 +114,10 @@ type sender struct {
 	// acknowledged without a SACK before), for bbrfloor's rate samples.
 	delivered int
 
+	// sackCursor is SetPipe's and detectLoss's view of the scoreboard,
+	// reused (sack_scoreboard.go).
+	sackCursor sackCursor `state:"nosave"`
+
 	// lr is the loss recovery algorithm used by the sender.
 	lr lossRecovery
 
@@ -1233,6 +1237,8 @@ func (s *sender) SetPipe() {
 	}
 	pipe := 0
 	smss := seqnum.Size(s.ep.scoreboard.SMSS())
+	c := &s.sackCursor
+	s.ep.scoreboard.resetCursor(c)
 	for s1 := s.writeList.Front(); s1 != nil && s1.payloadSize() != 0 && s.isAssignedSequenceNumber(s1); s1 = s1.Next() {
 		// With GSO each segment can be much larger than SMSS. So check the segment
 		// in SMSS sized ranges.
@@ -1251,7 +1257,7 @@ func (s *sender) SetPipe() {
 			if !s1.sequenceNumber.LessThan(s.SndNxt) {
 				break
 			}
-			if s.ep.scoreboard.IsSACKED(sb) {
+			if c.isSACKED(sb) {
 				continue
 			}
 
@@ -1262,7 +1268,7 @@ func (s *sender) SetPipe() {
 			// NOTE: here we mark the whole segment as lost. We do not try
 			// and test every byte in our write buffer as we maintain our
 			// pipe in terms of outstanding packets and not bytes.
-			if !s.ep.scoreboard.IsRangeLost(sb) {
+			if !c.isRangeLost(sb) {
 				pipe++
 			}
 			// SetPipe():
