@@ -63,15 +63,13 @@ const (
 type bbrFloorState struct {
 	renoState
 
-	// roundStart and roundDelivered are when the current round began and
-	// the sender's delivered count then.
-	roundStart     tcpip.MonotonicTime
-	roundDelivered int
-	// roundAppLimited says the sender ran out of data during the round:
-	// its sample only counts if it raises the max.
-	roundAppLimited bool
+	// nextRoundDelivered ends the current round: the round ends when a
+	// packet sent after it began is delivered (packet-timed, as BBR's
+	// next_rtt_delivered).
+	nextRoundDelivered int
 
-	// bw holds one delivery rate sample (packets per second) per round.
+	// bw holds the max delivery rate sample (packets per second) of each
+	// of the last bbrBwRounds rounds; bwIdx is the current round's.
 	bw    [bbrBwRounds]float64
 	bwIdx int
 
@@ -105,27 +103,37 @@ func (b *bbrFloorState) OnAck() {
 	if rtt := s.rc.RTT; rtt > 0 && (b.minRTT == 0 || rtt <= b.minRTT || now.Sub(b.minRTTStamp) > bbrMinRTTWindow) {
 		b.minRTT, b.minRTTStamp = rtt, now
 	}
-	if s.writeNext == nil {
-		b.roundAppLimited = true
-	}
 	acked := s.delivered - b.lastDelivered
 	b.lastDelivered = s.delivered
-	if s.SndUna == s.SndNxt {
-		// Nothing in flight: no rate to measure. Restart the round
-		// and the aggregation epoch so idle time is never counted.
-		b.roundStart, b.roundDelivered, b.roundAppLimited = now, s.delivered, false
-		b.ackEpochStart, b.ackEpochAcked = now, 0
+	rs := s.rs
+	s.rs.valid = false
+	if !rs.valid {
 		return
 	}
 	roundStart := false
-	if elapsed := now.Sub(b.roundStart); b.minRTT > 0 && elapsed >= b.minRTT {
-		sample := float64(s.delivered-b.roundDelivered) / elapsed.Seconds()
-		if !b.roundAppLimited || sample > b.maxBw() {
-			b.bw[b.bwIdx] = sample
-			b.bwIdx = (b.bwIdx + 1) % bbrBwRounds
-		}
-		b.roundStart, b.roundDelivered, b.roundAppLimited = now, s.delivered, false
+	if rs.priorDelivered >= b.nextRoundDelivered {
+		b.nextRoundDelivered = s.delivered
+		b.bwIdx = (b.bwIdx + 1) % bbrBwRounds
+		b.bw[b.bwIdx] = 0
 		roundStart = true
+	}
+	// The sample's interval is the longer of its flight's send and ACK
+	// times, so ACKs that arrive in a burst do not inflate it; one
+	// shorter than the min RTT is noise (tcp_rate_gen, bbr_update_bw).
+	interval := max(rs.sendElapsed, rs.ackElapsed)
+	if delivered := s.delivered - rs.priorDelivered; delivered > 0 && b.minRTT > 0 && interval >= b.minRTT {
+		sample := float64(delivered) / interval.Seconds()
+		// With nothing more to send the sample shows the application's
+		// rate, not the path's: it only counts if it raises the max.
+		if s.writeNext != nil || sample > b.maxBw() {
+			b.bw[b.bwIdx] = max(b.bw[b.bwIdx], sample)
+		}
+	}
+	if s.SndUna == s.SndNxt {
+		// Nothing in flight: the next burst of ACKs starts a new
+		// aggregation epoch.
+		b.ackEpochStart, b.ackEpochAcked = now, 0
+		return
 	}
 	if acked > 0 {
 		b.updateAckAggregation(now, acked, roundStart)

@@ -111,8 +111,14 @@ type sender struct {
 	ep *Endpoint
 
 	// delivered counts the packets delivered (SACKed, or cumulatively
-	// acknowledged without a SACK before), for bbrfloor's rate samples.
-	delivered int
+	// acknowledged without a SACK before), deliveredTime when it last
+	// grew, firstSentTime the send time of the newest packet delivered;
+	// rs is the delivery rate sample of the ACK being processed. For
+	// bbrfloor's rate samples, as Linux's tcp_rate.c.
+	delivered     int
+	deliveredTime tcpip.MonotonicTime
+	firstSentTime tcpip.MonotonicTime
+	rs            rateSample
 
 	// sackCursor is SetPipe's and detectLoss's view of the scoreboard,
 	// reused (sack_scoreboard.go).
@@ -1442,7 +1448,7 @@ func (s *sender) walkSACK(rcvdSeg *segment) bool {
 				s.rc.detectReorder(seg)
 				seg.acked = true
 				s.SackedOut += s.pCount(seg, s.MaxPayloadSize)
-				s.delivered += s.pCount(seg, s.MaxPayloadSize)
+				s.markDelivered(seg, s.pCount(seg, s.MaxPayloadSize))
 				// A SACKed segment is no longer in flight. Outside
 				// recovery (where SetPipe recounts) nothing else takes
 				// it out of Outstanding: the cumulative ACK that later
@@ -1806,7 +1812,7 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 				seg.sequenceNumber.UpdateForward(ackLeft)
 				s.Outstanding -= prevCount - s.pCount(seg, s.MaxPayloadSize)
 				if !seg.acked {
-					s.delivered += prevCount - s.pCount(seg, s.MaxPayloadSize)
+					s.markDelivered(seg, prevCount-s.pCount(seg, s.MaxPayloadSize))
 				}
 				break
 			}
@@ -1823,7 +1829,7 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 
 			s.writeList.Remove(seg)
 			if !seg.acked {
-				s.delivered += s.pCount(seg, s.MaxPayloadSize)
+				s.markDelivered(seg, s.pCount(seg, s.MaxPayloadSize))
 			}
 
 			// If SACK is enabled then only reduce outstanding if
@@ -1934,6 +1940,37 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 	s.sendData()
 }
 
+// rateSample is a delivery rate sample (Linux's struct rate_sample): from
+// the newest packet an ACK delivered, the delivered count and its time
+// when that packet was sent, and how long its flight took to send and to
+// be acknowledged.
+type rateSample struct {
+	valid          bool
+	priorDelivered int
+	sendElapsed    time.Duration
+	ackElapsed     time.Duration
+}
+
+// markDelivered counts n packets of seg as delivered and takes the rate
+// sample from seg if it is the newest delivered by this ACK
+// (tcp_rate_skb_delivered).
+//
+// +checklocks:s.ep.mu
+func (s *sender) markDelivered(seg *segment, n int) {
+	now := s.ep.stack.Clock().NowMonotonic()
+	s.delivered += n
+	s.deliveredTime = now
+	if !s.rs.valid || seg.rsDelivered >= s.rs.priorDelivered {
+		s.rs = rateSample{
+			valid:          true,
+			priorDelivered: seg.rsDelivered,
+			sendElapsed:    seg.xmitTime.Sub(seg.rsFirstSent),
+			ackElapsed:     now.Sub(seg.rsDeliveredTime),
+		}
+		s.firstSentTime = seg.xmitTime
+	}
+}
+
 // sendSegment sends the specified segment.
 // +checklocks:s.ep.mu
 func (s *sender) sendSegment(seg *segment) tcpip.Error {
@@ -1944,7 +1981,14 @@ func (s *sender) sendSegment(seg *segment) tcpip.Error {
 			s.ep.stack.Stats().TCP.SlowStartRetransmits.Increment()
 		}
 	}
-	seg.xmitTime = s.ep.stack.Clock().NowMonotonic()
+	now := s.ep.stack.Clock().NowMonotonic()
+	if s.SndUna == s.SndNxt {
+		// Nothing in flight: the next rate sample starts now, so idle
+		// time is never part of one.
+		s.firstSentTime, s.deliveredTime = now, now
+	}
+	seg.rsDelivered, seg.rsDeliveredTime, seg.rsFirstSent = s.delivered, s.deliveredTime, s.firstSentTime
+	seg.xmitTime = now
 	seg.xmitCount++
 	seg.lost = false
 
