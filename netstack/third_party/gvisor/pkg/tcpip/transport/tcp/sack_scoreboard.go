@@ -367,3 +367,22 @@ func (c *sackCursor) isRangeLost(r header.SACKBlock) bool {
 	}
 	return len(c.blocks)-c.below >= nDupAckThreshold || c.suffix[c.below] >= (nDupAckThreshold-1)*c.smss
 }
+
+// uniform reports whether no block edge lies inside [start, end), so that
+// every SMSS-sized piece of it gets the same isSACKED and isRangeLost
+// answer as the first: SetPipe then counts a GSO segment at once, not
+// piece by piece. n is the number of pieces.
+func (c *sackCursor) uniform(start, end seqnum.Value, smss seqnum.Size) (n int, sacked, lost, ok bool) {
+	c.seek(start)
+	if c.below > 0 {
+		if prev := c.blocks[c.below-1]; start.LessThan(prev.End) && prev.End.LessThan(end) {
+			return 0, false, false, false
+		}
+	}
+	if c.below < len(c.blocks) && c.blocks[c.below].Start.LessThan(end) {
+		return 0, false, false, false
+	}
+	size := start.Size(end)
+	first := header.SACKBlock{Start: start, End: start.Add(min(smss, size))}
+	return int((size + smss - 1) / smss), c.isSACKED(first), c.isRangeLost(first), true
+}

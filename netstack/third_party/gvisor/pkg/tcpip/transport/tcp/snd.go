@@ -1249,6 +1249,22 @@ func (s *sender) SetPipe() {
 		// With GSO each segment can be much larger than SMSS. So check the segment
 		// in SMSS sized ranges.
 		segEnd := s1.sequenceNumber.Add(seqnum.Size(s1.payloadSize()))
+		if !s1.sequenceNumber.LessThan(s.SndNxt) {
+			continue
+		}
+		// No SACK block edge inside the segment: all its pieces
+		// count alike.
+		if n, sacked, lost, ok := c.uniform(s1.sequenceNumber, segEnd, smss); ok {
+			if !sacked {
+				if !lost {
+					pipe += n
+				}
+				if s1.sequenceNumber.LessThanEq(s.FastRecovery.HighRxt) {
+					pipe += n
+				}
+			}
+			continue
+		}
 		for startSeq := s1.sequenceNumber; startSeq.LessThan(segEnd); startSeq = startSeq.Add(smss) {
 			endSeq := startSeq.Add(smss)
 			if segEnd.LessThan(endSeq) {
