@@ -33,6 +33,15 @@ const (
 	bbrCwndGain = 2
 	// bbrMinFloor is BBR's minimum window (bbr_cwnd_min_target).
 	bbrMinFloor = 4
+	// bbrLossThresh is the share of a round's packets lost from which
+	// loss is taken as congestion, and bbrLossyRounds how many rounds the
+	// floor then stays off (Reno's response alone). BBR v1 takes 20% loss
+	// over an interval as a policer (bbr_lt_loss_thresh 50/256) and then
+	// sends no faster than it delivered. Without pacing the floor's
+	// window beyond the BDP goes into the bottleneck's queue at once: a
+	// queue shallower than that overflows every round.
+	bbrLossThresh  = 0.2
+	bbrLossyRounds = 4
 	// bbrExtraAckedRounds is how many rounds one of the two ACK
 	// aggregation windows spans (bbr_extra_acked_win_rtts).
 	bbrExtraAckedRounds = 5
@@ -67,6 +76,12 @@ type bbrFloorState struct {
 	// packet sent after it began is delivered (packet-timed, as BBR's
 	// next_rtt_delivered).
 	nextRoundDelivered int
+	// roundDelivered and roundRetransmitted are the sender's counts when
+	// the round began; lossyRounds counts down the rounds during which
+	// loss is taken as congestion (bbrLossThresh).
+	roundDelivered     int
+	roundRetransmitted int
+	lossyRounds        int
 
 	// bw holds the max delivery rate sample (packets per second) of each
 	// of the last bbrBwRounds rounds; bwIdx is the current round's.
@@ -112,6 +127,15 @@ func (b *bbrFloorState) OnAck() {
 	}
 	roundStart := false
 	if rs.priorDelivered >= b.nextRoundDelivered {
+		// A round that lost bbrLossThresh of what it sent met no random
+		// loss but a queue that overflowed.
+		lost := s.retransmitted - b.roundRetransmitted
+		if sent := s.delivered - b.roundDelivered + lost; sent > 0 && float64(lost) >= bbrLossThresh*float64(sent) {
+			b.lossyRounds = bbrLossyRounds
+		} else if b.lossyRounds > 0 {
+			b.lossyRounds--
+		}
+		b.roundDelivered, b.roundRetransmitted = s.delivered, s.retransmitted
 		b.nextRoundDelivered = s.delivered
 		b.bwIdx = (b.bwIdx + 1) % bbrBwRounds
 		b.bw[b.bwIdx] = 0
@@ -196,7 +220,10 @@ func (b *bbrFloorState) floor() int {
 // +checklocks:b.s.ep.mu
 func (b *bbrFloorState) HandleLossDetected() {
 	b.renoState.HandleLossDetected()
-	b.s.Ssthresh = max(b.s.Ssthresh, b.floor())
+	b.s.Ssthresh = min(b.s.Ssthresh, max(b.s.SndCwnd/2, 2))
+	if b.lossyRounds == 0 {
+		b.s.Ssthresh = max(b.s.Ssthresh, b.floor())
+	}
 }
 
 // HandleRTOExpired implements congestionControl.HandleRTOExpired: cwnd 1
@@ -205,5 +232,8 @@ func (b *bbrFloorState) HandleLossDetected() {
 // +checklocks:b.s.ep.mu
 func (b *bbrFloorState) HandleRTOExpired() {
 	b.renoState.HandleRTOExpired()
-	b.s.Ssthresh = max(b.s.Ssthresh, b.floor())
+	b.s.Ssthresh = min(b.s.Ssthresh, max(b.s.SndCwnd/2, 2))
+	if b.lossyRounds == 0 {
+		b.s.Ssthresh = max(b.s.Ssthresh, b.floor())
+	}
 }

@@ -113,9 +113,11 @@ type sender struct {
 	// delivered counts the packets delivered (SACKed, or cumulatively
 	// acknowledged without a SACK before), deliveredTime when it last
 	// grew, firstSentTime the send time of the newest packet delivered;
+	// retransmitted counts the packets sent again;
 	// rs is the delivery rate sample of the ACK being processed. For
 	// bbrfloor's rate samples, as Linux's tcp_rate.c.
 	delivered     int
+	retransmitted int
 	deliveredTime tcpip.MonotonicTime
 	firstSentTime tcpip.MonotonicTime
 	rs            rateSample
@@ -1991,6 +1993,7 @@ func (s *sender) markDelivered(seg *segment, n int) {
 // +checklocks:s.ep.mu
 func (s *sender) sendSegment(seg *segment) tcpip.Error {
 	if seg.xmitCount > 0 {
+		s.retransmitted += s.pCount(seg, s.MaxPayloadSize)
 		s.ep.stack.Stats().TCP.Retransmits.Increment()
 		s.ep.stats.SendErrors.Retransmits.Increment()
 		if s.SndCwnd < s.Ssthresh {
