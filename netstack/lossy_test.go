@@ -15,6 +15,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // impairment is what a lossy pipe does to every packet, each way.
@@ -27,12 +28,33 @@ type impairment struct {
 	// burstEvery, counted over both directions (nftables numgen inc on a
 	// bridge); 0: no bursts.
 	burstEvery, burstLen int
+	// rate (bytes per second, 0: none) makes the pipe a bottleneck: each
+	// way, packets leave one after another at this rate from a FIFO of
+	// at most queueBytes (tail drop), the congested link a congestion
+	// control must back off on.
+	rate       float64
+	queueBytes int
 }
 
 // lossyTUNs is pipeTUNs with loss, delay and reordering: the in-process
 // stand-in for e2e/bench's impaired wire, with both stacks' gVisor
 // counters at hand.
-func lossyTUNs(t testing.TB, a, b tun.Device, imp impairment) {
+// bottleneckStats is what the bottleneck saw: tail drops and the queueing
+// delay each packet met (sum, count, max).
+type bottleneckStats struct {
+	mu        sync.Mutex
+	tailDrops int
+	sum, max  time.Duration
+	n         int
+}
+
+func (b *bottleneckStats) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("tail drops %d, queueing delay mean %v max %v", b.tailDrops, (b.sum / time.Duration(max(b.n, 1))).Round(time.Microsecond), b.max.Round(time.Microsecond))
+}
+
+func lossyTUNs(t testing.TB, a, b tun.Device, imp impairment, bn *bottleneckStats) {
 	type held struct {
 		due time.Time
 		pkt []byte
@@ -48,7 +70,8 @@ func lossyTUNs(t testing.TB, a, b tun.Device, imp impairment) {
 		}
 		sizes := make([]int, len(bufs))
 		var mu sync.Mutex
-		var queues [2][]held // in time order: on time, held back
+		var queues [2][]held   // in time order: on time, held back
+		var linkFree time.Time // when the bottleneck has sent its queue
 		wake := make(chan struct{}, 1)
 		done := make(chan struct{})
 		go func() { // the wire's far end
@@ -101,7 +124,26 @@ func lossyTUNs(t testing.TB, a, b tun.Device, imp impairment) {
 				if imp.burstEvery > 0 && int((frames.Add(1)+uint64(imp.burstLen)-1)%uint64(imp.burstEvery)) < imp.burstLen {
 					continue
 				}
-				h := held{due: now.Add(imp.delay), pkt: append([]byte(nil), bufs[i][:sizes[i]]...)}
+				due := now
+				if imp.rate > 0 {
+					if linkFree.Before(now) {
+						linkFree = now
+					}
+					wait := linkFree.Sub(now)
+					bn.mu.Lock()
+					if float64(wait)*imp.rate/float64(time.Second) > float64(imp.queueBytes) {
+						bn.tailDrops++
+						bn.mu.Unlock()
+						continue
+					}
+					bn.sum += wait
+					bn.n++
+					bn.max = max(bn.max, wait)
+					bn.mu.Unlock()
+					linkFree = linkFree.Add(time.Duration(float64(sizes[i]) / imp.rate * float64(time.Second)))
+					due = linkFree
+				}
+				h := held{due: due.Add(imp.delay), pkt: append([]byte(nil), bufs[i][:sizes[i]]...)}
 				q := 0
 				if rng.Float64() < imp.reorder {
 					h.due, q = h.due.Add(imp.gap), 1
@@ -145,7 +187,9 @@ func tcpCounters(s *Stack) map[string]uint64 {
 // NODEWIRE_LOSSY_BURST_LEN (10) packets in a row of every N dropped, counted
 // over both directions (as nftables numgen inc on a bridge; the first burst
 // after N-10 packets), and logs the time and both stacks' gVisor
-// TCP counters: the loss-recovery lab. It asserts only that the bytes
+// TCP counters: the loss-recovery lab. NODEWIRE_LOSSY_RATE (MB/s) makes
+// the pipe a bottleneck with a FIFO of NODEWIRE_LOSSY_QUEUE_KB (256), and
+// NODEWIRE_LOSSY_CC picks the congestion control. It asserts only that the bytes
 // arrive.
 func TestLossyTransfer(t *testing.T) {
 	env := func(k, def string) string {
@@ -161,14 +205,26 @@ func TestLossyTransfer(t *testing.T) {
 	gap, _ := time.ParseDuration(env("NODEWIRE_LOSSY_GAP", "2ms"))
 	burstEvery, _ := strconv.Atoi(env("NODEWIRE_LOSSY_BURST_EVERY", "0"))
 	burstLen, _ := strconv.Atoi(env("NODEWIRE_LOSSY_BURST_LEN", "10"))
-	imp := impairment{lossPermille: loss, delay: delay, reorder: reorder, gap: gap, burstEvery: burstEvery, burstLen: burstLen}
+	rate, _ := strconv.ParseFloat(env("NODEWIRE_LOSSY_RATE", "0"), 64)
+	queueKB, _ := strconv.Atoi(env("NODEWIRE_LOSSY_QUEUE_KB", "256"))
+	imp := impairment{lossPermille: loss, delay: delay, reorder: reorder, gap: gap, burstEvery: burstEvery, burstLen: burstLen,
+		rate: rate * 1e6, queueBytes: queueKB << 10}
 
 	w := &world{payKey: newTestKey(t), monKey: newTestKey(t), epmdPort: freePort(t), exposePort: freePort(t)}
 	o := erlangRule(w)
 	p := &pair{w: w}
 	p.pay = startHost(t, w, "pay-1", payFaces, o)
 	p.mon = startHost(t, w, "mon-1", monFaces, o)
-	lossyTUNs(t, p.pay.stack.TUN(), p.mon.stack.TUN(), imp)
+	if cc := os.Getenv("NODEWIRE_LOSSY_CC"); cc != "" {
+		for _, h := range []*host{p.pay, p.mon} {
+			opt := tcpip.CongestionControlOption(cc)
+			if err := h.stack.ip.SetTransportProtocolOption(tcp.ProtocolNumber, &opt); err != nil {
+				t.Fatalf("congestion control %q: %v", cc, err)
+			}
+		}
+	}
+	var bn bottleneckStats
+	lossyTUNs(t, p.pay.stack.TUN(), p.mon.stack.TUN(), imp, &bn)
 
 	var got atomic.Int64
 	counts := make(chan int64, 1)
@@ -233,6 +289,9 @@ func TestLossyTransfer(t *testing.T) {
 	}
 	d := time.Since(start)
 	t.Logf("%+v: %d MiB in %v (%.1f MB/s)", imp, mb, d.Round(time.Millisecond), float64(mb<<20)/d.Seconds()/1e6)
+	if imp.rate > 0 {
+		t.Logf("bottleneck %.0f MB/s, queue %d KiB: %v", imp.rate/1e6, imp.queueBytes>>10, &bn)
+	}
 	for _, h := range []*host{p.mon, p.pay} {
 		t.Logf("%s tcp: %v", h.name, fmt.Sprint(tcpCounters(h.stack)))
 	}

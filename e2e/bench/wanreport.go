@@ -70,7 +70,7 @@ func PrintWANTable(w io.Writer, rep *WANReport) {
 	sz := rep.Sizes
 	fmt.Fprintf(w, "per row and cell: a fresh connection, erpc:calls (%d-%d, %v-%v), a %v bulk transfer of %d KiB messages, %d in flight\n",
 		sz.MinCalls, sz.MaxCalls, sz.MinTime, sz.MaxTime, sz.BulkDuration, sz.MessageSize>>10, sz.Window)
-	fmt.Fprintf(w, "kernel TCP (plain and TLS distribution, TUN mode's inner TCP): congestion control %s; userspace mode: gVisor's reno\n", cmp.Or(rep.KernelCC, "?"))
+	fmt.Fprintf(w, "kernel TCP (plain and TLS distribution, TUN mode's inner TCP): congestion control %s; userspace mode: gVisor's bbrfloor (Reno with BBR v1's window as its loss floor, patch 0010)\n", cmp.Or(rep.KernelCC, "?"))
 	fmt.Fprintf(w, "goodput: bytes acknowledged by the receiving process per second; /clean: the row's figure over its own clean-link figure;\n")
 	fmt.Fprintf(w, "/plain: over plain distribution's in the same cell. A failed figure says how (lost, timeout, unreachable, stalled).\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)

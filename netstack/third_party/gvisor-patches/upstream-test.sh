@@ -38,6 +38,13 @@ tcp=pkg/tcpip/transport/tcp
 git --git-dir="$git" archive "$commit" "$tcp" pkg/tcpip/testutil pkg/tcpip/checker pkg/test/testutil |
 	tar -x -C "$tmp" --wildcards '*_test.go' "$tcp/testing/*" "$tcp/test/*" 'pkg/tcpip/testutil/*' 'pkg/tcpip/checker/*' 'pkg/test/testutil/*'
 find "$tmp" -name BUILD -delete
+# nodewire's own tests of the patched package (testdata/*_test.go, package
+# tcp) go next to its sources.
+if [ -z "${UNPATCHED:-}" ]; then
+	for f in "$here"/testdata/*_test.go; do
+		[ -f "$f" ] && cp "$f" "$tmp/$tcp/"
+	done
+fi
 for f in "$tmp/$tcp"/test/e2e/*_test.go; do
 	d=$tmp/$tcp/test/split/$(basename "$f" .go)
 	mkdir -p "$d"

@@ -372,8 +372,10 @@ func (rc *rackControl) exitRecovery() {
 func (rc *rackControl) detectLoss(rcvTime tcpip.MonotonicTime) int {
 	var timeout time.Duration
 	numLost := 0
+	c := &rc.snd.sackCursor
+	rc.snd.ep.scoreboard.resetCursor(c)
 	for seg := rc.snd.writeList.Front(); seg != nil && seg.xmitCount != 0; seg = seg.Next() {
-		if rc.snd.ep.scoreboard.IsSACKED(seg.sackBlock()) {
+		if c.isSACKED(seg.sackBlock()) {
 			continue
 		}
 

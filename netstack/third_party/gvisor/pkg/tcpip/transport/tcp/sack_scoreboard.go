@@ -304,3 +304,85 @@ func (s *SACKScoreboard) MaxSACKED() seqnum.Value {
 func (s *SACKScoreboard) SMSS() uint16 {
 	return s.smss
 }
+
+// sackCursor answers IsSACKED and IsRangeLost exactly as the scoreboard
+// does, for ranges asked in ascending order, from one copy of the blocks:
+// SetPipe and RACK's detectLoss ask both for every segment in flight on
+// every ACK in recovery, and the btree lookups (each allocating its
+// pivot) made them most of the sender's CPU under random loss.
+type sackCursor struct {
+	smss   seqnum.Size
+	blocks []header.SACKBlock
+	// suffix[i] is the number of bytes SACKed in blocks[i:].
+	suffix []seqnum.Size
+	// below is the number of blocks whose Start is at most the last
+	// range's Start.
+	below int
+	last  seqnum.Value
+}
+
+// resetCursor loads the scoreboard's blocks into c.
+func (s *SACKScoreboard) resetCursor(c *sackCursor) {
+	c.smss = seqnum.Size(s.smss)
+	c.blocks = c.blocks[:0]
+	s.ranges.Ascend(func(i btree.Item) bool {
+		c.blocks = append(c.blocks, i.(header.SACKBlock))
+		return true
+	})
+	c.suffix = append(c.suffix[:0], make([]seqnum.Size, len(c.blocks)+1)...)
+	for i := len(c.blocks) - 1; i >= 0; i-- {
+		c.suffix[i] = c.suffix[i+1] + c.blocks[i].Start.Size(c.blocks[i].End)
+	}
+	c.below = 0
+	if len(c.blocks) > 0 {
+		c.last = c.blocks[0].Start
+	}
+}
+
+// seek counts the blocks starting at or below start. The blocks are
+// disjoint and never adjacent (Insert merges both), so the last of them
+// is the only one that can hold start.
+func (c *sackCursor) seek(start seqnum.Value) {
+	if start.LessThan(c.last) {
+		c.below = 0
+	}
+	c.last = start
+	for c.below < len(c.blocks) && c.blocks[c.below].Start.LessThanEq(start) {
+		c.below++
+	}
+}
+
+// isSACKED is SACKScoreboard.IsSACKED.
+func (c *sackCursor) isSACKED(r header.SACKBlock) bool {
+	c.seek(r.Start)
+	return c.below > 0 && c.blocks[c.below-1].Contains(r)
+}
+
+// isRangeLost is SACKScoreboard.IsRangeLost: r is not SACKed and the
+// blocks above it (those above the block that r's start may overlap)
+// number nDupAckThreshold or hold (nDupAckThreshold-1) x SMSS bytes.
+func (c *sackCursor) isRangeLost(r header.SACKBlock) bool {
+	if c.isSACKED(r) {
+		return false
+	}
+	return len(c.blocks)-c.below >= nDupAckThreshold || c.suffix[c.below] >= (nDupAckThreshold-1)*c.smss
+}
+
+// uniform reports whether no block edge lies inside [start, end), so that
+// every SMSS-sized piece of it gets the same isSACKED and isRangeLost
+// answer as the first: SetPipe then counts a GSO segment at once, not
+// piece by piece. n is the number of pieces.
+func (c *sackCursor) uniform(start, end seqnum.Value, smss seqnum.Size) (n int, sacked, lost, ok bool) {
+	c.seek(start)
+	if c.below > 0 {
+		if prev := c.blocks[c.below-1]; start.LessThan(prev.End) && prev.End.LessThan(end) {
+			return 0, false, false, false
+		}
+	}
+	if c.below < len(c.blocks) && c.blocks[c.below].Start.LessThan(end) {
+		return 0, false, false, false
+	}
+	size := start.Size(end)
+	first := header.SACKBlock{Start: start, End: start.Add(min(smss, size))}
+	return int((size + smss - 1) / smss), c.isSACKED(first), c.isRangeLost(first), true
+}

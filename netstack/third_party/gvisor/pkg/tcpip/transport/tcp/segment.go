@@ -79,6 +79,14 @@ type segment struct {
 	xmitTime  tcpip.MonotonicTime
 	xmitCount uint32
 
+	// rsDelivered, rsDeliveredTime and rsFirstSent are the sender's
+	// delivered count, its time, and the send time of the newest packet
+	// delivered, when this segment was sent: a delivery rate sample
+	// (RFC draft-cheng-iccrg-delivery-rate-estimation, Linux tcp_rate.c).
+	rsDelivered     int
+	rsDeliveredTime tcpip.MonotonicTime
+	rsFirstSent     tcpip.MonotonicTime
+
 	// acked indicates if the segment has already been SACKed.
 	acked bool
 
@@ -158,6 +166,9 @@ func (s *segment) clone() *segment {
 	t.rcvdTime = s.rcvdTime
 	t.xmitTime = s.xmitTime
 	t.xmitCount = s.xmitCount
+	t.rsDelivered = s.rsDelivered
+	t.rsDeliveredTime = s.rsDeliveredTime
+	t.rsFirstSent = s.rsFirstSent
 	t.ep = s.ep
 	t.qFlags = s.qFlags
 	t.dataMemSize = s.dataMemSize

@@ -84,6 +84,12 @@ type congestionControl interface {
 	PostRecovery()
 }
 
+// ackObserver is implemented by a congestion control that measures the
+// delivery rate: OnAck is called on every ACK, in recovery too.
+type ackObserver interface {
+	OnAck()
+}
+
 // lossRecovery is an interface that must be implemented by any supported
 // loss recovery algorithm.
 type lossRecovery interface {
@@ -103,6 +109,22 @@ type sender struct {
 	TCPSenderState
 
 	ep *Endpoint
+
+	// delivered counts the packets delivered (SACKed, or cumulatively
+	// acknowledged without a SACK before), deliveredTime when it last
+	// grew, firstSentTime the send time of the newest packet delivered;
+	// retransmitted counts the packets sent again;
+	// rs is the delivery rate sample of the ACK being processed. For
+	// bbrfloor's rate samples, as Linux's tcp_rate.c.
+	delivered     int
+	retransmitted int
+	deliveredTime tcpip.MonotonicTime
+	firstSentTime tcpip.MonotonicTime
+	rs            rateSample
+
+	// sackCursor is SetPipe's and detectLoss's view of the scoreboard,
+	// reused (sack_scoreboard.go).
+	sackCursor sackCursor `state:"nosave"`
 
 	// lr is the loss recovery algorithm used by the sender.
 	lr lossRecovery
@@ -345,6 +367,8 @@ func (s *sender) initCongestionControl(congestionControlName tcpip.CongestionCon
 	switch congestionControlName {
 	case ccCubic:
 		return newCubicCC(s)
+	case ccBBRFloor:
+		return newBBRFloorCC(s)
 	case ccReno:
 		fallthrough
 	default:
@@ -1221,10 +1245,28 @@ func (s *sender) SetPipe() {
 	}
 	pipe := 0
 	smss := seqnum.Size(s.ep.scoreboard.SMSS())
+	c := &s.sackCursor
+	s.ep.scoreboard.resetCursor(c)
 	for s1 := s.writeList.Front(); s1 != nil && s1.payloadSize() != 0 && s.isAssignedSequenceNumber(s1); s1 = s1.Next() {
 		// With GSO each segment can be much larger than SMSS. So check the segment
 		// in SMSS sized ranges.
 		segEnd := s1.sequenceNumber.Add(seqnum.Size(s1.payloadSize()))
+		if !s1.sequenceNumber.LessThan(s.SndNxt) {
+			continue
+		}
+		// No SACK block edge inside the segment: all its pieces
+		// count alike.
+		if n, sacked, lost, ok := c.uniform(s1.sequenceNumber, segEnd, smss); ok {
+			if !sacked {
+				if !lost {
+					pipe += n
+				}
+				if s1.sequenceNumber.LessThanEq(s.FastRecovery.HighRxt) {
+					pipe += n
+				}
+			}
+			continue
+		}
 		for startSeq := s1.sequenceNumber; startSeq.LessThan(segEnd); startSeq = startSeq.Add(smss) {
 			endSeq := startSeq.Add(smss)
 			if segEnd.LessThan(endSeq) {
@@ -1239,7 +1281,7 @@ func (s *sender) SetPipe() {
 			if !s1.sequenceNumber.LessThan(s.SndNxt) {
 				break
 			}
-			if s.ep.scoreboard.IsSACKED(sb) {
+			if c.isSACKED(sb) {
 				continue
 			}
 
@@ -1250,7 +1292,7 @@ func (s *sender) SetPipe() {
 			// NOTE: here we mark the whole segment as lost. We do not try
 			// and test every byte in our write buffer as we maintain our
 			// pipe in terms of outstanding packets and not bytes.
-			if !s.ep.scoreboard.IsRangeLost(sb) {
+			if !c.isRangeLost(sb) {
 				pipe++
 			}
 			// SetPipe():
@@ -1424,6 +1466,7 @@ func (s *sender) walkSACK(rcvdSeg *segment) bool {
 				s.rc.detectReorder(seg)
 				seg.acked = true
 				s.SackedOut += s.pCount(seg, s.MaxPayloadSize)
+				s.markDelivered(seg, s.pCount(seg, s.MaxPayloadSize))
 				// A SACKed segment is no longer in flight. Outside
 				// recovery (where SetPipe recounts) nothing else takes
 				// it out of Outstanding: the cumulative ACK that later
@@ -1786,6 +1829,9 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 				seg.TrimFront(ackLeft)
 				seg.sequenceNumber.UpdateForward(ackLeft)
 				s.Outstanding -= prevCount - s.pCount(seg, s.MaxPayloadSize)
+				if !seg.acked {
+					s.markDelivered(seg, prevCount-s.pCount(seg, s.MaxPayloadSize))
+				}
 				break
 			}
 
@@ -1800,6 +1846,9 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 			}
 
 			s.writeList.Remove(seg)
+			if !seg.acked {
+				s.markDelivered(seg, s.pCount(seg, s.MaxPayloadSize))
+			}
 
 			// If SACK is enabled then only reduce outstanding if
 			// the segment was not previously SACKED as these have
@@ -1862,6 +1911,10 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 		}
 	}
 
+	if o, ok := s.cc.(ackObserver); ok {
+		o.OnAck()
+	}
+
 	if s.ep.SACKPermitted && s.ep.tcpRecovery&tcpip.TCPRACKLossDetection != 0 {
 		// Update RACK reorder window.
 		// See: https://tools.ietf.org/html/draft-ietf-tcpm-rack-08#section-7.2
@@ -1905,17 +1958,56 @@ func (s *sender) handleRcvdSegment(rcvdSeg *segment) {
 	s.sendData()
 }
 
+// rateSample is a delivery rate sample (Linux's struct rate_sample): from
+// the newest packet an ACK delivered, the delivered count and its time
+// when that packet was sent, and how long its flight took to send and to
+// be acknowledged.
+type rateSample struct {
+	valid          bool
+	priorDelivered int
+	sendElapsed    time.Duration
+	ackElapsed     time.Duration
+}
+
+// markDelivered counts n packets of seg as delivered and takes the rate
+// sample from seg if it is the newest delivered by this ACK
+// (tcp_rate_skb_delivered).
+//
+// +checklocks:s.ep.mu
+func (s *sender) markDelivered(seg *segment, n int) {
+	now := s.ep.stack.Clock().NowMonotonic()
+	s.delivered += n
+	s.deliveredTime = now
+	if !s.rs.valid || seg.rsDelivered >= s.rs.priorDelivered {
+		s.rs = rateSample{
+			valid:          true,
+			priorDelivered: seg.rsDelivered,
+			sendElapsed:    seg.xmitTime.Sub(seg.rsFirstSent),
+			ackElapsed:     now.Sub(seg.rsDeliveredTime),
+		}
+		s.firstSentTime = seg.xmitTime
+	}
+}
+
 // sendSegment sends the specified segment.
 // +checklocks:s.ep.mu
 func (s *sender) sendSegment(seg *segment) tcpip.Error {
 	if seg.xmitCount > 0 {
+		s.retransmitted += s.pCount(seg, s.MaxPayloadSize)
 		s.ep.stack.Stats().TCP.Retransmits.Increment()
 		s.ep.stats.SendErrors.Retransmits.Increment()
 		if s.SndCwnd < s.Ssthresh {
 			s.ep.stack.Stats().TCP.SlowStartRetransmits.Increment()
 		}
 	}
-	seg.xmitTime = s.ep.stack.Clock().NowMonotonic()
+	now := s.ep.stack.Clock().NowMonotonic()
+	if s.SndUna == s.SndNxt {
+		// Nothing in flight: the next rate sample starts now, so idle
+		// time is never part of one.
+		s.firstSentTime, s.deliveredTime = now, now
+	}
+	seg.rsDelivered, seg.rsDeliveredTime, seg.rsFirstSent = s.delivered, s.deliveredTime, s.firstSentTime
+	seg.xmitTime = now
 	seg.xmitCount++
 	seg.lost = false
 
