@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,9 @@ type Config struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	MTU      int          // inner MTU; 0: DefaultMTU (1420)
 	EPMDPort uint16       // 0: 4369. Both the local epmd (on the self face) and every peer's epmd listen here.
+	// CongestionControl is gVisor TCP's congestion control, one of
+	// CongestionControls(); "": DefaultCongestionControl.
+	CongestionControl string
 }
 
 const (
@@ -113,6 +118,12 @@ func New(cfg Config, snap *peers.Snapshot) (*Stack, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
 	}
+	if cfg.CongestionControl == "" {
+		cfg.CongestionControl = DefaultCongestionControl
+	}
+	if !slices.Contains(CongestionControls(), cfg.CongestionControl) {
+		return nil, fmt.Errorf("netstack: congestion control %q: want one of %s", cfg.CongestionControl, strings.Join(CongestionControls(), ", "))
+	}
 	if cfg.MTU < 576 || cfg.MTU > 65535 {
 		return nil, fmt.Errorf("netstack: MTU %d outside 576..65535", cfg.MTU)
 	}
@@ -136,7 +147,7 @@ func New(cfg Config, snap *peers.Snapshot) (*Stack, error) {
 	s.faces = newFaceSet(s)
 	s.local = newLocalPorts(s.queryLocalNames)
 	s.epmd = newEPMDCache()
-	ip, err := newIPStack(s.tun, snap.Self.Address, snap.File.Overlay.Prefix)
+	ip, err := newIPStack(s.tun, snap.Self.Address, snap.File.Overlay.Prefix, cfg.CongestionControl)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -162,7 +173,7 @@ func checkSnapshot(snap *peers.Snapshot) error {
 
 // newIPStack builds a gVisor stack with one NIC on the TUN's endpoint, the
 // self address and the overlay route, tuned for bulk TCP.
-func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, error) {
+func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix, cc string) (*stack.Stack, error) {
 	ip := stack.New(stack.Options{
 		NetworkProtocols: []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		// ICMP for Ping's endpoints; echo requests are answered by ipv4
@@ -174,7 +185,7 @@ func newIPStack(t *TUN, addr netip.Addr, prefix netip.Prefix) (*stack.Stack, err
 		ip.Wait()
 		return nil, fmt.Errorf("netstack: %s: %s", what, terr)
 	}
-	if err := setTCPOptions(ip); err != nil {
+	if err := setTCPOptions(ip, cc); err != nil {
 		ip.Close()
 		ip.Wait()
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/nodewire/nodewire/netstack/erldist"
 	"github.com/nodewire/nodewire/peers"
@@ -297,4 +299,32 @@ func preflight(snap *peers.Snapshot, epmdPort uint16) error {
 		open = append(open, fd)
 	}
 	return nil
+}
+
+// Config.CongestionControl picks gVisor TCP's congestion control for every
+// endpoint; an unknown name is refused before anything starts.
+func TestStackCongestionControl(t *testing.T) {
+	w := &world{payKey: newTestKey(t), monKey: newTestKey(t), epmdPort: freePort(t), exposePort: freePort(t)}
+	snap := w.snap(t, payFaces, "pay-1", erlangRule(w))
+	for _, tc := range []struct{ cc, want string }{
+		{"", DefaultCongestionControl},
+		{"reno", "reno"},
+		{"bbrfloor", "bbrfloor"},
+	} {
+		s, err := New(Config{CongestionControl: tc.cc}, snap)
+		if err != nil {
+			t.Fatalf("New with %q: %v", tc.cc, err)
+		}
+		var got tcpip.CongestionControlOption
+		if terr := s.ip.TransportProtocolOption(tcp.ProtocolNumber, &got); terr != nil {
+			t.Fatalf("read the option: %v", terr)
+		}
+		if string(got) != tc.want {
+			t.Errorf("Config.CongestionControl %q: the stack runs %q, want %q", tc.cc, got, tc.want)
+		}
+		s.Close()
+	}
+	if _, err := New(Config{CongestionControl: "cubic"}, snap); err == nil || !strings.Contains(err.Error(), `congestion control "cubic"`) {
+		t.Errorf("New with cubic: %v, want it refused", err)
+	}
 }

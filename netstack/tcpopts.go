@@ -111,28 +111,6 @@ const (
 	// PRR (RFC 6937) spaces recovery's sends but ends at the same
 	// ssthresh, and it is the window that limits.
 	tcpMinRTO = 5 * time.Millisecond
-	// tcpCongestionControl is bbrfloor (gVisor patch 0010): Reno whose
-	// loss response keeps BBR v1's cwnd target (tcp_bbr.c: 2 x BDP from
-	// per-packet delivery rate samples and the min RTT, plus ACK
-	// aggregation, plus 3 send quanta), unless a round lost 20% of what
-	// it sent. Kernel TCP here runs BBR: random loss is no congestion
-	// signal to it, while Reno's window under loss stays near
-	// 1.22/sqrt(p) segments. Patch 0011 makes that window affordable
-	// (gVisor's SACK bookkeeping per ACK was 61% of the sending
-	// daemon's CPU at 2% loss with it). make wan, same run against main,
-	// quiet host, fraction of clean goodput (plain distribution's): 1%
-	// loss 0.48 against 0.33 (0.94), 2% 0.45 against 0.26 (0.80), 5% 0.33
-	// against 0.17 (0.53), burst 0.31 against 0.02 (0.46); d20loss1 16.0
-	// against 0.262 MB/s; clean 160 both. Issue 11's 0.8 x plain is not
-	// reached: the rest is the sending overlayd's CPU (one Go thread;
-	// under loss an ACK per ~2 packets, each decrypted and walked over the
-	// window), not its window: 8 quanta instead of 3 carried no more.
-	// Congested lab (TestLossyTransfer, NODEWIRE_LOSSY_RATE 20 MB/s, 2 ms
-	// each way): 256 KiB FIFO, same goodput and drops as Reno; 64 KiB
-	// FIFO, shallower than the floor, 5.8-16.3 MB/s against Reno's
-	// 15.6-17.0 and 3-5x its tail drops (BBR v1 without pacing; the 20%
-	// rule keeps it from a storm). Numbers in the patch's header.
-	tcpCongestionControl = "bbrfloor"
 	// tcpMaxRTO caps the timeout's exponential backoff (gVisor: 120 s).
 	// Erlang distribution sends its ticks in the same stream as the data,
 	// so a sender backed off to tens of seconds keeps them from the peer
@@ -147,8 +125,38 @@ const (
 	tcpMaxRetries = uint32(2 * userTimeout / tcpMaxRTO)
 )
 
+// DefaultCongestionControl is bbrfloor (gVisor patch 0010): Reno whose
+// loss response keeps BBR v1's cwnd target (tcp_bbr.c: 2 x BDP from
+// per-packet delivery rate samples and the min RTT, plus ACK
+// aggregation, plus 3 send quanta), unless a round lost 20% of what
+// it sent. Kernel TCP here runs BBR: random loss is no congestion
+// signal to it, while Reno's window under loss stays near
+// 1.22/sqrt(p) segments. Patch 0011 makes that window affordable
+// (gVisor's SACK bookkeeping per ACK was 61% of the sending
+// daemon's CPU at 2% loss with it). make wan, same run against main,
+// quiet host, fraction of clean goodput (plain distribution's): 1%
+// loss 0.48 against 0.33 (0.94), 2% 0.45 against 0.26 (0.80), 5% 0.33
+// against 0.17 (0.53), burst 0.31 against 0.02 (0.46); d20loss1 16.0
+// against 0.262 MB/s; clean 160 both. Issue 11's 0.8 x plain is not
+// reached: the rest is the sending overlayd's CPU (one Go thread;
+// under loss an ACK per ~2 packets, each decrypted and walked over the
+// window), not its window: 8 quanta instead of 3 carried no more.
+// Congested lab (TestLossyTransfer, NODEWIRE_LOSSY_RATE 20 MB/s, 2 ms
+// each way): 256 KiB FIFO, same goodput and drops as Reno; 64 KiB
+// FIFO, shallower than the floor, 5.8-16.3 MB/s against Reno's
+// 15.6-17.0 and 3-5x its tail drops (BBR v1 without pacing; the 20%
+// rule keeps it from a storm). Numbers in the patch's header.
+const DefaultCongestionControl = "bbrfloor"
+
+// CongestionControls lists what Config.CongestionControl may name:
+// bbrfloor, and reno, its loss response without the floor, for paths whose
+// bottleneck queue is shallower than bbrfloor's window (see above). gVisor's
+// cubic is left out: upstream's is not safe (branch h-cubic) and paid
+// nothing at these loss rates.
+func CongestionControls() []string { return []string{"bbrfloor", "reno"} }
+
 // setTCPOptions sets the stack-wide TCP options every endpoint starts with.
-func setTCPOptions(ip *stack.Stack) error {
+func setTCPOptions(ip *stack.Stack, cc string) error {
 	opts := []tcpOption{
 		{"enable TCP SACK", ptr(tcpip.TCPSACKEnabled(true))},
 		// RACK-TLP loss detection (gVisor's default, kept on purpose:
@@ -169,8 +177,8 @@ func setTCPOptions(ip *stack.Stack) error {
 		// Reno-friendly region. Patch 0008 sets Reno's ssthresh from
 		// FlightSize, as RFC 5681 says (numbers at tcpMinRTO). Patch 0010
 		// adds bbrfloor, Reno with BBR v1's window as the floor of its loss
-		// response (numbers at tcpCongestionControl).
-		{"set TCP congestion control", ptr(tcpip.CongestionControlOption(tcpCongestionControl))},
+		// response (numbers at DefaultCongestionControl).
+		{"set TCP congestion control", ptr(tcpip.CongestionControlOption(cc))},
 		{"set TCP minimum RTO", ptr(tcpip.TCPMinRTOOption(tcpMinRTO))},
 		{"set TCP maximum RTO", ptr(tcpip.TCPMaxRTOOption(tcpMaxRTO))},
 		{"set TCP maximum retries", ptr(tcpip.TCPMaxRetriesOption(tcpMaxRetries))},

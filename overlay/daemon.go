@@ -37,6 +37,10 @@ type Config struct {
 	Interface      string // UAPI name for `wg show`; "": "nw-" + Self
 	MTU            int    // inner MTU; 0: 1420, with each peer's TCP MSS held to its path (pathmtu.go)
 	EPMDPort       uint16 // 0: 4369
+	// TCPCongestion is the userspace stack's TCP congestion control (see
+	// netstack.CongestionControls); "": netstack.DefaultCongestionControl.
+	// TUN mode's TCP is the kernel's and ignores it.
+	TCPCongestion string
 	Logger         *slog.Logger
 	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
 	Inetrc         string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)

@@ -29,7 +29,7 @@ type dataPlane interface {
 type userspacePlane struct{ *netstack.Stack }
 
 func newUserspacePlane(cfg Config, log *slog.Logger, f *peers.File, self *peers.Peer) (dataPlane, error) {
-	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort}, &peers.Snapshot{File: f, Self: self})
+	s, err := netstack.New(netstack.Config{Logger: log, MTU: cfg.MTU, EPMDPort: cfg.EPMDPort, CongestionControl: cfg.TCPCongestion}, &peers.Snapshot{File: f, Self: self})
 	if err != nil {
 		return nil, fmt.Errorf("userspace stack: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nodewire/nodewire/netstack"
 	"github.com/nodewire/nodewire/overlay"
 	"github.com/nodewire/nodewire/overlay/control"
 	"github.com/nodewire/nodewire/overlay/etcdsource"
@@ -47,11 +49,13 @@ type fileConfig struct {
 	Control    string `yaml:"control"`
 	Interface  string `yaml:"interface"`
 	MTU        int    `yaml:"mtu"`
-	LogLevel   string `yaml:"log-level"`
-	Mode       string `yaml:"mode"`
-	Inetrc     string `yaml:"inetrc"`
-	Domain     string `yaml:"inetrc-domain"`
-	Metrics    string `yaml:"metrics"`
+	// TCPCongestion is the userspace stack's congestion control.
+	TCPCongestion string `yaml:"tcp-congestion"`
+	LogLevel      string `yaml:"log-level"`
+	Mode          string `yaml:"mode"`
+	Inetrc        string `yaml:"inetrc"`
+	Domain        string `yaml:"inetrc-domain"`
+	Metrics       string `yaml:"metrics"`
 	// MetricsPublic allows a non-loopback metrics address.
 	MetricsPublic bool   `yaml:"metrics-public"`
 	Procs         int    `yaml:"procs"`
@@ -82,6 +86,7 @@ func run(args []string, stderr io.Writer) int {
 	listenPort := fs.Uint("listen-port", 0, "UDP port (default: the port of this host's endpoint, else overlay.port)")
 	fs.StringVar(&c.Control, "control", "", "control socket (default "+control.DefaultPath()+")")
 	fs.StringVar(&c.Interface, "interface", "", "name for `wg show`, and of the kernel interface in TUN mode (default nw-SELF)")
+	fs.StringVar(&c.TCPCongestion, "tcp-congestion", "", "userspace mode's TCP congestion control: "+strings.Join(netstack.CongestionControls(), " or ")+"; default "+netstack.DefaultCongestionControl+" (loss that no queue explains does not shrink the window); reno behind a bottleneck whose queue is shallow (see the README's Networks: loss)")
 	fs.IntVar(&c.MTU, "mtu", 0, "inner MTU the paths to all peers carry (576..65535); default: 1420 on the device, and each peer's TCP held to the route to its endpoint and to 1400-byte datagrams (see the README's Networks: MTU)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&c.Mode, "mode", "", "userspace (faces on loopback, no root) or tun (a kernel interface named by --interface; root); default: the peer's mode in the peer file")
@@ -139,6 +144,10 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "overlayd: missing %s (see overlayd -h)\n", strings.Join(missing, ", "))
 		return 2
 	}
+	if c.TCPCongestion != "" && !slices.Contains(netstack.CongestionControls(), c.TCPCongestion) {
+		fmt.Fprintf(stderr, "overlayd: --tcp-congestion %q: want %s\n", c.TCPCongestion, strings.Join(netstack.CongestionControls(), " or "))
+		return 2
+	}
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
 		fmt.Fprintf(stderr, "overlayd: --mtu %d: want 576..65535\n", c.MTU)
 		return 2
@@ -192,7 +201,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg := overlay.Config{
 		PeerFile: peerFile, Self: c.Self, PrivateKeyFile: c.PrivateKey, ListenPort: c.ListenPort,
-		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, Logger: log,
+		ControlPath: c.Control, Interface: c.Interface, MTU: c.MTU, TCPCongestion: c.TCPCongestion, Logger: log,
 		Mode: c.Mode, Inetrc: c.Inetrc, InetrcDomain: c.Domain, ErlangHosts: c.ErlangHosts,
 		MetricsAddr: c.Metrics, MetricsPublic: c.MetricsPublic,
 		TCPListen: c.TCPListen, TCPDial: dial,
@@ -280,6 +289,7 @@ func mergeConfigFile(c *fileConfig, path string, fs *flag.FlagSet) error {
 	fill("interface", &c.Interface, fc.Interface)
 	fill("log-level", &c.LogLevel, fc.LogLevel)
 	fill("mode", &c.Mode, fc.Mode)
+	fill("tcp-congestion", &c.TCPCongestion, fc.TCPCongestion)
 	fill("inetrc", &c.Inetrc, fc.Inetrc)
 	fill("inetrc-domain", &c.Domain, fc.Domain)
 	fill("erlang-hosts", &c.ErlangHosts, fc.ErlangHosts)

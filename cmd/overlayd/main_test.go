@@ -95,3 +95,15 @@ func TestRunRefusesBadMTU(t *testing.T) {
 		}
 	}
 }
+
+func TestRunRefusesUnknownCongestionControl(t *testing.T) {
+	for _, v := range []string{"cubic", "BBR", "bbr"} {
+		var out testWriter
+		if code := run([]string{"--peers", "p", "--self", "s", "--private-key", "k", "--tcp-congestion", v}, &out); code != 2 {
+			t.Errorf("run with --tcp-congestion %s: exit %d, want 2", v, code)
+		}
+		if want := "overlayd: --tcp-congestion \"" + v + "\": want bbrfloor or reno\n"; string(out) != want {
+			t.Errorf("stderr %q, want %q", out, want)
+		}
+	}
+}
