@@ -41,14 +41,14 @@ type Config struct {
 	// netstack.CongestionControls); "": netstack.DefaultCongestionControl.
 	// TUN mode's TCP is the kernel's and ignores it.
 	TCPCongestion string
-	Logger         *slog.Logger
-	Mode           string // "", "userspace" or "tun"; "": the peer's mode in the file
-	Inetrc         string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)
-	InetrcDomain   string // "": peers.DefaultDomain
-	ErlangHosts    string // if set, a .hosts.erlang kept current here (see peers.File.HostsErlang)
-	MetricsAddr    string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
-	MetricsPublic  bool   // allow a MetricsAddr that is not loopback
-	TCPListen      string // "": no TCP; else HOST:PORT taking WireGuard over TLS/TCP (overlay/tcpbind)
+	Logger        *slog.Logger
+	Mode          string // "", "userspace" or "tun"; "": the peer's mode in the file
+	Inetrc        string // if set, an Erlang inetrc kept current here (see peers.File.Inetrc)
+	InetrcDomain  string // "": peers.DefaultDomain
+	ErlangHosts   string // if set, a .hosts.erlang kept current here (see peers.File.HostsErlang)
+	MetricsAddr   string // "": no metrics; else HOST:PORT for Prometheus (metrics.go)
+	MetricsPublic bool   // allow a MetricsAddr that is not loopback
+	TCPListen     string // "": no TCP; else HOST:PORT taking WireGuard over TLS/TCP (overlay/tcpbind)
 	// TCPDial opens TCP connections to peers' tcp_endpoints (e.g. through an
 	// HTTP proxy); nil: directly.
 	TCPDial func(ctx context.Context, network, addr string) (net.Conn, error)
