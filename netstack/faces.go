@@ -221,13 +221,16 @@ func (fs *faceSet) syncLocked(snap, prev *peers.Snapshot) error {
 			fs.closeLocked(f)
 		}
 	}
-	reserveFDs(len(wanted) - len(fs.faces))
+	var open []wantedFace // wanted and not open yet
+	for _, w := range wanted {
+		if _, ok := fs.faces[w.key]; !ok {
+			open = append(open, w)
+		}
+	}
+	reserveFDs(len(open))
 	var errs []error
 	failed := map[string]string{}
-	for _, w := range wanted {
-		if _, ok := fs.faces[w.key]; ok {
-			continue
-		}
+	for _, w := range open {
 		_, err := fs.openLocked(w, snap.Self)
 		if err != nil {
 			errs = append(errs, err)
