@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,8 +119,8 @@ func New(cfg Config, snap *peers.Snapshot) (*Stack, error) {
 	if cfg.CongestionControl == "" {
 		cfg.CongestionControl = DefaultCongestionControl
 	}
-	if !slices.Contains(CongestionControls(), cfg.CongestionControl) {
-		return nil, fmt.Errorf("netstack: congestion control %q: want one of %s", cfg.CongestionControl, strings.Join(CongestionControls(), ", "))
+	if err := CheckCongestionControl(cfg.CongestionControl); err != nil {
+		return nil, fmt.Errorf("netstack: congestion control %w", err)
 	}
 	if cfg.MTU < 576 || cfg.MTU > 65535 {
 		return nil, fmt.Errorf("netstack: MTU %d outside 576..65535", cfg.MTU)

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,8 +143,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "overlayd: missing %s (see overlayd -h)\n", strings.Join(missing, ", "))
 		return 2
 	}
-	if c.TCPCongestion != "" && !slices.Contains(netstack.CongestionControls(), c.TCPCongestion) {
-		fmt.Fprintf(stderr, "overlayd: --tcp-congestion %q: want %s\n", c.TCPCongestion, strings.Join(netstack.CongestionControls(), " or "))
+	if err := netstack.CheckCongestionControl(c.TCPCongestion); err != nil {
+		fmt.Fprintf(stderr, "overlayd: --tcp-congestion %v\n", err)
 		return 2
 	}
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
