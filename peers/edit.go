@@ -418,10 +418,6 @@ func (d *editDoc) entries(s *editSection) []editEntry {
 	return es
 }
 
-// entryEnd is the last line of entry i: the last line before the next entry
-// (or the end of the section) that is not blank and is not a comment
-// indented at most as deep as the entry. Such trailing comments introduce
-// what follows.
 // loneDash reports whether line is a sequence item's dash with nothing
 // after it but a comment.
 func loneDash(line string) bool {
@@ -433,6 +429,10 @@ func loneDash(line string) bool {
 	return rest == "" || strings.TrimLeft(rest, " \t") != rest && strings.HasPrefix(strings.TrimSpace(rest), "#")
 }
 
+// entryEnd is the last line of entry i: the last line before the next entry
+// (or the end of the section) that is not blank and is not a comment
+// indented at most as deep as the entry. Such trailing comments introduce
+// what follows.
 func (d *editDoc) entryEnd(s *editSection, es []editEntry, i int) int {
 	limit := s.limit
 	if i+1 < len(es) {
