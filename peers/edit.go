@@ -81,7 +81,7 @@ func AddNetwork(data []byte, name string, prefix netip.Prefix) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.bytes(), nil
+	return d.result()
 }
 
 // AddPeer returns data with peer p appended at the end of the `peers:`
@@ -134,7 +134,7 @@ func AddPeer(data []byte, p PeerEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.bytes(), nil
+	return d.result()
 }
 
 // AddRule returns data with rule r appended to the `interconnect:` section,
@@ -162,7 +162,7 @@ func AddRule(data []byte, r RuleEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.bytes(), nil
+	return d.result()
 }
 
 // RemovePeer returns data without peer name: its key line through its last
@@ -214,7 +214,7 @@ func RemovePeer(data []byte, name string) ([]byte, error) {
 		}
 	}
 	d.lines = append(d.lines[:from-1], d.lines[to:]...)
-	return d.bytes(), nil
+	return d.result()
 }
 
 // WriteFileAtomic replaces path with data so that readers (and a crash) see
@@ -277,6 +277,19 @@ type editDoc struct {
 	lines []string // each with its line terminator (the last may have none)
 	eol   string   // the file's line terminator, for inserted lines
 	root  *yaml.Node
+}
+
+// result is the edited text if it still parses. The editor splices lines
+// by the layouts it knows; one it does not (a section whose value is a
+// bare "?" key, say) must end in an error, never in a file that is no
+// longer YAML.
+func (d *editDoc) result() ([]byte, error) {
+	out := d.bytes()
+	var doc any
+	if err := yaml.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("this part of the file is laid out in a way the editor does not know (the edit would give: %v); edit it by hand", err)
+	}
+	return out, nil
 }
 
 func newEditDoc(data []byte) (*editDoc, error) {
@@ -629,7 +642,7 @@ func (d *editDoc) appendEntry(name string, kind yaml.Kind, defFlow bool, render 
 		return fmt.Errorf("line %d: %s: should be %s", v.Line, name, what)
 	}
 	if null || len(v.Content) == 0 {
-		if v.Value != "" || v.Kind != yaml.ScalarNode {
+		if v.Kind != yaml.ScalarNode || d.written(v) {
 			if err := d.stripValue(name, v); err != nil {
 				return err
 			}
@@ -660,12 +673,27 @@ func (d *editDoc) appendEntry(name string, kind yaml.Kind, defFlow bool, render 
 	return nil
 }
 
-// stripValue removes an empty value ("{}", "[]", "~", "null") after a
-// section key, keeping a comment after it, and re-reads the document.
+// written reports whether the null value v is written out ("~", "null", a
+// tag such as "!" or "!!null"), not left empty: an empty value's position
+// is right after its key's colon, where only blanks or a comment follow.
+func (d *editDoc) written(v *yaml.Node) bool {
+	if v.Line < 1 || v.Line > len(d.lines) {
+		return false
+	}
+	t := d.text(v.Line)
+	rest := strings.TrimSpace(t[editByteCol(t, v.Column):])
+	return rest != "" && !strings.HasPrefix(rest, "#")
+}
+
+// stripValue removes an empty value ("{}", "[]", "~", "null", a tag on
+// nothing) after a section key, keeping a comment after it, and re-reads
+// the document.
 func (d *editDoc) stripValue(name string, v *yaml.Node) error {
 	t := d.text(v.Line)
 	start := editByteCol(t, v.Column)
-	end := start + len(v.Value)
+	// A scalar as written, up to a blank: longer than v.Value for a tag
+	// ("!!null" has the value "").
+	end := start + strings.IndexAny(t[start:]+" ", " \t")
 	if v.Kind != yaml.ScalarNode {
 		i := strings.IndexAny(t[start:], "}]")
 		if i < 0 {

@@ -321,6 +321,9 @@ func TestEditErrors(t *testing.T) {
 		{"a scalar", "~\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "top level is not a mapping"},
 		{"two documents", "a: 1\n---\nb: 2\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "more than one YAML document"},
 		{"end marker", "a: 1\n...\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "line 2: remove the end-of-document marker"},
+		{"a layout the editor does not know", "peers:\n ?\n", func(b []byte) ([]byte, error) {
+			return AddPeer(b, PeerEntry{Name: "x", Network: "payments", PublicKey: key, Address: addr})
+		}, "edit it by hand"},
 		{"lone CR", "a: 1\rb: 2\r\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "carriage return without a newline"},
 		{"explicit key", "? peers\n: {}\n", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "line 1: explicit keys (? key) are not supported"},
 		{"UTF-16", "\xfe\xff\x00a\x00:", func(b []byte) ([]byte, error) { return RemovePeer(b, "a") }, "not UTF-8"},
@@ -400,6 +403,16 @@ func TestEditShapes(t *testing.T) {
 			"tilde section with comments inside", "peers: ~\n  # add peers here\ntests: []\n",
 			func(b []byte) ([]byte, error) { return AddPeer(b, peer) },
 			"peers:\n  # add peers here\n  b:\n    network: n\n    public_key: " + key + "\n    address: 10.0.0.2\ntests: []\n",
+		},
+		{
+			"tagged null section", "networks: !!null # none yet\ntests: []\n",
+			func(b []byte) ([]byte, error) { return AddNetwork(b, "b", netip.MustParsePrefix("10.0.2.0/24")) },
+			"networks: # none yet\n  b: {prefix: 10.0.2.0/24}\ntests: []\n",
+		},
+		{
+			"bare tag below the key", "networks:\n !\ntests: []\n",
+			func(b []byte) ([]byte, error) { return AddNetwork(b, "b", netip.MustParsePrefix("10.0.2.0/24")) },
+			"networks:\n  b: {prefix: 10.0.2.0/24}\ntests: []\n",
 		},
 		{
 			"names that need quotes", "peers:\n  a:\n    network: n\n",

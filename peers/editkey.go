@@ -52,7 +52,7 @@ func SetPublicKey(data []byte, name string, key Key) ([]byte, error) {
 		newRaw = `"` + newRaw + `"`
 	}
 	d.lines[v.Line-1] = line[:at] + newRaw + line[at+len(raw):]
-	return d.bytes(), nil
+	return d.result()
 }
 
 // mapValue returns the value of key in mapping n (exact match), or nil.

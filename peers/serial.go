@@ -120,7 +120,7 @@ func SetExpires(data []byte, t time.Time) ([]byte, error) {
 			at = s.Line
 		}
 		d.insert(at, []string{strings.Repeat(" ", d.rootIndent()) + "expires: " + text})
-		return d.bytes(), nil
+		return d.result()
 	}
 	if v.Kind != yaml.ScalarNode || v.Line < 1 || v.Line > len(d.lines) {
 		return nil, fmt.Errorf("line %d: expires: not a plain time; edit it by hand", v.Line)
@@ -138,5 +138,5 @@ func SetExpires(data []byte, t time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("line %d: expires: spans lines; edit it by hand", v.Line)
 	}
 	d.lines[v.Line-1] = line[:at] + text + line[at+len(raw):]
-	return d.bytes(), nil
+	return d.result()
 }
