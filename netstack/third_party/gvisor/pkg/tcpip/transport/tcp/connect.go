@@ -674,7 +674,7 @@ func (h *handshake) transitionToStateEstablishedLocked(s *segment) {
 	}
 
 	h.ep.rcvQueueMu.Lock()
-	h.ep.rcv = newReceiver(h.ep, h.ackNum-1, h.rcvWnd, h.effectiveRcvWndScale())
+	h.ep.rcv = newReceiver(h.ep, h.ackNum-1, h.rcvWnd, h.effectiveRcvWndScale()).init()
 	// Bootstrap the auto tuning algorithm. Starting at zero will
 	// result in a really large receive window after the first auto
 	// tuning adjustment.

@@ -1189,6 +1189,9 @@ func (e *Endpoint) cleanupLocked() {
 		e.snd.reorderTimer.cleanup()
 		e.snd.corkTimer.cleanup()
 	}
+	if e.rcv != nil {
+		e.rcv.sackTimer.cleanup()
+	}
 
 	if e.finWait2Timer != nil {
 		e.finWait2Timer.Stop()
