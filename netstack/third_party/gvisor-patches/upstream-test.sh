@@ -39,7 +39,8 @@ git --git-dir="$git" archive "$commit" "$tcp" pkg/tcpip/testutil pkg/tcpip/check
 	tar -x -C "$tmp" --wildcards '*_test.go' "$tcp/testing/*" "$tcp/test/*" 'pkg/tcpip/testutil/*' 'pkg/tcpip/checker/*' 'pkg/test/testutil/*'
 find "$tmp" -name BUILD -delete
 # nodewire's own tests of the patched package (testdata/*_test.go, package
-# tcp) go next to its sources.
+# tcp, or tcp_test where they use the testing/context harness, which
+# imports tcp) go next to its sources.
 if [ -z "${UNPATCHED:-}" ]; then
 	for f in "$here"/testdata/*_test.go; do
 		[ -f "$f" ] && cp "$f" "$tmp/$tcp/"
