@@ -43,6 +43,11 @@ type Cell struct {
 	LossPermille int `json:"loss_permille,omitempty"`
 	// Burst drops 10 IPv4 frames in a row of every 200, each way.
 	Burst bool `json:"burst,omitempty"`
+	// Outage drops every frame, both ways at once, for Outage at the start
+	// of every OutageEvery (the wire's clock): a burst that counts time,
+	// not frames.
+	Outage      time.Duration `json:"outage,omitempty"`
+	OutageEvery time.Duration `json:"outage_every,omitempty"`
 	// Delay ± Jitter one way; Reorder is the share of frames held back
 	// ReorderGap longer, so later ones overtake them.
 	Delay      time.Duration `json:"delay,omitempty"`
@@ -78,6 +83,8 @@ var WANCells = []Cell{
 	{ID: CleanCell, Desc: "no impairment (the same wire, 0 loss, 0 delay, MTU 1500)"},
 	lossCell(5), lossCell(10), lossCell(20), lossCell(50), lossCell(100),
 	{ID: "burst", Burst: true, Desc: "burst loss: 10 frames in a row of every 200, each way (5%)"},
+	{ID: "outage", Outage: 10 * time.Millisecond, OutageEvery: 200 * time.Millisecond,
+		Desc: "burst loss in time: every frame both ways lost for 10 ms of every 200 (5%; a flapping link, a radio fade)"},
 	delayCell("delay20", 20*time.Millisecond, 2*time.Millisecond, 0),
 	{ID: "fifo20", Delay: 20 * time.Millisecond, Jitter: 2 * time.Millisecond,
 		Desc: "20ms ±2ms one way, nothing reordered (delay20 without its reordering, to tell the two apart)"},
@@ -181,6 +188,8 @@ type LinkStats struct {
 	FramesBA  uint64 `json:"frames_ba"`
 	DroppedAB uint64 `json:"dropped_ab"` // by nftables
 	DroppedBA uint64 `json:"dropped_ba"`
+	OutageAB  uint64 `json:"outage_ab"` // by the wire's outages (Cell.Outage)
+	OutageBA  uint64 `json:"outage_ba"`
 	GSO       uint64 `json:"gso_frames"` // frames longer than the MTU: should be 0
 	Reordered uint64 `json:"reordered"`
 	TailDrops uint64 `json:"tail_drops"`
@@ -389,6 +398,9 @@ func (l *wanLink) startWire(cell Cell) error {
 	defer out.Close()
 	args := []string{"netns", "exec", l.sw, l.nwatt, "wire", "-a", "wa0", "-b", "wb0",
 		"-delay", cell.Delay.String(), "-jitter", cell.Jitter.String(), "-reorder", strconv.FormatFloat(cell.Reorder, 'g', -1, 64)}
+	if cell.Outage > 0 {
+		args = append(args, "-outage", cell.Outage.String(), "-outage-every", cell.OutageEvery.String())
+	}
 	if cell.ReorderGap > 0 {
 		args = append(args, "-gap", cell.ReorderGap.String())
 	}
@@ -441,7 +453,8 @@ func (l *wanLink) stopWire() (LinkStats, error) {
 	if _, ok := kv["frames_ab"]; !ok {
 		return st, fmt.Errorf("wire printed no counters: %s", b)
 	}
-	st = LinkStats{FramesAB: kv["frames_ab"], FramesBA: kv["frames_ba"], GSO: kv["gso"], Reordered: kv["reordered"],
+	st = LinkStats{FramesAB: kv["frames_ab"], FramesBA: kv["frames_ba"], OutageAB: kv["outage_ab"], OutageBA: kv["outage_ba"],
+		GSO: kv["gso"], Reordered: kv["reordered"],
 		TailDrops: kv["tail_drops"], WriteErrs: kv["write_errors"], RxDrops: kv["rx_drops"],
 		Late: kv["late"], LateMaxUs: kv["late_max_us"]}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

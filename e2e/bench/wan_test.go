@@ -13,7 +13,8 @@ import (
 
 // TestWANSmoke runs the real-network matrix with tiny workloads on plain
 // distribution, nodewire userspace and nodewire over TCP 443 over three cells: the clean link, a
-// black hole (every IPv4 frame dropped) and a lossy, slow, reordering link.
+// black hole (every IPv4 frame dropped) and a lossy, slow, reordering link
+// with short outages.
 // It proves the harness works: figures are sane, both rows really cross the
 // impaired link (their round trips include its delay, nftables dropped
 // frames both ways, the wire saw no GSO frames), and a cell where nothing
@@ -25,8 +26,9 @@ func TestWANSmoke(t *testing.T) {
 	start := time.Now()
 	sz := QuickWANSizes
 	sz.Connect = 3 * time.Second
-	slow := Cell{ID: "slowloss", Desc: "1% loss, 5 ms ±1 ms, 5% reordered", LossPermille: 10,
-		Delay: 5 * time.Millisecond, Jitter: time.Millisecond, Reorder: 0.05, ReorderGap: time.Millisecond}
+	slow := Cell{ID: "slowloss", Desc: "1% loss, 5 ms ±1 ms, 5% reordered, 2 ms of every 100 out", LossPermille: 10,
+		Delay: 5 * time.Millisecond, Jitter: time.Millisecond, Reorder: 0.05, ReorderGap: time.Millisecond,
+		Outage: 2 * time.Millisecond, OutageEvery: 100 * time.Millisecond}
 	cells := []Cell{
 		{ID: "blackhole", LossPermille: 1000, Desc: "every IPv4 frame dropped"},
 		slow,
@@ -94,6 +96,9 @@ func TestWANSmoke(t *testing.T) {
 	lossy := rep.Cells[2]
 	if lossy.Link.DroppedAB == 0 || lossy.Link.DroppedBA == 0 || lossy.Link.Reordered == 0 {
 		t.Errorf("slowloss: the link dropped or reordered nothing: %+v", lossy.Link)
+	}
+	if lossy.Link.OutageAB == 0 || lossy.Link.OutageBA == 0 {
+		t.Errorf("slowloss: the wire's outages dropped nothing one way: %+v", lossy.Link)
 	}
 	for _, r := range rep.Rows {
 		f := lossy.Rows[r.ID]

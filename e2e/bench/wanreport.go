@@ -100,13 +100,17 @@ func PrintWANTable(w io.Writer, rep *WANReport) {
 			break
 		}
 	}
-	fmt.Fprintln(w, "\ncells (every row's hosts on either side of one link: nwattack wire for delay, nftables for loss):")
+	fmt.Fprintln(w, "\ncells (every row's hosts on either side of one link: nwattack wire for delay and outages, nftables for loss):")
 	for _, cr := range rep.Cells {
 		l := cr.Link
 		drop := ""
 		if l.DroppedAB+l.DroppedBA > 0 {
 			drop = fmt.Sprintf(", dropped %d a->b (%.2f%%) and %d b->a (%.2f%%)", l.DroppedAB, pct(l.DroppedAB, l.FramesAB+l.DroppedAB),
 				l.DroppedBA, pct(l.DroppedBA, l.FramesBA+l.DroppedBA))
+		}
+		if l.OutageAB+l.OutageBA > 0 {
+			drop += fmt.Sprintf(", lost in outages %d a->b (%.2f%%) and %d b->a (%.2f%%)", l.OutageAB, pct(l.OutageAB, l.FramesAB+l.DroppedAB+l.OutageAB),
+				l.OutageBA, pct(l.OutageBA, l.FramesBA+l.DroppedBA+l.OutageBA))
 		}
 		extra := ""
 		if l.Reordered > 0 {

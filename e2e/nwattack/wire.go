@@ -24,7 +24,10 @@ import (
 // it. Unlike link it carries any protocol (TCP too), so every way of
 // carrying distribution can cross the same impaired path. Loss is left to
 // nftables (bridge family) on the way in: that keeps the two concerns
-// apart and lets loss patterns (numgen inc) be exact.
+// apart and lets loss patterns (numgen inc) be exact. The one loss the
+// wire does itself is an outage (-outage D -outage-every P): every frame
+// either way is dropped for D at the start of every period P, as when a
+// link flaps or a radio fades; nftables can count frames but not time.
 //
 // Jitter never reorders on its own: a frame leaves no earlier than the
 // frame before it (a queue whose delay varies), since independent per-frame
@@ -47,12 +50,17 @@ func wire(args []string) error {
 	reorder := fs.Float64("reorder", 0, "probability a frame is held back by -gap (and overtaken)")
 	gap := fs.Duration("gap", 2*time.Millisecond, "extra delay of a reordered frame")
 	limit := fs.Int("limit", 100000, "frames queued per direction; more are tail-dropped")
+	outage := fs.Duration("outage", 0, "drop every frame, both ways, for this long at the start of every -outage-every")
+	outageEvery := fs.Duration("outage-every", time.Second, "the period of -outage")
 	fs.Parse(args)
 	if *aName == "" || *bName == "" {
 		return errors.New("wire: -a and -b are required")
 	}
 	if *jitter > *delay {
 		return fmt.Errorf("wire: -jitter %v larger than -delay %v", *jitter, *delay)
+	}
+	if *outage < 0 || *outage > 0 && *outage >= *outageEvery {
+		return fmt.Errorf("wire: -outage %v: want 0 or shorter than -outage-every %v", *outage, *outageEvery)
 	}
 	fa, err := packetSocket(*aName)
 	if err != nil {
@@ -62,10 +70,11 @@ func wire(args []string) error {
 	if err != nil {
 		return err
 	}
-	im := impairment{delay: *delay, jitter: *jitter, reorder: *reorder, gap: *gap, limit: *limit}
+	im := impairment{delay: *delay, jitter: *jitter, reorder: *reorder, gap: *gap, limit: *limit,
+		outage: *outage, outageEvery: *outageEvery, start: time.Now()}
 	ab := newDirection(fa, fb, *bName, im)
 	ba := newDirection(fb, fa, *aName, im)
-	fmt.Printf("wire up a=%s b=%s delay=%v jitter=%v reorder=%v gap=%v\n", *aName, *bName, *delay, *jitter, *reorder, *gap)
+	fmt.Printf("wire up a=%s b=%s delay=%v jitter=%v reorder=%v gap=%v outage=%v/%v\n", *aName, *bName, *delay, *jitter, *reorder, *gap, *outage, *outageEvery)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -84,8 +93,8 @@ func wire(args []string) error {
 			rxDrops += uint64(st.Drops)
 		}
 	}
-	fmt.Printf("frames_ab=%d frames_ba=%d bytes_ab=%d bytes_ba=%d gso=%d reordered=%d tail_drops=%d write_errors=%d rx_drops=%d late=%d late_max_us=%d\n",
-		ab.frames.Load(), ba.frames.Load(), ab.bytes.Load(), ba.bytes.Load(), ab.gso.Load()+ba.gso.Load(),
+	fmt.Printf("frames_ab=%d frames_ba=%d bytes_ab=%d bytes_ba=%d outage_ab=%d outage_ba=%d gso=%d reordered=%d tail_drops=%d write_errors=%d rx_drops=%d late=%d late_max_us=%d\n",
+		ab.frames.Load(), ba.frames.Load(), ab.bytes.Load(), ba.bytes.Load(), ab.outageDrops.Load(), ba.outageDrops.Load(), ab.gso.Load()+ba.gso.Load(),
 		ab.reordered.Load()+ba.reordered.Load(), ab.tailDrops.Load()+ba.tailDrops.Load(), ab.writeErrs.Load()+ba.writeErrs.Load(), rxDrops,
 		ab.late.Load()+ba.late.Load(), max(ab.lateMax.Load(), ba.lateMax.Load())/1000)
 	return err
@@ -136,9 +145,18 @@ type impairment struct {
 	delay, jitter, gap time.Duration
 	reorder            float64
 	limit              int
+	// outage drops every frame for outage at the start of every
+	// outageEvery, counted from start (one clock for both directions).
+	outage, outageEvery time.Duration
+	start               time.Time
 }
 
 func (im impairment) none() bool { return im.delay == 0 && im.jitter == 0 && im.reorder == 0 }
+
+// out says whether the link is down at now.
+func (im impairment) out(now time.Time) bool {
+	return im.outage > 0 && now.Sub(im.start)%im.outageEvery < im.outage
+}
 
 // direction carries frames from one socket to the other.
 type direction struct {
@@ -155,6 +173,7 @@ type direction struct {
 	pool sync.Pool
 
 	frames, bytes, gso, reordered, tailDrops, writeErrs atomic.Uint64
+	outageDrops                                         atomic.Uint64 // frames dropped by -outage, not in frames
 	// late counts frames sent more than lateThreshold after they were
 	// due, lateMax is the worst lateness (ns): a wire starved of CPU adds
 	// delay and jitter the cell did not ask for.
@@ -190,6 +209,11 @@ func (d *direction) run() error {
 			return fmt.Errorf("wire: read: %w", err)
 		}
 		if n <= vnetHdrLen {
+			d.pool.Put(bp)
+			continue
+		}
+		if d.im.out(time.Now()) {
+			d.outageDrops.Add(1)
 			d.pool.Put(bp)
 			continue
 		}
