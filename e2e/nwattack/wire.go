@@ -212,7 +212,7 @@ func (d *direction) run() error {
 			d.pool.Put(bp)
 			continue
 		}
-		if d.im.out(time.Now()) {
+		if d.im.outage > 0 && d.im.out(time.Now()) { // no clock read per frame without -outage
 			d.outageDrops.Add(1)
 			d.pool.Put(bp)
 			continue
